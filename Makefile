@@ -1,0 +1,46 @@
+# Thin entry points; the logic lives in scripts/ and the Python package.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup system venv build-sql demo test test-fast lint bench reliability soak clean
+
+setup: system venv
+
+system:
+	bash scripts/install-system-deps.sh
+
+venv: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	bash scripts/setup-venv.sh
+	touch $@
+
+build-sql:
+	python3 sql/build.py
+	$(MAKE) -s -C extension PG_CONFIG=$(PG_CONFIG) install
+
+demo: setup
+	$(PY) -m pgmlops.cli demo
+
+lint: venv
+	python3 sql/build.py --check
+	.venv/bin/ruff check pyclient tests bench migrations sql/build.py
+	.venv/bin/mypy
+
+test: setup lint
+	.venv/bin/pytest tests
+
+bench: setup
+	$(PY) -m bench
+
+reliability: setup
+	.venv/bin/pytest tests/reliability -m "reliability or not reliability" --run-slow
+
+soak: setup
+	$(PY) -m bench.soak
+
+clean:
+	rm -rf .venv .pgmlops

@@ -1,0 +1,147 @@
+"""The ``pgmlops`` command line (typer + rich). Every command takes --dsn (or PGMLOPS_DSN /
+DATABASE_URL; otherwise the local cluster) and --json where it prints results; failures
+exit non-zero with a one-line message."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import PgmlopsError
+
+app = typer.Typer(help="pgmlops: MLOps inside PostgreSQL.", no_args_is_help=True, add_completion=False)
+server_app = typer.Typer(help="Manage the local embedded cluster under $PGMLOPS_HOME (default ./.pgmlops).",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+DsnOption = Annotated[str | None, typer.Option("--dsn", help="Database URL (default: PGMLOPS_DSN, DATABASE_URL, "
+                                                              "then the local cluster).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fails_cleanly(fn: F) -> F:
+    """Turn expected errors into one red line and exit code 1 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import psycopg
+
+        try:
+            return fn(*args, **kwargs)
+        except (PgmlopsError, psycopg.Error) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            err_console.print(f"[red]error:[/red] {message}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_mapping(title: str, data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        return
+    table = Table(title=title, show_header=False)
+    for k, v in data.items():
+        table.add_row(str(k), str(v))
+    console.print(table)
+
+
+@server_app.command("start")
+@fails_cleanly
+def server_start(install: Annotated[bool, typer.Option(help="Install pgmlops into the database.")] = True) -> None:
+    """Start (initializing on first use) the local cluster.  Example: pgmlops server start"""
+    from .install import install as do_install
+    from .install import installed_version, latest_version
+    from .server import local_server
+
+    server = local_server()
+    server.start()
+    if install:
+        import psycopg
+
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            if installed_version(conn) != latest_version():
+                do_install(conn)
+    console.print(f"local cluster running: {server.url()}")
+
+
+@server_app.command("stop")
+@fails_cleanly
+def server_stop() -> None:
+    """Stop the local cluster.  Example: pgmlops server stop"""
+    from .server import local_server
+
+    local_server().stop()
+    console.print("local cluster stopped")
+
+
+@server_app.command("status")
+@fails_cleanly
+def server_status(as_json: JsonOption = False) -> None:
+    """Show whether the local cluster runs.  Example: pgmlops server status --json"""
+    from .server import local_server
+
+    server = local_server()
+    running = server.running()
+    print_mapping("local cluster", {"home": str(server.home), "running": running,
+                                    "url": server.url() if server.initialized() else None}, as_json)
+    if not running:
+        raise typer.Exit(3)
+
+
+@server_app.command("url")
+@fails_cleanly
+def server_url() -> None:
+    """Print the local cluster's connection URL.  Example: psql "$(pgmlops server url)" """
+    from .server import local_server
+
+    server = local_server()
+    if not server.initialized():
+        raise PgmlopsError("the local cluster is not initialized: run `pgmlops server start`")
+    sys.stdout.write(server.url() + "\n")
+
+
+@app.command("install")
+@fails_cleanly
+def install_cmd(dsn: DsnOption = None,
+                version: Annotated[str | None, typer.Option(help="Version to install (default: latest).")] = None,
+                python: Annotated[bool | None, typer.Option("--python/--no-python",
+                                                            help="Also install pgmlops_python (default: when "
+                                                                 "plpython3u is available).")] = None) -> None:
+    """Install or upgrade pgmlops with the bundled SQL (no server file access needed).
+
+    Example: pgmlops install --dsn postgresql://admin@db/app --no-python
+    """
+    from .client import resolve_dsn
+    from .install import install
+
+    installed = install(resolve_dsn(dsn), version=version, python=python)
+    console.print(f"pgmlops {installed} installed")
+
+
+@app.command("info")
+@fails_cleanly
+def info_cmd(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """Print versions of pgmlops, pgvector, PostgreSQL and PL/Python.  Example: pgmlops info --json"""
+    from .client import connect
+
+    with connect(dsn) as client:
+        print_mapping("mlops.info()", client.info(), as_json)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

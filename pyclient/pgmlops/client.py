@@ -1,0 +1,127 @@
+"""Connection and the Client: one entry point that wraps the SQL API by capability.
+
+``pgmlops.connect()`` resolves the database from ``dsn``, then ``PGMLOPS_DSN``, then
+``DATABASE_URL``, then the local embedded cluster. Connecting never installs anything.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .errors import PgmlopsError
+
+if TYPE_CHECKING:
+    from .drift import Drift
+    from .embeddings import Embeddings
+    from .experiments import Experiments
+    from .feature_store import FeatureStore
+    from .predictions import Predictions
+    from .registry import Registry
+
+Connection = psycopg.Connection[Any]
+
+
+def resolve_dsn(dsn: str | None = None) -> str:
+    """The DSN to use: explicit, PGMLOPS_DSN, DATABASE_URL, or the running local cluster."""
+    for candidate in (dsn, os.environ.get("PGMLOPS_DSN"), os.environ.get("DATABASE_URL")):
+        if candidate:
+            return candidate
+    from .server import local_server
+
+    server = local_server()
+    if not server.running():
+        raise PgmlopsError("no database given (--dsn, PGMLOPS_DSN or DATABASE_URL) and the local cluster "
+                           f"under {server.home} is not running: run `pgmlops server start`")
+    return server.url()
+
+
+def open_connection(dsn: str, autocommit: bool = True) -> Connection:
+    """A psycopg connection with pgvector's types registered when the extension exists."""
+    conn: Connection = psycopg.connect(dsn, autocommit=autocommit, row_factory=dict_row)
+    if conn.execute("select 1 from pg_catalog.pg_extension where extname = 'vector'").fetchone():
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+    return conn
+
+
+class Client:
+    """pgmlops client: ``client.features``, ``.registry``, ``.predictions``, ``.experiments``,
+    ``.drift`` and ``.embeddings`` wrap the SQL functions of each capability."""
+
+    def __init__(self, dsn: str, read_dsn: str | None = None) -> None:
+        self.dsn = dsn
+        self.read_dsn = read_dsn
+        self.conn = open_connection(dsn)
+
+    @cached_property
+    def read_conn(self) -> Connection:
+        """Connection for read-only paths: the standby when ``read_dsn`` was given."""
+        return open_connection(self.read_dsn) if self.read_dsn else self.conn
+
+    def close(self) -> None:
+        if "read_conn" in self.__dict__ and self.read_conn is not self.conn:
+            self.read_conn.close()
+        self.conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def version(self) -> str:
+        row = self.conn.execute("select mlops.version() as v").fetchone()
+        assert row is not None
+        return str(row["v"])
+
+    def info(self) -> dict[str, Any]:
+        row = self.conn.execute("select mlops.info() as i").fetchone()
+        assert row is not None
+        return dict(row["i"])
+
+    @cached_property
+    def features(self) -> FeatureStore:
+        from .feature_store import FeatureStore
+
+        return FeatureStore(self)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from .registry import Registry
+
+        return Registry(self)
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        from .predictions import Predictions
+
+        return Predictions(self)
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        from .experiments import Experiments
+
+        return Experiments(self)
+
+    @cached_property
+    def drift(self) -> Drift:
+        from .drift import Drift
+
+        return Drift(self)
+
+    @cached_property
+    def embeddings(self) -> Embeddings:
+        from .embeddings import Embeddings
+
+        return Embeddings(self)
+
+
+def connect(dsn: str | None = None, read_dsn: str | None = None) -> Client:
+    """Open a Client on ``dsn`` (or PGMLOPS_DSN / DATABASE_URL / the local cluster)."""
+    return Client(resolve_dsn(dsn), read_dsn)

@@ -1,0 +1,15 @@
+"""Drift detection: profiles, monitors, results, reports (wraps mlops.* SQL)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+class Drift:
+    """``client.drift``"""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client

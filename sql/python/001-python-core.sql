@@ -1,0 +1,36 @@
+-- pgmlops_python core: where the server's Python finds packages, and what it has.
+
+-- Adds the directory named by the GUC pgmlops.site_packages (e.g. a venv's site-packages
+-- holding scikit-learn or sentence-transformers) to the server's sys.path, once per session.
+create or replace function mlops._py_setup() returns text
+language plpython3u volatile set search_path = pg_catalog, pg_temp
+as $$
+import sys
+extra = plpy.execute("select pg_catalog.current_setting('pgmlops.site_packages', true) as p")[0]["p"]
+if extra:
+    for path in extra.split(":"):
+        if path and path not in sys.path:
+            sys.path.append(path)
+return extra or ""
+$$;
+comment on function mlops._py_setup() is
+  'Private: appends the directories in GUC pgmlops.site_packages (colon-separated) to the server Python''s sys.path.';
+
+-- What the server's Python can import, for support and for choosing inference flavors.
+create or replace function mlops.python_info() returns jsonb
+language plpython3u volatile set search_path = pg_catalog, pg_temp
+as $$
+import json, sys, importlib
+plpy.execute("select mlops._py_setup()")
+mods = {}
+for name in ("numpy", "sklearn", "onnxruntime", "sentence_transformers", "torch"):
+    try:
+        mods[name] = getattr(importlib.import_module(name), "__version__", "unknown")
+    except Exception:
+        mods[name] = None
+return json.dumps({"python": sys.version.split()[0], "executable": sys.executable, "modules": mods})
+$$;
+comment on function mlops.python_info() is
+  'Python version of the server and versions of numpy, scikit-learn, onnxruntime, sentence-transformers, torch it can import (null when missing).';
+
+grant execute on function mlops.python_info() to mlops_reader;
