@@ -115,9 +115,9 @@ def test_bundled_install_refuses_extension_database(dsn: str) -> None:
 def test_create_extension_refuses_bundled_database(database_factory: Callable[..., str]) -> None:
     dsn = database_factory("bundled", prefix="bundled_then_ext")
     before = snapshot(dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        with pytest.raises(psycopg.Error, match="does not belong to extension pgmlops"):
-            conn.execute("create extension pgmlops")
+    expected = "does not belong to extension pgmlops"
+    with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(psycopg.Error, match=expected):
+        conn.execute("create extension pgmlops")
     assert snapshot(dsn) == before
 
 

@@ -8,8 +8,8 @@ failure leaves nothing half-installed.
 from __future__ import annotations
 
 import re
-from typing import Any
 from importlib import resources
+from typing import Any
 
 import psycopg
 
