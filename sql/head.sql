@@ -1,6 +1,9 @@
 -- head: runs first in every install of pgmlops (CREATE EXTENSION, ALTER EXTENSION UPDATE,
 -- pgmlops.install(), alembic). It refuses mixed install modes and hostile pre-created
 -- objects, pins search_path for the rest of the script, and creates the ledger.
+-- CVE-2018-1058: the head's own queries must not resolve operators (e.g. oid = regclass)
+-- through the caller's search_path; the DO block below widens it to the vector schema.
+set local search_path = pg_catalog, pg_temp;
 do $head$
 declare
   mode text := coalesce(nullif(pg_catalog.current_setting('pgmlops.install_mode', true), ''), 'extension');

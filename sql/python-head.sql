@@ -1,4 +1,7 @@
 -- python-head: runs first in every install of pgmlops_python.
+-- CVE-2018-1058: the head's own queries must not resolve operators (e.g. oid = regclass)
+-- through the caller's search_path; the DO block below widens it to the vector schema.
+set local search_path = pg_catalog, pg_temp;
 do $head$
 declare
   mode text := coalesce(nullif(pg_catalog.current_setting('pgmlops.install_mode', true), ''), 'extension');

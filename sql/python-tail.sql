@@ -1,5 +1,7 @@
 -- tail: runs last in every install. Enforces the security baseline on whatever the
 -- files above created, so a forgotten clause fails the install instead of shipping.
+-- Pin the lookup path for the tail's own queries (pgspot tracks SET, not set_config).
+set local search_path = pg_catalog, pg_temp;
 do $tail$
 declare
   fn record;
