@@ -1,0 +1,20 @@
+-- Grants of the registry. Functions are SECURITY INVOKER: roles get the table rights the
+-- functions they may call need. PUBLIC gets nothing (tail.sql).
+grant select on mlops.models, mlops.model_versions, mlops.model_aliases, mlops.alias_events,
+                mlops.promotion_policies, mlops.training_job_queue, mlops.training_job_logs to mlops_reader;
+grant insert, update on mlops.models, mlops.model_versions, mlops.training_job_queue to mlops_admin;
+grant insert, update, delete on mlops.model_aliases, mlops.promotion_policies to mlops_admin;
+grant insert on mlops.alias_events, mlops.training_job_logs to mlops_admin;
+grant execute on function mlops._model_id(text), mlops._resolve_version(text, text), mlops.get_version(text, text),
+                          mlops.compare_versions(text, integer, integer), mlops._signature_width(jsonb)
+  to mlops_reader;
+grant execute on function
+  mlops.register_model(text, text, text, jsonb, boolean),
+  mlops.create_model_version(text, bytea, text, text, jsonb, jsonb, jsonb, text, bigint, jsonb, text, text),
+  mlops._check_linear(jsonb), mlops._sync_stages(bigint), mlops._hours_under_alias(bigint, text, bigint),
+  mlops._call_check(text, text, integer), mlops._policy_failures(bigint, text, bigint), mlops._check_rules(jsonb),
+  mlops.set_promotion_policy(text, text, jsonb),
+  mlops._move_alias(bigint, text, bigint, text, text, boolean, jsonb),
+  mlops.set_alias(text, text, integer, text, boolean), mlops.delete_alias(text, text, text),
+  mlops.rollback(text, text, text), mlops.set_version_status(text, integer, text)
+  to mlops_admin;
