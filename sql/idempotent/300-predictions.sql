@@ -1,0 +1,444 @@
+-- Prediction logging: partition management, retention, single and set-based logging,
+-- staged COPY ingestion, feedback.
+
+-- Creates the partition of mlops.predictions holding ts (bounds aligned on the configured
+-- interval, UTC, clipped to neighbours) plus `premake` partitions after it. Security definer:
+-- writers log rows but only the owner of mlops.predictions may create partitions.
+create or replace function mlops._ensure_prediction_partition(ts timestamptz) returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cfg mlops.prediction_settings;
+  lo timestamptz;
+  hi timestamptz;
+  made integer := 0;
+  i integer;
+  part text;
+begin
+  if ts is null or not pg_catalog.isfinite(ts) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at %s: must be a finite time', ts);
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
+  select * into cfg from mlops.prediction_settings;
+  -- partitions ahead only around now: a backfill of old rows makes just the partition it needs
+  for i in 0 .. case when ts >= pg_catalog.now() - cfg.partition_interval then cfg.premake else 0 end loop
+    lo := pg_catalog.date_bin(cfg.partition_interval, ts + cfg.partition_interval * i, '2000-01-01 00:00+00');
+    continue when exists (select from mlops.prediction_partitions p
+                           where p.lower_bound <= lo and p.upper_bound > lo);
+    hi := lo + cfg.partition_interval;
+    -- clip to neighbours made with another interval
+    lo := greatest(lo, (select max(p.upper_bound) from mlops.prediction_partitions p where p.upper_bound <= lo));
+    hi := least(hi, (select min(p.lower_bound) from mlops.prediction_partitions p where p.lower_bound > lo));
+    part := 'predictions_p' || pg_catalog.to_char(lo at time zone 'UTC', 'YYYYMMDD"T"HH24MISS');
+    execute pg_catalog.format('create table mlops.%I partition of mlops.predictions for values from (%L) to (%L)',
+                              part, lo, hi);
+    insert into mlops.prediction_partitions (name, lower_bound, upper_bound) values (part, lo, hi);
+    made := made + 1;
+  end loop;
+  return made;
+end
+$$;
+comment on function mlops._ensure_prediction_partition(timestamptz) is
+  'Private: creates the partition of mlops.predictions covering ts and the configured number of partitions ahead.';
+
+-- Changes partition width, partitions made ahead and retention. A new width applies to
+-- partitions created afterwards (existing ones keep their bounds).
+create or replace function mlops.configure_predictions(partition_interval interval default null,
+                                                       premake integer default null,
+                                                       retention interval default null) returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  result jsonb;
+begin
+  if partition_interval is not null and (pg_catalog.date_part('month', partition_interval) <> 0
+     or pg_catalog.date_part('year', partition_interval) <> 0 or partition_interval < interval '1 hour'
+     or partition_interval > interval '366 days') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid partition_interval %s: must be between 1 hour and 366 days, in days/hours',
+                                  partition_interval),
+      hint = 'Use e.g. ''1 day'', ''6 hours'' or ''7 days'' (months are not fixed-width).';
+  end if;
+  if premake is not null and (premake < 0 or premake > 366) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid premake %s: must be 0..366', premake);
+  end if;
+  if retention is not null and retention <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid retention %s: must be positive', retention);
+  end if;
+  update mlops.prediction_settings s
+     set partition_interval = coalesce(configure_predictions.partition_interval, s.partition_interval),
+         premake = coalesce(configure_predictions.premake, s.premake),
+         retention = coalesce(configure_predictions.retention, s.retention),
+         updated_at = pg_catalog.now()
+  returning pg_catalog.jsonb_build_object('partition_interval', s.partition_interval::text, 'premake', s.premake,
+                                          'retention', s.retention::text) into result;
+  return result;
+end
+$$;
+comment on function mlops.configure_predictions(interval, integer, interval) is
+  'Sets the partition width (default 1 day), partitions created ahead (default 3) and retention of mlops.predictions.';
+
+-- Drops every partition lying wholly before ts, with the request keys and feedback of that time.
+-- A partition straddling ts is kept whole. Returns the number of partitions dropped.
+create or replace function mlops.drop_predictions_before(ts timestamptz) returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  part record;
+  dropped integer := 0;
+  cutoff timestamptz;
+begin
+  if ts is null or not pg_catalog.isfinite(ts) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid ts %s: must be a finite time', ts);
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
+  for part in select p.name, p.upper_bound from mlops.prediction_partitions p where p.upper_bound <= ts
+               order by p.lower_bound loop
+    execute pg_catalog.format('drop table if exists mlops.%I', part.name);
+    delete from mlops.prediction_partitions p where p.name = part.name;
+    cutoff := part.upper_bound;
+    dropped := dropped + 1;
+  end loop;
+  if cutoff is not null then
+    delete from mlops.prediction_requests r where r.created_at < cutoff;
+    delete from mlops.prediction_feedback f
+     where f.created_at < cutoff
+       and not exists (select from mlops.prediction_requests r where r.request_id = f.request_id);
+  end if;
+  return dropped;
+end
+$$;
+comment on function mlops.drop_predictions_before(timestamptz) is
+  'Drops the partitions of mlops.predictions that end at or before ts (whole partitions only) and their request keys.';
+
+-- Scheduled upkeep (pg_cron, the CLI or any job runner): partitions ahead of now, retention.
+create or replace function mlops.maintain_predictions() returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  made integer;
+  dropped integer := 0;
+  keep interval;
+begin
+  made := mlops._ensure_prediction_partition(pg_catalog.now());
+  select s.retention into keep from mlops.prediction_settings s;
+  if keep is not null then
+    dropped := mlops.drop_predictions_before(pg_catalog.now() - keep);
+  end if;
+  return pg_catalog.jsonb_build_object('created', made, 'dropped', dropped);
+end
+$$;
+comment on function mlops.maintain_predictions() is
+  'Creates partitions ahead of now and applies the retention setting; schedule it (e.g. hourly).';
+
+-- Resolves (model, version, alias) to a model_versions row: version wins, then alias, then the latest version.
+-- Security definer so writers need no rights on the registry tables.
+create or replace function mlops._prediction_version(model text, version integer, alias text,
+                                                     out version_id bigint, out version_number integer,
+                                                     out vector_dim integer)
+language plpgsql stable security definer parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  select v.id, v.version, (v.signature ->> 'feature_vector_dim')::integer
+    into version_id, version_number, vector_dim
+    from mlops.models m join mlops.model_versions v on v.model_id = m.id
+   where m.name = _prediction_version.model
+     and case when _prediction_version.version is not null then v.version = _prediction_version.version
+              when _prediction_version.alias is not null then
+                v.id = (select a.version_id from mlops.model_aliases a
+                         where a.model_id = m.id and a.alias = _prediction_version.alias)
+              else true end
+   order by v.version desc limit 1;
+  if version_id is null then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('unknown model %s (version %s, alias %s)', coalesce(pg_catalog.quote_literal(model), 'NULL'),
+                                  coalesce(version::text, '-'), coalesce(alias, '-')),
+      hint = 'Register the model and version first (mlops.models / mlops.model_versions).';
+  end if;
+end
+$$;
+comment on function mlops._prediction_version(text, integer, text) is
+  'Private: resolves model + version or alias (latest version when neither) to its id; 42704 when unknown.';
+
+-- Logs one prediction in one round trip; returns its id. Logging a request_id again keeps
+-- the first row and returns its id (also under concurrent duplicates: the request key row
+-- is the lock). Features are limited to 64 KiB.
+create or replace function mlops.log_prediction(model text, request_id text default null, version integer default null,
+                                                alias text default null, features jsonb default null,
+                                                output jsonb default null, score float8 default null,
+                                                label text default null, confidence float8 default null,
+                                                latency_ms float8 default null, error text default null,
+                                                unit_id text default null, experiment text default null,
+                                                variant text default null, feature_vector vector default null,
+                                                created_at timestamptz default null) returns bigint
+language plpgsql volatile set search_path from current
+as $$
+declare
+  ver record;
+  ts timestamptz := coalesce(log_prediction.created_at, pg_catalog.now());
+  rid text := coalesce(log_prediction.request_id, pg_catalog.gen_random_uuid()::text);
+  new_id bigint;
+  old_id bigint;
+begin
+  if latency_ms is not null and (latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid latency_ms %s: must be a finite number >= 0', latency_ms);
+  end if;
+  if confidence is not null and not (confidence between 0 and 1) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid confidence %s: must be in [0, 1]', confidence);
+  end if;
+  if score is not null and score in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid score %s: must be finite', score);
+  end if;
+  if features is not null and pg_catalog.pg_column_size(features) > 65536 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('invalid features: %s bytes, the limit is 65536 (64 KiB)', pg_catalog.pg_column_size(features));
+  end if;
+  if pg_catalog.length(rid) not between 1 and 200 then
+    raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
+  end if;
+  ver := mlops._prediction_version(model, version, alias);
+  if feature_vector is not null and ver.vector_dim is not null and vector_dims(feature_vector) <> ver.vector_dim then
+    raise exception using errcode = '22000',
+      message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
+                                  vector_dims(feature_vector), model, ver.version_number, ver.vector_dim);
+  end if;
+  if not exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) then
+    perform mlops._ensure_prediction_partition(ts);
+  end if;
+  new_id := pg_catalog.nextval('mlops.predictions_id_seq');
+  insert into mlops.prediction_requests as r (request_id, prediction_id, created_at) values (rid, new_id, ts)
+  on conflict on constraint prediction_requests_pkey do nothing;
+  if not found then
+    select r.prediction_id into old_id from mlops.prediction_requests r where r.request_id = rid;
+    return old_id;
+  end if;
+  insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment, variant,
+                                 unit_id, features, feature_vector, output, score, label, confidence, latency_ms,
+                                 error, created_at)
+  values (new_id, rid, log_prediction.model, ver.version_number, ver.version_id, log_prediction.alias,
+          log_prediction.experiment, log_prediction.variant, log_prediction.unit_id, log_prediction.features,
+          log_prediction.feature_vector, log_prediction.output, log_prediction.score, log_prediction.label,
+          log_prediction.confidence, log_prediction.latency_ms, log_prediction.error, ts);
+  return new_id;
+end
+$$;
+comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb, float8, text, float8, float8, text,
+                                         text, text, text, vector, timestamptz) is
+  'Logs one prediction (idempotent on request_id; a repeat returns the first row''s id). features <= 64 KiB, '
+  'latency_ms finite and >= 0, confidence in [0, 1].';
+
+-- Set-based ingestion shared by log_predictions(jsonb) and the COPY staging path: validates
+-- every row first (nothing is written when one is bad), creates missing partitions, then
+-- claims request keys and inserts only the rows whose key it claimed.
+create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
+language plpgsql volatile set search_path from current
+as $$
+declare
+  chk record;
+  bad record;
+  b timestamptz;
+  step interval;
+  inserted bigint;
+begin
+  execute pg_catalog.format($q$
+    select pg_catalog.count(*) as n, pg_catalog.min(coalesce(created_at, pg_catalog.now())) as lo,
+           pg_catalog.max(coalesce(created_at, pg_catalog.now())) as hi,
+           pg_catalog.count(*) filter (where latency_ms < 0 or latency_ms in ('NaN', 'Infinity')) as bad_latency,
+           pg_catalog.count(*) filter (where not confidence between 0 and 1) as bad_confidence,
+           pg_catalog.count(*) filter (where score in ('NaN', 'Infinity', '-Infinity')) as bad_score,
+           pg_catalog.count(*) filter (where pg_catalog.pg_column_size(features) > 65536) as bad_features,
+           pg_catalog.count(*) filter (where model is null) as bad_model,
+           pg_catalog.count(*) filter (where request_id is not null
+                                         and pg_catalog.length(request_id) not between 1 and 200) as bad_request,
+           pg_catalog.count(*) filter (where not pg_catalog.isfinite(created_at)) as bad_time
+      from %s$q$, source) using rows into chk;
+  if chk.bad_latency > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid latency_ms in %s rows: must be a finite number >= 0', chk.bad_latency);
+  elsif chk.bad_confidence > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid confidence in %s rows: must be in [0, 1]', chk.bad_confidence);
+  elsif chk.bad_score > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid score in %s rows: must be finite', chk.bad_score);
+  elsif chk.bad_features > 0 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('invalid features in %s rows: the limit is 65536 bytes (64 KiB)', chk.bad_features);
+  elsif chk.bad_model > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model in %s rows: must not be null', chk.bad_model);
+  elsif chk.bad_request > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid request_id in %s rows: must be 1 to 200 characters', chk.bad_request);
+  elsif chk.bad_time > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at in %s rows: must be finite', chk.bad_time);
+  end if;
+  if chk.n = 0 then
+    return 0;
+  end if;
+  -- every (model, version, alias) must resolve; vectors must match the version's dimension
+  for bad in execute pg_catalog.format($q$
+    select g.model, g.version, g.alias, g.dmin, g.dmax, v.vector_dim, v.version_number
+      from (select s.model, s.version, s.alias, pg_catalog.max(vector_dims(s.feature_vector)) as dmax,
+                   pg_catalog.min(vector_dims(s.feature_vector)) as dmin
+              from (select * from %s) s group by 1, 2, 3) g
+      cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v$q$, source) using rows loop
+    if bad.vector_dim is not null and (bad.dmin <> bad.vector_dim or bad.dmax <> bad.vector_dim) then
+      raise exception using errcode = '22000',
+        message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
+                                    case when bad.dmin <> bad.vector_dim then bad.dmin else bad.dmax end,
+                                    bad.model, bad.version_number, bad.vector_dim);
+    end if;
+  end loop;
+  select s.partition_interval into step from mlops.prediction_settings s;
+  if chk.hi - chk.lo <= step * 8 then
+    b := chk.lo;
+    while b < chk.hi + step loop
+      if not exists (select from mlops.prediction_partitions p
+                      where p.lower_bound <= least(b, chk.hi) and p.upper_bound > least(b, chk.hi)) then
+        perform mlops._ensure_prediction_partition(least(b, chk.hi));
+      end if;
+      b := b + step;
+    end loop;
+  else  -- sparse backfill: only the buckets that hold rows
+    for b in execute pg_catalog.format($q$
+      select pg_catalog.min(t) from (select coalesce(s.created_at, pg_catalog.now()) as t from (select * from %s) s) x
+       group by pg_catalog.date_bin($2, x.t, '2000-01-01 00:00+00')$q$, source) using rows, step loop
+      if not exists (select from mlops.prediction_partitions p where p.lower_bound <= b and p.upper_bound > b) then
+        perform mlops._ensure_prediction_partition(b);
+      end if;
+    end loop;
+  end if;
+  execute pg_catalog.format($q$
+    with src as materialized (
+      select pg_catalog.nextval('mlops.predictions_id_seq') as id,
+             coalesce(s.request_id, pg_catalog.gen_random_uuid()::text) as request_id,
+             coalesce(s.created_at, pg_catalog.now()) as created_at, s.model, s.version, s.alias, s.experiment,
+             s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
+             s.latency_ms, s.error
+        from (select * from %s) s),
+    vers as (
+      select g.model, g.version, g.alias, v.version_id, v.version_number
+        from (select distinct s.model, s.version, s.alias from src s) g
+        cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v),
+    claimed as (
+      insert into mlops.prediction_requests (request_id, prediction_id, created_at)
+      select s.request_id, s.id, s.created_at from src s
+      on conflict (request_id) do nothing
+      returning prediction_id),
+    ins as (
+      insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                     variant, unit_id, features, feature_vector, output, score, label, confidence,
+                                     latency_ms, error, created_at)
+      select s.id, s.request_id, s.model, v.version_number, v.version_id, s.alias, s.experiment, s.variant,
+             s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms,
+             s.error, s.created_at
+        from src s
+        join vers v on v.model = s.model and v.version is not distinct from s.version
+                   and v.alias is not distinct from s.alias
+       where s.id in (select c.prediction_id from claimed c)
+      returning 1)
+    select pg_catalog.count(*) from ins$q$, source) using rows into inserted;
+  return inserted;
+end
+$$;
+comment on function mlops._ingest_predictions(text, jsonb) is
+  'Private: validates, partitions and inserts predictions read from a row source (jsonb recordset or staging table).';
+
+-- Set-based logging of a JSON array of prediction objects (keys = log_prediction's arguments).
+-- Returns how many rows were new (duplicates of logged request_ids are skipped).
+create or replace function mlops.log_predictions(predictions jsonb) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if predictions is null or pg_catalog.jsonb_typeof(predictions) <> 'array' then
+    raise exception using errcode = '22023', message = 'invalid predictions: must be a JSON array of objects',
+      hint = 'e.g. [{"model": "churn", "request_id": "r1", "score": 0.7, "latency_ms": 3.2}]';
+  end if;
+  if exists (select from pg_catalog.jsonb_array_elements(predictions) e where pg_catalog.jsonb_typeof(e) <> 'object') then
+    raise exception using errcode = '22023', message = 'invalid predictions: every element must be a JSON object';
+  end if;
+  return mlops._ingest_predictions(
+    'pg_catalog.jsonb_to_recordset($1) as x(request_id text, model text, version integer, alias text, experiment text, '
+    'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
+    'confidence float8, latency_ms float8, error text, created_at timestamptz)', predictions);
+end
+$$;
+comment on function mlops.log_predictions(jsonb) is
+  'Logs a JSON array of predictions in one set-based statement; returns the number of new rows (repeats skipped).';
+
+-- Creates (or empties) this session's staging table for COPY; returns its name.
+create or replace function mlops.create_prediction_staging() returns regclass
+language plpgsql volatile set search_path from current
+as $$
+begin
+  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
+    create temp table mlops_prediction_staging (
+      request_id text, model text, version integer, alias text, experiment text, variant text, unit_id text,
+      features jsonb, feature_vector vector, output jsonb, score float8, label text, confidence float8,
+      latency_ms float8, error text, created_at timestamptz);
+  else
+    truncate pg_temp.mlops_prediction_staging;
+  end if;
+  return 'pg_temp.mlops_prediction_staging'::regclass;
+end
+$$;
+comment on function mlops.create_prediction_staging() is
+  'Creates or empties the session''s temp table pg_temp.mlops_prediction_staging for COPY; then call log_staged_predictions().';
+
+-- Moves the session's staging table into mlops.predictions (same checks and idempotency as log_predictions).
+create or replace function mlops.log_staged_predictions() returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n bigint;
+begin
+  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
+    raise exception using errcode = '55000', message = 'no staging table in this session',
+      hint = 'Call mlops.create_prediction_staging() and COPY into pg_temp.mlops_prediction_staging first.';
+  end if;
+  n := mlops._ingest_predictions('pg_temp.mlops_prediction_staging', null);
+  truncate pg_temp.mlops_prediction_staging;
+  return n;
+end
+$$;
+comment on function mlops.log_staged_predictions() is
+  'Ingests and empties pg_temp.mlops_prediction_staging; returns the number of new predictions.';
+
+-- Records ground truth for a request. Feedback may arrive before the prediction row: it is
+-- kept as is and joins when the prediction is logged. A later call for the same request
+-- replaces the earlier feedback. Returns true when the prediction is already logged.
+create or replace function mlops.log_feedback(request_id text, actual jsonb default null, label text default null,
+                                              value float8 default null, correct boolean default null,
+                                              reward float8 default null) returns boolean
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if request_id is null or pg_catalog.length(request_id) not between 1 and 200 then
+    raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
+  end if;
+  if actual is null and label is null and value is null and correct is null and reward is null then
+    raise exception using errcode = '22023',
+      message = 'invalid feedback: give at least one of actual, label, value, correct, reward';
+  end if;
+  if value in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid value %s: must be finite', value);
+  end if;
+  if reward in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid reward %s: must be finite', reward);
+  end if;
+  if actual is not null and pg_catalog.pg_column_size(actual) > 65536 then
+    raise exception using errcode = '54000', message = 'invalid actual: larger than the 65536 byte (64 KiB) limit';
+  end if;
+  insert into mlops.prediction_feedback as f (request_id, actual, label, value, correct, reward)
+  values (log_feedback.request_id, log_feedback.actual, log_feedback.label, log_feedback.value, log_feedback.correct,
+          log_feedback.reward)
+  on conflict on constraint prediction_feedback_pkey do update
+     set actual = excluded.actual, label = excluded.label, value = excluded.value, correct = excluded.correct,
+         reward = excluded.reward, updated_at = pg_catalog.now();
+  return exists (select from mlops.prediction_requests r where r.request_id = log_feedback.request_id);
+end
+$$;
+comment on function mlops.log_feedback(text, jsonb, text, float8, boolean, float8) is
+  'Records (or replaces) ground truth for a request_id; kept even when the prediction is not logged yet. '
+  'Returns whether the prediction is already logged.';
