@@ -1,0 +1,610 @@
+-- Feature store: entities, typed feature groups (one table per version), online lookup
+-- with TTL enforced on read, point-in-time training sets, window aggregates, freshness
+-- and validation. Group tables: mlops_features.<group>__v<version> holds the history
+-- (<entity key column>, event_ts, created_at, one column per feature) and
+-- mlops_features.<group>__v<version>_online the newest row per entity (kept by trigger).
+
+-- Schema holding pgvector's type and operator classes (vector features).
+create or replace function mlops._vector_schema() returns name
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+   where e.extname = 'vector'
+$$;
+comment on function mlops._vector_schema() is 'Private: schema of the pgvector extension.';
+
+-- Registers an entity: the thing feature rows are keyed by. The key column of every group
+-- table of this entity is named key_column (default <name>_id).
+create or replace function mlops.create_entity(name text, key_type text default 'int8', description text default '',
+                                               key_column text default null) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  col text := coalesce(key_column, create_entity.name || '_id');
+  existing mlops.entities;
+begin
+  perform mlops._check_name(create_entity.name, 'entity name');
+  perform mlops._check_name(col, 'key_column');
+  if key_type is null or key_type not in ('int8', 'int4', 'text', 'uuid') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid key_type %L for entity %s', key_type, create_entity.name),
+      hint = 'Use int8, int4, text or uuid.';
+  end if;
+  if col in ('event_ts', 'created_at') then
+    raise exception using errcode = '22023', message = pg_catalog.format('key_column %s is reserved', col);
+  end if;
+  select * into existing from mlops.entities e where e.name = create_entity.name;
+  if found then
+    if existing.key_type <> create_entity.key_type or existing.key_column <> col then
+      raise exception using errcode = '23505',
+        message = pg_catalog.format('entity %s already exists with key %s %s', existing.name,
+                                    existing.key_column, existing.key_type);
+    end if;
+    update mlops.entities e set description = coalesce(create_entity.description, '') where e.name = existing.name;
+    return col;
+  end if;
+  insert into mlops.entities (name, key_type, key_column, description)
+  values (create_entity.name, create_entity.key_type, col, coalesce(create_entity.description, ''));
+  return col;
+end
+$$;
+comment on function mlops.create_entity(text, text, text, text) is
+  'Registers an entity (name, key_type int8|int4|text|uuid, description, key_column default <name>_id); returns the key column name used by every group table of this entity. Idempotent.';
+
+-- SQL type of an entity key.
+create or replace function mlops._key_sqltype(key_type text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case key_type when 'int8' then 'bigint' when 'int4' then 'integer' when 'text' then 'text'
+                       when 'uuid' then 'uuid' end
+$$;
+comment on function mlops._key_sqltype(text) is 'Private: SQL type of an entity key_type.';
+
+-- Turns the user's feature definitions (json object name -> type or {type, rules}, or an
+-- array of {name, type, rules}) into a normalized jsonb array; rejects duplicates,
+-- reserved or invalid names, unknown types and rules.
+create or replace function mlops._normalize_features(features json, key_column text) returns jsonb
+language plpgsql immutable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  item record;
+  spec json;
+  fname text;
+  ftype text;
+  dims integer;
+  rule text;
+  result jsonb := '[]';
+  seen text[] := '{}';
+  numeric_type boolean;
+begin
+  if features is null or pg_catalog.json_typeof(features) not in ('object', 'array') then
+    raise exception using errcode = '22023', message = 'features must be a json object {name: type} or an array of {name, type}';
+  end if;
+  for item in
+    select o.key as k, o.value as v from pg_catalog.json_each(features) o where pg_catalog.json_typeof(features) = 'object'
+    union all
+    select a.value ->> 'name', a.value from pg_catalog.json_array_elements(features) a where pg_catalog.json_typeof(features) = 'array'
+  loop
+    fname := item.k;
+    perform mlops._check_name(fname, 'feature name');
+    if fname = any (seen) then
+      raise exception using errcode = '42701', message = pg_catalog.format('duplicate feature name %s', fname);
+    end if;
+    if fname in (key_column, 'event_ts', 'created_at') then
+      raise exception using errcode = '42701',
+        message = pg_catalog.format('feature name %s is reserved (key column, event_ts, created_at)', fname);
+    end if;
+    seen := seen || fname;
+    spec := case when pg_catalog.json_typeof(item.v) = 'string' then pg_catalog.json_build_object('type', item.v #>> '{}')
+                 else item.v end;
+    if pg_catalog.json_typeof(spec) <> 'object' then
+      raise exception using errcode = '22023', message = pg_catalog.format('feature %s: definition must be a type name or an object', fname);
+    end if;
+    for rule in select pg_catalog.json_object_keys(spec) loop
+      if rule not in ('name', 'type', 'not_null', 'min', 'max', 'allowed', 'allow_nan') then
+        raise exception using errcode = '22023', message = pg_catalog.format('feature %s: unknown rule %s', fname, rule),
+          hint = 'Rules: not_null, min, max, allowed, allow_nan.';
+      end if;
+    end loop;
+    ftype := pg_catalog.lower(spec ->> 'type');
+    dims := null;
+    if ftype ~ '^vector\(\s*[0-9]{1,5}\s*\)$' then
+      dims := pg_catalog.substring(ftype, '[0-9]+')::integer;
+      if dims < 1 or dims > 16000 then
+        raise exception using errcode = '22023', message = pg_catalog.format('feature %s: vector dimension %s out of range', fname, dims);
+      end if;
+      ftype := 'vector';
+    elsif ftype is null or ftype not in ('int8', 'int4', 'float8', 'float4', 'bool', 'text', 'jsonb', 'timestamptz') then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('feature %s: unknown type %s', fname, coalesce(spec ->> 'type', 'NULL')),
+        hint = 'Types: int8, int4, float8, float4, bool, text, jsonb, timestamptz, vector(N).';
+    end if;
+    numeric_type := ftype in ('int8', 'int4', 'float8', 'float4');
+    if (spec -> 'min' is not null or spec -> 'max' is not null) and not numeric_type then
+      raise exception using errcode = '22023', message = pg_catalog.format('feature %s: min/max need a numeric type, not %s', fname, ftype);
+    end if;
+    if (spec -> 'min' is not null and pg_catalog.json_typeof(spec -> 'min') <> 'number')
+       or (spec -> 'max' is not null and pg_catalog.json_typeof(spec -> 'max') <> 'number') then
+      raise exception using errcode = '22023', message = pg_catalog.format('feature %s: min/max must be numbers', fname);
+    end if;
+    if spec -> 'allowed' is not null and (pg_catalog.json_typeof(spec -> 'allowed') <> 'array'
+                                           or ftype not in ('text', 'int8', 'int4')) then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('feature %s: allowed must be an array on a text or integer feature', fname);
+    end if;
+    result := result || pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'name', fname, 'type', ftype, 'dims', dims,
+      'not_null', coalesce((spec ->> 'not_null')::boolean, false),
+      'min', (spec ->> 'min')::float8, 'max', (spec ->> 'max')::float8,
+      'allowed', (spec -> 'allowed')::jsonb,
+      'allow_nan', coalesce((spec ->> 'allow_nan')::boolean, false))));
+  end loop;
+  if pg_catalog.jsonb_array_length(result) = 0 then
+    raise exception using errcode = '22023', message = 'features: a feature group needs at least one feature';
+  end if;
+  return result;
+end
+$$;
+comment on function mlops._normalize_features(json, text) is 'Private: validates and normalizes feature definitions of create_feature_group.';
+
+-- SQL column type of a normalized feature.
+create or replace function mlops._feature_sqltype(f jsonb) returns text
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case f ->> 'type'
+           when 'int8' then 'bigint' when 'int4' then 'integer' when 'float8' then 'double precision'
+           when 'float4' then 'real' when 'bool' then 'boolean' when 'text' then 'text' when 'jsonb' then 'jsonb'
+           when 'timestamptz' then 'timestamptz'
+           when 'vector' then pg_catalog.format('%I.vector(%s)', mlops._vector_schema(), (f ->> 'dims')::integer)
+         end
+$$;
+comment on function mlops._feature_sqltype(jsonb) is 'Private: SQL type of a normalized feature definition.';
+
+-- Statement-level trigger on a group's history table: upserts the newest row per entity of
+-- the inserted rows into the online table; the upsert's WHERE keeps an older event from
+-- overwriting a newer one (ties: the later write wins). TG_ARGV[0] is the upsert built by
+-- create_feature_group, TG_ARGV[1] 'notify' sends NOTIFY mlops_features per entity.
+create or replace function mlops._feature_online_sync() returns trigger
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  payload text;
+begin
+  execute tg_argv[0];
+  if tg_argv[1] = 'notify' then
+    for payload in execute tg_argv[2] loop
+      perform pg_catalog.pg_notify('mlops_features', payload);
+    end loop;
+  end if;
+  return null;
+end
+$$;
+comment on function mlops._feature_online_sync() is
+  'Private: trigger keeping mlops_features.<group>__v<n>_online at the newest event per entity; optional NOTIFY mlops_features.';
+
+-- Creates (or versions) a feature group: a typed history table with CHECK constraints from
+-- the rules and an index on (key, event_ts desc), an online table kept by trigger, HNSW
+-- indexes on vector features. Same definition again: metadata updated, same version.
+create or replace function mlops.create_feature_group(name text, entity text, features json, ttl interval default null,
+                                                      description text default '', source text default null,
+                                                      freshness_sla interval default null,
+                                                      notify boolean default false) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  ent mlops.entities;
+  spec jsonb;
+  cur mlops.feature_group_versions;
+  new_version integer;
+  tbl text;
+  online text;
+  keytype text;
+  f jsonb;
+  cols text := '';
+  checks text := '';
+  col text;
+  gid bigint;
+begin
+  perform mlops._check_name(create_feature_group.name, 'feature group name');
+  if pg_catalog.length(create_feature_group.name) > 45 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('feature group name %s is longer than 45 characters', create_feature_group.name),
+      hint = 'Group tables are named <group>__v<version>_online and must fit in 63 characters.';
+  end if;
+  if ttl is not null and ttl <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('ttl must be positive, got %s', ttl);
+  end if;
+  if freshness_sla is not null and freshness_sla <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('freshness_sla must be positive, got %s', freshness_sla);
+  end if;
+  select * into ent from mlops.entities e where e.name = create_feature_group.entity;
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', create_feature_group.entity),
+      hint = 'Create it first with mlops.create_entity(name => ..., key_type => ...).';
+  end if;
+  spec := mlops._normalize_features(features, ent.key_column);
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.feature_group:' || create_feature_group.name));
+  select * into cur from mlops.feature_group_versions g where g.name = create_feature_group.name and g.is_current;
+  if found and cur.spec = spec and cur.entity = ent.name then
+    update mlops.feature_group_versions g
+       set ttl = create_feature_group.ttl, freshness_sla = create_feature_group.freshness_sla,
+           description = coalesce(create_feature_group.description, ''), source = create_feature_group.source,
+           notify = coalesce(create_feature_group.notify, false)
+     where g.id = cur.id;
+    if cur.notify is distinct from coalesce(create_feature_group.notify, false) then
+      perform mlops._feature_group_trigger(cur.id);  -- the trigger carries the notify flag
+    end if;
+    return pg_catalog.format('mlops_features.%I', cur.table_name);
+  end if;
+  new_version := coalesce((select pg_catalog.max(g.version) from mlops.feature_group_versions g
+                            where g.name = create_feature_group.name), 0) + 1;
+  tbl := pg_catalog.format('%s__v%s', create_feature_group.name, new_version);
+  online := tbl || '_online';
+  if pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', tbl)) is not null
+     or pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', online)) is not null then
+    raise exception using errcode = '42P07', message = pg_catalog.format('table mlops_features.%I already exists', tbl);
+  end if;
+  keytype := mlops._key_sqltype(ent.key_type);
+  for f in select value from pg_catalog.jsonb_array_elements(spec) loop
+    col := f ->> 'name';
+    cols := cols || pg_catalog.format(', %I %s', col, mlops._feature_sqltype(f));
+    if (f ->> 'not_null')::boolean then
+      checks := checks || pg_catalog.format(', constraint %I check (%I is not null)', col || '__not_null', col);
+    end if;
+    if f ? 'min' then
+      checks := checks || pg_catalog.format(', constraint %I check (%I >= %s)', col || '__min', col, f ->> 'min');
+    end if;
+    if f ? 'max' then
+      checks := checks || pg_catalog.format(', constraint %I check (%I <= %s)', col || '__max', col, f ->> 'max');
+    end if;
+    if f ? 'allowed' then
+      checks := checks || pg_catalog.format(', constraint %I check (%I::text = any (%L::text[]))', col || '__allowed', col,
+                  (select pg_catalog.array_agg(a) from pg_catalog.jsonb_array_elements_text(f -> 'allowed') a));
+    end if;
+    if f ->> 'type' in ('float8', 'float4') and not (f ->> 'allow_nan')::boolean then
+      checks := checks || pg_catalog.format(', constraint %I check (%I <> ''NaN'')', col || '__not_nan', col);
+    end if;
+  end loop;
+  execute pg_catalog.format(
+    'create table mlops_features.%I (%I %s not null, event_ts timestamptz not null, '
+    'created_at timestamptz not null default pg_catalog.now()%s%s)', tbl, ent.key_column, keytype, cols, checks);
+  execute pg_catalog.format('create index %I on mlops_features.%I (%I, event_ts desc, created_at desc)',
+                            tbl || '_key_ts', tbl, ent.key_column);
+  execute pg_catalog.format(
+    'create table mlops_features.%I (%I %s primary key, event_ts timestamptz not null, created_at timestamptz not null%s)',
+    online, ent.key_column, keytype, cols);
+  execute pg_catalog.format('create index %I on mlops_features.%I (event_ts)', online || '_ts', online);
+  for f in select value from pg_catalog.jsonb_array_elements(spec) where value ->> 'type' = 'vector' loop
+    if (f ->> 'dims')::integer <= 2000 then
+      execute pg_catalog.format('create index %I on mlops_features.%I using hnsw (%I %I.vector_cosine_ops)',
+                                online || '_' || (f ->> 'name') || '_hnsw', online, f ->> 'name', mlops._vector_schema());
+    end if;
+  end loop;
+  execute pg_catalog.format('comment on table mlops_features.%I is %L', tbl,
+    pg_catalog.format('Feature group %s version %s (entity %s, key %s): history, one row per (key, event).',
+                      create_feature_group.name, new_version, ent.name, ent.key_column));
+  execute pg_catalog.format('comment on table mlops_features.%I is %L', online,
+    pg_catalog.format('Feature group %s version %s: newest row per %s, kept by trigger; TTL is applied on read.',
+                      create_feature_group.name, new_version, ent.key_column));
+  execute pg_catalog.format('grant select on mlops_features.%I, mlops_features.%I to mlops_reader', tbl, online);
+  execute pg_catalog.format('grant insert on mlops_features.%I to mlops_writer', tbl);
+  execute pg_catalog.format('grant insert, update, delete on mlops_features.%I to mlops_writer', online);
+  update mlops.feature_group_versions g set is_current = false where g.name = create_feature_group.name and g.is_current;
+  insert into mlops.feature_group_versions (name, version, entity, spec, ttl, freshness_sla, notify, description, source,
+                                            table_name, online_table)
+  values (create_feature_group.name, new_version, ent.name, spec, create_feature_group.ttl,
+          create_feature_group.freshness_sla, coalesce(create_feature_group.notify, false),
+          coalesce(create_feature_group.description, ''), create_feature_group.source, tbl, online)
+  returning id into gid;
+  insert into mlops.feature_defs (group_id, name, position, data_type, dims, not_null, min_value, max_value, allowed)
+  select gid, e.value ->> 'name', e.ordinality::integer, e.value ->> 'type', (e.value ->> 'dims')::integer,
+         (e.value ->> 'not_null')::boolean, (e.value ->> 'min')::float8, (e.value ->> 'max')::float8, e.value -> 'allowed'
+    from pg_catalog.jsonb_array_elements(spec) with ordinality e;
+  perform mlops._feature_group_trigger(gid);
+  return pg_catalog.format('mlops_features.%I', tbl);
+end
+$$;
+comment on function mlops.create_feature_group(text, text, json, interval, text, text, interval, boolean) is
+  'Creates a feature group version: table mlops_features.<name>__v<version> with columns (<entity key_column>, event_ts timestamptz, created_at timestamptz, one column per feature), '
+  'index (key, event_ts desc), CHECK constraints from rules (not_null, min, max, allowed; NaN rejected unless allow_nan), online table <table>_online kept by trigger, HNSW on vector features. '
+  'features: json {name: type | {type, rules}} or [{name, type, rules}]; types int8|int4|float8|float4|bool|text|jsonb|timestamptz|vector(N). '
+  'A different definition creates a new version (old tables stay readable); the same one only updates ttl/sla/description. Returns the table name.';
+
+-- (Re)creates the online-sync trigger of a group version from its registry row.
+create or replace function mlops._feature_group_trigger(group_id bigint) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  keycol text;
+  names text;
+  sets text;
+  upsert text;
+  notify_sql text;
+begin
+  select * into g from mlops.feature_group_versions v where v.id = group_id;
+  select e.key_column into keycol from mlops.entities e where e.name = g.entity;
+  select pg_catalog.string_agg(pg_catalog.format(', %I', d.name), '' order by d.position),
+         pg_catalog.string_agg(pg_catalog.format(', %I = excluded.%I', d.name, d.name), '' order by d.position)
+    into names, sets from mlops.feature_defs d where d.group_id = g.id;
+  upsert := pg_catalog.format(
+    'insert into mlops_features.%1$I as o (%2$I, event_ts, created_at%3$s) '
+    'select distinct on (%2$I) %2$I, event_ts, created_at%3$s from new_rows '
+    'order by %2$I, event_ts desc, created_at desc '
+    'on conflict (%2$I) do update set event_ts = excluded.event_ts, created_at = excluded.created_at%4$s '
+    'where o.event_ts < excluded.event_ts or (o.event_ts = excluded.event_ts and o.created_at <= excluded.created_at)',
+    g.online_table, keycol, names, sets);
+  notify_sql := pg_catalog.format(
+    'select pg_catalog.json_build_object(''group'', %L, ''version'', %s, ''entity'', k::text)::text '
+    'from (select distinct %I as k from new_rows limit 1000) s', g.name, g.version, keycol);
+  if exists (select from pg_catalog.pg_trigger t
+              where t.tgrelid = pg_catalog.format('mlops_features.%I', g.table_name)::regclass and t.tgname = 'online_sync') then
+    execute pg_catalog.format('drop trigger online_sync on mlops_features.%I', g.table_name);
+  end if;
+  execute pg_catalog.format(
+    'create trigger online_sync after insert on mlops_features.%I referencing new table as new_rows '
+    'for each statement execute function mlops._feature_online_sync(%L, %L, %L)',
+    g.table_name, upsert, case when g.notify then 'notify' else 'quiet' end, notify_sql);
+end
+$$;
+comment on function mlops._feature_group_trigger(bigint) is 'Private: (re)creates the online-sync trigger of a feature group version.';
+
+-- Resolves a group reference 'name' (current version) or 'name@version'.
+create or replace function mlops._feature_group(ref text) returns mlops.feature_group_versions
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  gname text := pg_catalog.split_part(ref, '@', 1);
+  gver text := nullif(pg_catalog.split_part(ref, '@', 2), '');
+begin
+  perform mlops._check_name(gname, 'feature group');
+  if gver is not null and gver !~ '^[0-9]{1,9}$' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid feature group version in %L', ref);
+  end if;
+  select * into g from mlops.feature_group_versions v
+   where v.name = gname and (case when gver is null then v.is_current else v.version = gver::integer end);
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown feature group %L', ref),
+      hint = 'See mlops.feature_groups.';
+  end if;
+  return g;
+end
+$$;
+comment on function mlops._feature_group(text) is 'Private: registry row of a feature group reference name or name@version.';
+
+-- Parses feature references 'group:feature' / 'group@version:feature' (a feature or a window
+-- aggregate of the group) into what the online and training-set queries need. Output
+-- column names are the feature names, prefixed group__ when two references share a name
+-- or the name is reserved (spine columns).
+create or replace function mlops._feature_refs(features text[], reserved text[] default '{}')
+returns table (ord integer, ref text, group_id bigint, group_name text, group_version integer, table_name text,
+               online_table text, key_column text, key_sqltype text, ttl interval, feature text, kind text, agg text,
+               agg_feature text, window_size interval, out_name text)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+  g mlops.feature_group_versions;
+  ent mlops.entities;
+  a mlops.aggregate_features;
+  seen text[] := '{}';
+  names text[];
+begin
+  if features is null or pg_catalog.cardinality(features) = 0 then
+    raise exception using errcode = '22023', message = 'features: give at least one ''group:feature'' reference';
+  end if;
+  select pg_catalog.array_agg(pg_catalog.split_part(u, ':', 2)) into names from pg_catalog.unnest(features) u;
+  for r in select u.f, u.o from pg_catalog.unnest(features) with ordinality u(f, o) loop
+    if r.f is null or r.f !~ '^[^:]+:[^:]+$' then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('invalid feature reference %L: expected ''group:feature''', r.f);
+    end if;
+    g := mlops._feature_group(pg_catalog.split_part(r.f, ':', 1));
+    feature := mlops._check_name(pg_catalog.split_part(r.f, ':', 2), 'feature');
+    if (g.id::text || ':' || feature) = any (seen) then
+      raise exception using errcode = '42701', message = pg_catalog.format('duplicate feature reference %L', r.f);
+    end if;
+    seen := seen || (g.id::text || ':' || feature);
+    select * into ent from mlops.entities e where e.name = g.entity;
+    ord := r.o; ref := r.f; group_id := g.id; group_name := g.name; group_version := g.version;
+    table_name := g.table_name; online_table := g.online_table; key_column := ent.key_column;
+    key_sqltype := mlops._key_sqltype(ent.key_type); ttl := g.ttl;
+    kind := 'feature'; agg := null; agg_feature := null; window_size := null;
+    if not exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = feature) then
+      select * into a from mlops.aggregate_features x where x.group_id = g.id and x.name = feature;
+      if not found then
+        raise exception using errcode = '42703',
+          message = pg_catalog.format('unknown feature %s in feature group %s (version %s)', feature, g.name, g.version),
+          hint = 'See mlops.features.';
+      end if;
+      kind := 'aggregate'; agg := a.agg; agg_feature := a.feature; window_size := a.window_size;
+    end if;
+    out_name := case when feature = any (reserved)
+                       or (select pg_catalog.count(*) from pg_catalog.unnest(names) n where n = feature) > 1
+                     then g.name || '__' || feature else feature end;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops._feature_refs(text[], text[]) is 'Private: resolves ''group:feature'' references (features or window aggregates).';
+
+-- Value expression of one feature reference for the online query: a column of the group's
+-- online table alias, or a window aggregate over the history ending now.
+create or replace function mlops._feature_value_sql(kind text, alias text, feature text, data_type text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case when data_type = 'vector' then pg_catalog.format('%I.%I::real[]', alias, feature)
+              else pg_catalog.format('%I.%I', alias, feature) end
+$$;
+comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value (vectors as real[] for JSON).';
+
+-- Builds the online lookup query for an entity and feature references. The query takes
+-- $1 text[] (entity keys) and returns (entity_key text, "values" jsonb, status jsonb,
+-- event_ts timestamptz), one row per key in the given order. TTL is enforced here, on read:
+-- a row older than the group's ttl is EXPIRED and its values are null. The Python client
+-- prepares this query once and reuses it; get_online_features runs it directly.
+create or replace function mlops.online_query(entity text, features text[]) returns text
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+  ent mlops.entities;
+  joins text := '';
+  vals text := '';
+  stats text := '';
+  times text := '';
+  aliases jsonb := '{}';
+  alias text;
+  n integer := 0;
+  live text;
+  dtype text;
+begin
+  select * into ent from mlops.entities e where e.name = online_query.entity;
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', online_query.entity);
+  end if;
+  for r in select * from mlops._feature_refs(features) loop
+    if r.key_column <> ent.key_column or (select g.entity from mlops.feature_group_versions g where g.id = r.group_id) <> ent.name then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('feature %s belongs to another entity than %s', r.ref, ent.name);
+    end if;
+    if r.kind = 'feature' then
+      alias := aliases ->> r.group_id::text;
+      if alias is null then
+        n := n + 1;
+        alias := 'g' || n;
+        aliases := aliases || pg_catalog.jsonb_build_object(r.group_id::text, alias);
+        joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key::%s',
+                                            r.online_table, alias, alias, r.key_column, r.key_sqltype);
+        times := times || pg_catalog.format(', %I.event_ts', alias);
+      end if;
+      live := case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
+                   else pg_catalog.format('%I.event_ts >= pg_catalog.now() - %L::interval', alias, r.ttl) end;
+      select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
+      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, case when %s then pg_catalog.to_jsonb(%s) end)',
+                                        r.out_name, live, mlops._feature_value_sql(r.kind, alias, r.feature, dtype));
+      stats := stats || pg_catalog.format(
+        ' || pg_catalog.jsonb_build_object(%L, case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end)',
+        r.out_name, alias, live);
+    else
+      n := n + 1;
+      alias := 'a' || n;
+      joins := joins || pg_catalog.format(
+        ' left join lateral (select %s(%s) as v, pg_catalog.count(*) as n from mlops_features.%I h'
+        ' where h.%I = k.key::%s and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
+        r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
+        r.table_name, r.key_column, r.key_sqltype, r.window_size, alias);
+      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, pg_catalog.to_jsonb(%I.v))', r.out_name, alias);
+      stats := stats || pg_catalog.format(
+        ' || pg_catalog.jsonb_build_object(%L, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end)', r.out_name, alias);
+    end if;
+  end loop;
+  return pg_catalog.format(
+    'select k.key as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
+    'from pg_catalog.unnest($1::text[]) with ordinality k(key, ord)%s order by k.ord',
+    vals, stats, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
+    joins);
+end
+$$;
+comment on function mlops.online_query(text, text[]) is
+  'SQL of the online lookup for (entity, features ''group:feature''): takes $1 text[] keys, returns (entity_key, values jsonb, status jsonb, event_ts). Clients prepare it once.';
+
+-- Online lookup: one row per key (in the given order) with feature values, a status per
+-- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the
+-- groups read. TTL is enforced on read, whether or not purge_expired ran.
+create or replace function mlops.get_online_features(entity text, keys text[], features text[])
+returns table (entity_key text, "values" jsonb, status jsonb, event_ts timestamptz)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if keys is null then
+    raise exception using errcode = '22023', message = 'keys must not be null';
+  end if;
+  return query execute mlops.online_query(entity, features) using keys;
+end
+$$;
+comment on function mlops.get_online_features(text, text[], text[]) is
+  'Online feature lookup: entity, keys text[], features ''group:feature'' text[] -> one row per key with values jsonb, status jsonb (PRESENT/EXPIRED/MISSING per feature, TTL enforced on read) and event_ts.';
+
+-- Deletes online rows past their group's ttl (reads already ignore them); returns how many.
+create or replace function mlops.purge_expired() returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  n bigint;
+  total bigint := 0;
+begin
+  for g in select * from mlops.feature_group_versions v where v.ttl is not null order by v.id loop
+    execute pg_catalog.format('delete from mlops_features.%I where event_ts < pg_catalog.now() - %L::interval',
+                              g.online_table, g.ttl);
+    get diagnostics n = row_count;
+    total := total + n;
+  end loop;
+  return total;
+end
+$$;
+comment on function mlops.purge_expired() is 'Deletes online rows older than their group''s ttl in every group version; returns the number deleted.';
+
+-- Convenience write: rows is a json array of objects {<key column>, event_ts, <feature>...}.
+-- One set-based insert; on failure, re-checks each feature to name the offending one.
+create or replace function mlops.write_features("group" text, rows jsonb) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  keycol text;
+  cols text;
+  bad text;
+  d record;
+  n bigint;
+  msg text;
+  state text;
+begin
+  g := mlops._feature_group("group");
+  if rows is null or pg_catalog.jsonb_typeof(rows) <> 'array' then
+    raise exception using errcode = '22023', message = pg_catalog.format('rows for feature group %s must be a json array of objects', g.name);
+  end if;
+  if exists (select from pg_catalog.jsonb_array_elements(rows) r where pg_catalog.jsonb_typeof(r) <> 'object') then
+    raise exception using errcode = '22023', message = pg_catalog.format('rows for feature group %s must be a json array of objects', g.name);
+  end if;
+  select e.key_column into keycol from mlops.entities e where e.name = g.entity;
+  select k into bad from pg_catalog.jsonb_array_elements(rows) r, pg_catalog.jsonb_object_keys(r) k
+   where k not in (keycol, 'event_ts', 'created_at')
+     and not exists (select from mlops.feature_defs x where x.group_id = g.id and x.name = k)
+   limit 1;
+  if bad is not null then
+    raise exception using errcode = '42703',
+      message = pg_catalog.format('unknown feature %L in rows for feature group %s (version %s)', bad, g.name, g.version);
+  end if;
+  select pg_catalog.string_agg(pg_catalog.format(', %I', x.name), '' order by x.position) into cols
+    from mlops.feature_defs x where x.group_id = g.id;
+  begin
+    execute pg_catalog.format(
+      'insert into mlops_features.%1$I (%2$I, event_ts, created_at%3$s) '
+      'select %2$I, event_ts, coalesce(created_at, pg_catalog.now())%3$s '
+      'from pg_catalog.jsonb_populate_recordset(null::mlops_features.%1$I, $1)', g.table_name, keycol, cols)
+      using rows;
+    get diagnostics n = row_count;
+  exception when data_exception or not_null_violation or check_violation then
+    get stacked diagnostics msg = message_text, state = returned_sqlstate;
+    for d in select x.name, x.data_type, x.dims from mlops.feature_defs x
+              where x.group_id = g.id and x.data_type <> 'jsonb' order by x.position loop
+      begin
+        execute pg_catalog.format('select pg_catalog.count((r ->> %L)::%s) from pg_catalog.jsonb_array_elements($1) r',
+                                  d.name, mlops._feature_sqltype(pg_catalog.jsonb_build_object('type', d.data_type, 'dims', d.dims)))
+          using rows;
+      exception when data_exception then
+        get stacked diagnostics msg = message_text, state = returned_sqlstate;
+        raise exception using errcode = state,
+          message = pg_catalog.format('feature group %s, feature %s (%s): %s', g.name, d.name, d.data_type, msg);
+      end;
+    end loop;
+    raise exception using errcode = state, message = pg_catalog.format('feature group %s: %s', g.name, msg);
+  end;
+  return n;
+end
+$$;
+comment on function mlops.write_features(text, jsonb) is
+  'Inserts rows (json array of {<key column>, event_ts, <feature>: value}) into a feature group''s current version; returns the row count. Unknown features, wrong types, wrong vector dimensions and rule violations raise an error naming group and feature; nothing is written.';
