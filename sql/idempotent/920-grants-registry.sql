@@ -18,3 +18,15 @@ grant execute on function
   mlops.set_alias(text, text, integer, text, boolean), mlops.delete_alias(text, text, text),
   mlops.rollback(text, text, text), mlops.set_version_status(text, integer, text)
   to mlops_admin;
+grant select on mlops.models_bi, mlops.model_versions_bi, mlops.alias_history, mlops.training_jobs to mlops_reader;
+grant execute on function
+  mlops._linear_params(bigint), mlops._check_features(float8[], integer), mlops._features_from_jsonb(jsonb, text[]),
+  mlops.predict_sql(text, text, float8[]), mlops.predict_sql(text, text, jsonb), mlops.predict_batch_sql(text, text, float8[])
+  to mlops_reader;
+grant execute on function
+  mlops._job(bigint), mlops.submit_training_job(text, jsonb, integer, integer), mlops.requeue_expired_training_jobs(),
+  mlops.claim_training_job(text, text), mlops._running_job(bigint, text),
+  mlops.report_progress(bigint, float8, jsonb, text, text),
+  mlops.complete_training_job(bigint, jsonb, bytea, text, text, jsonb, jsonb, text, text, text, jsonb, text),
+  mlops.fail_training_job(bigint, text, text)
+  to mlops_admin;
