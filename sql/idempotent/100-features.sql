@@ -411,8 +411,8 @@ begin
     table_name := g.table_name; online_table := g.online_table; key_column := ent.key_column;
     key_sqltype := mlops._key_sqltype(ent.key_type); ttl := g.ttl;
     kind := 'feature'; agg := null; agg_feature := null; window_size := null;
-    if not exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = feature) then
-      select * into a from mlops.aggregate_features x where x.group_id = g.id and x.name = feature;
+    if not exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = _feature_refs.feature) then
+      select * into a from mlops.aggregate_features x where x.group_id = g.id and x.name = _feature_refs.feature;
       if not found then
         raise exception using errcode = '42703',
           message = pg_catalog.format('unknown feature %s in feature group %s (version %s)', feature, g.name, g.version),
@@ -608,3 +608,345 @@ end
 $$;
 comment on function mlops.write_features(text, jsonb) is
   'Inserts rows (json array of {<key column>, event_ts, <feature>: value}) into a feature group''s current version; returns the row count. Unknown features, wrong types, wrong vector dimensions and rule violations raise an error naming group and feature; nothing is written.';
+
+-- Point-in-time training set: materializes mlops_features.<name> with every spine row and,
+-- per feature group, the newest row with event_ts <= the spine timestamp and within the
+-- group's ttl (index-backed LATERAL ... order by event_ts desc limit 1 per group, never a
+-- cross join); window aggregates over (ts - window, ts]. Records lineage in
+-- mlops.training_sets. spine: a table/view name or a query (select/with/values) with the
+-- entity key column(s) and a timestamp column (timestamp_column, else event_ts, ts, or the
+-- only timestamp column).
+create or replace function mlops.create_training_set(name text, spine text, features text[],
+                                                     timestamp_column text default null) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  spine_sql text;
+  spine_cols text[];
+  tscol text := timestamp_column;
+  tstype text;
+  r record;
+  aliases jsonb := '{}';
+  alias text;
+  n integer := 0;
+  joins text := '';
+  cols text := '';
+  sel jsonb := '{}';
+  groups jsonb := '{}';
+  ts_expr text;
+  n_rows bigint;
+  hash_sum numeric;
+begin
+  perform mlops._check_name(create_training_set.name, 'training set name');
+  if exists (select from mlops.training_sets t where t.name = create_training_set.name)
+     or pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', create_training_set.name)) is not null then
+    raise exception using errcode = '42P07',
+      message = pg_catalog.format('training set name %s is taken (mlops.training_sets or a table in mlops_features)', create_training_set.name);
+  end if;
+  if spine is null or pg_catalog.btrim(spine) = '' then
+    raise exception using errcode = '22023', message = 'spine must be a table name or a query';
+  end if;
+  if spine ~* '^\s*\(?\s*(select|with|values|table)\M' then
+    spine_sql := pg_catalog.format('select * from (%s) s', spine);
+  else
+    if pg_catalog.to_regclass(spine) is null then
+      raise exception using errcode = '42P01', message = pg_catalog.format('spine %L is neither a query nor an existing table', spine);
+    end if;
+    spine_sql := pg_catalog.format('select * from %s', pg_catalog.to_regclass(spine)::text);
+  end if;
+  if pg_catalog.to_regclass('pg_temp._mlops_spine') is not null then
+    drop table pg_temp._mlops_spine;
+  end if;
+  execute 'create temp table _mlops_spine as ' || spine_sql;
+  select pg_catalog.array_agg(a.attname::text order by a.attnum) into spine_cols
+    from pg_catalog.pg_attribute a where a.attrelid = 'pg_temp._mlops_spine'::regclass and a.attnum > 0 and not a.attisdropped;
+  if tscol is null then
+    select a.attname into tscol from pg_catalog.pg_attribute a
+     where a.attrelid = 'pg_temp._mlops_spine'::regclass and a.attnum > 0 and not a.attisdropped
+       and a.atttypid in ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+     order by (a.attname = 'event_ts') desc, (a.attname = 'ts') desc, a.attnum
+     limit 1;
+    if tscol is null then
+      raise exception using errcode = '42703', message = 'spine has no timestamp column (timestamptz, timestamp or date)',
+        hint = 'Add an event_ts column or pass timestamp_column => ...';
+    end if;
+  end if;
+  select a.atttypid::regtype::text into tstype from pg_catalog.pg_attribute a
+   where a.attrelid = 'pg_temp._mlops_spine'::regclass and a.attname = tscol and a.attnum > 0 and not a.attisdropped;
+  if tstype is null then
+    raise exception using errcode = '42703', message = pg_catalog.format('spine has no timestamp column %I', tscol);
+  elsif tstype not in ('timestamp with time zone', 'timestamp without time zone', 'date') then
+    raise exception using errcode = '42804', message = pg_catalog.format('spine timestamp column %I has type %s, not a timestamp', tscol, tstype);
+  end if;
+  ts_expr := pg_catalog.format('s.%I::timestamptz', tscol);
+  for r in select * from mlops._feature_refs(features, spine_cols) loop
+    if not r.key_column = any (spine_cols) then
+      raise exception using errcode = '42703',
+        message = pg_catalog.format('spine has no column %I (entity key of feature group %s)', r.key_column, r.group_name);
+    end if;
+    groups := groups || pg_catalog.jsonb_build_object(r.group_name, r.group_version);
+    if r.kind = 'feature' then
+      alias := aliases ->> r.group_id::text;
+      if alias is null then
+        n := n + 1;
+        alias := 'g' || n;
+        aliases := aliases || pg_catalog.jsonb_build_object(r.group_id::text, alias);
+        sel := sel || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object(
+          'table', r.table_name, 'key', r.key_column, 'type', r.key_sqltype, 'ttl', r.ttl, 'cols', '[]'::jsonb));
+      end if;
+      sel := pg_catalog.jsonb_set(sel, array[alias, 'cols'], (sel #> array[alias, 'cols']) || pg_catalog.to_jsonb(r.feature));
+      cols := cols || pg_catalog.format(', %I.%I as %I', alias, r.feature, r.out_name);
+    else
+      n := n + 1;
+      alias := 'a' || n;
+      joins := joins || pg_catalog.format(
+        ' left join lateral (select %s(%s) as v from mlops_features.%I h'
+        ' where h.%I = s.%I::%s and h.event_ts <= %s and h.event_ts > %s - %L::interval) %I on true',
+        r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
+        r.table_name, r.key_column, r.key_column, r.key_sqltype, ts_expr, ts_expr, r.window_size, alias);
+      cols := cols || pg_catalog.format(', %s as %I',
+        case when r.agg = 'count' then pg_catalog.format('coalesce(%I.v, 0)', alias) else pg_catalog.format('%I.v', alias) end,
+        r.out_name);
+    end if;
+  end loop;
+  for r in select e.key as alias, e.value as g from pg_catalog.jsonb_each(sel) e loop
+    joins := pg_catalog.format(
+      ' left join lateral (select %s from mlops_features.%I h where h.%I = s.%I::%s and h.event_ts <= %s%s'
+      ' order by h.event_ts desc, h.created_at desc limit 1) %I on true',
+      (select pg_catalog.string_agg(pg_catalog.format('h.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(r.g -> 'cols') c),
+      r.g ->> 'table', r.g ->> 'key', r.g ->> 'key', r.g ->> 'type', ts_expr,
+      case when r.g ->> 'ttl' is null then ''
+           else pg_catalog.format(' and h.event_ts >= %s - %L::interval', ts_expr, r.g ->> 'ttl') end,
+      r.alias) || joins;
+  end loop;
+  execute pg_catalog.format('create table mlops_features.%I as select s.*%s from pg_temp._mlops_spine s%s',
+                            create_training_set.name, cols, joins);
+  drop table pg_temp._mlops_spine;
+  execute pg_catalog.format('select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)::numeric), 0) '
+                            'from mlops_features.%I t', create_training_set.name) into n_rows, hash_sum;
+  insert into mlops.training_sets (name, table_name, spine, timestamp_column, features, group_versions, row_count, content_hash)
+  values (create_training_set.name, create_training_set.name, spine, tscol, features, groups, n_rows,
+          pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(n_rows::text || ':' || hash_sum::text, 'UTF8')), 'hex'));
+  execute pg_catalog.format('grant select on mlops_features.%I to mlops_reader', create_training_set.name);
+  execute pg_catalog.format('comment on table mlops_features.%I is %L', create_training_set.name,
+    pg_catalog.format('Point-in-time training set %s (features %s, groups %s); lineage in mlops.training_sets.',
+                      create_training_set.name, features::text, groups::text));
+  return pg_catalog.format('mlops_features.%I', create_training_set.name);
+end
+$$;
+comment on function mlops.create_training_set(text, text, text[], text) is
+  'Materializes a point-in-time correct training set mlops_features.<name>: spine (table or query with entity key + timestamp) + per group the newest row with event_ts <= ts within ttl, window aggregates over (ts - window, ts]. Records lineage (group versions, spine, row count, content hash) in mlops.training_sets; returns the table name.';
+
+-- Window aggregate over a group's history: count/sum/avg/min/max of a feature over the
+-- window ending at the read time (online: now; training sets: the spine timestamp, window
+-- (ts - window_size, ts]), so it is point-in-time correct. Referenced as 'group:name'.
+create or replace function mlops.create_aggregate_feature("group" text, name text, feature text, agg text,
+                                                          window_size interval) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  dtype text;
+begin
+  g := mlops._feature_group("group");
+  perform mlops._check_name(create_aggregate_feature.name, 'aggregate name');
+  if agg is null or agg not in ('count', 'sum', 'avg', 'min', 'max') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid agg %L: use count, sum, avg, min or max', agg);
+  end if;
+  if window_size is null or window_size <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('window_size must be a positive interval, got %s', window_size);
+  end if;
+  if exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = create_aggregate_feature.name)
+     or exists (select from mlops.aggregate_features a where a.group_id = g.id and a.name = create_aggregate_feature.name) then
+    raise exception using errcode = '42701',
+      message = pg_catalog.format('feature group %s already has a feature named %s', g.name, create_aggregate_feature.name);
+  end if;
+  if feature = '*' and agg = 'count' then
+    null;
+  else
+    select d.data_type into dtype from mlops.feature_defs d where d.group_id = g.id and d.name = feature;
+    if dtype is null then
+      raise exception using errcode = '42703', message = pg_catalog.format('unknown feature %L in feature group %s', feature, g.name);
+    end if;
+    if agg <> 'count' and dtype not in ('int8', 'int4', 'float8', 'float4') then
+      raise exception using errcode = '42804', message = pg_catalog.format('%s needs a numeric feature; %s is %s', agg, feature, dtype);
+    end if;
+  end if;
+  insert into mlops.aggregate_features (group_id, name, feature, agg, window_size)
+  values (g.id, create_aggregate_feature.name, feature, agg, window_size);
+  return g.name || ':' || create_aggregate_feature.name;
+end
+$$;
+comment on function mlops.create_aggregate_feature(text, text, text, text, interval) is
+  'Defines a window aggregate (agg count|sum|avg|min|max of feature, or count of *) over window_size (e.g. 1 hour, 24 hours, 7 days, 30 days) on a group; read as ''group:name'' online (window ending now) and in training sets (window ending at the spine timestamp). Returns the reference.';
+
+-- Newest event_ts of a group version (max over its online table, index-backed).
+create or replace function mlops._feature_newest_event(online_table text) returns timestamptz
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  newest timestamptz;
+begin
+  execute pg_catalog.format('select pg_catalog.max(event_ts) from mlops_features.%I', online_table) into newest;
+  return newest;
+end
+$$;
+comment on function mlops._feature_newest_event(text) is 'Private: newest event_ts in a feature group''s online table.';
+
+create or replace view mlops.feature_groups as
+  select g.created_at as time, g.name as group_name, g.version, g.is_current, g.entity, e.key_column,
+         e.key_type, g.table_name, g.online_table,
+         pg_catalog.date_part('epoch', g.ttl)::float8 as ttl_seconds,
+         pg_catalog.date_part('epoch', coalesce(g.freshness_sla, g.ttl))::float8 as sla_seconds,
+         (select pg_catalog.count(*) from mlops.feature_defs d where d.group_id = g.id)::integer as feature_count,
+         g.notify, g.description, g.source, g.created_by
+    from mlops.feature_group_versions g join mlops.entities e on e.name = g.entity;
+comment on view mlops.feature_groups is 'BI view: one row per feature group version (current and older).';
+comment on column mlops.feature_groups.time is 'When this version was created.';
+comment on column mlops.feature_groups.group_name is 'Feature group name.';
+comment on column mlops.feature_groups.version is 'Version number; a schema change creates a new one.';
+comment on column mlops.feature_groups.is_current is 'True for the version reads and writes by name use.';
+comment on column mlops.feature_groups.entity is 'Entity the rows are keyed by.';
+comment on column mlops.feature_groups.key_column is 'Entity key column in the group tables.';
+comment on column mlops.feature_groups.key_type is 'Type of the entity key.';
+comment on column mlops.feature_groups.table_name is 'History table in schema mlops_features.';
+comment on column mlops.feature_groups.online_table is 'Online table (newest row per entity) in schema mlops_features.';
+comment on column mlops.feature_groups.ttl_seconds is 'Time to live of feature values in seconds; empty = never expire.';
+comment on column mlops.feature_groups.sla_seconds is 'Freshness SLA in seconds (defaults to the ttl); empty = none.';
+comment on column mlops.feature_groups.feature_count is 'Number of features in this version.';
+comment on column mlops.feature_groups.notify is 'Whether writes send NOTIFY mlops_features.';
+comment on column mlops.feature_groups.description is 'Free text.';
+comment on column mlops.feature_groups.source is 'Query or table the group is derived from, if given.';
+comment on column mlops.feature_groups.created_by is 'Role that created the version.';
+
+create or replace view mlops.features as
+  select g.created_at as time, g.name as group_name, g.version, g.is_current, d.name as feature, 'feature'::text as kind,
+         d.position, case when d.data_type = 'vector' then pg_catalog.format('vector(%s)', d.dims) else d.data_type end as data_type,
+         d.not_null, d.min_value, d.max_value,
+         (select pg_catalog.string_agg(a, ', ') from pg_catalog.jsonb_array_elements_text(d.allowed) a) as allowed_values,
+         null::text as aggregate, null::float8 as window_seconds
+    from mlops.feature_group_versions g join mlops.feature_defs d on d.group_id = g.id
+  union all
+  select a.created_at, g.name, g.version, g.is_current, a.name, 'aggregate', null::integer,
+         case when a.agg = 'count' then 'int8' else 'float8' end, false, null, null, null,
+         pg_catalog.format('%s(%s)', a.agg, a.feature), pg_catalog.date_part('epoch', a.window_size)::float8
+    from mlops.feature_group_versions g join mlops.aggregate_features a on a.group_id = g.id;
+comment on view mlops.features is 'BI view: one row per feature (and window aggregate) of every feature group version, with type and rules.';
+comment on column mlops.features.time is 'When the feature (its group version, or the aggregate) was created.';
+comment on column mlops.features.group_name is 'Feature group name.';
+comment on column mlops.features.version is 'Feature group version.';
+comment on column mlops.features.is_current is 'True when the group version is current.';
+comment on column mlops.features.feature is 'Feature name (column name in the group tables, or aggregate name).';
+comment on column mlops.features.kind is 'feature or aggregate.';
+comment on column mlops.features.position is 'Column position among the group''s features; empty for aggregates.';
+comment on column mlops.features.data_type is 'int8, int4, float8, float4, bool, text, jsonb, timestamptz or vector(N).';
+comment on column mlops.features.not_null is 'Rule: values must not be null.';
+comment on column mlops.features.min_value is 'Rule: smallest allowed value; empty = none.';
+comment on column mlops.features.max_value is 'Rule: largest allowed value; empty = none.';
+comment on column mlops.features.allowed_values is 'Rule: comma-separated allowed values; empty = any.';
+comment on column mlops.features.aggregate is 'For aggregates: the function and source feature, e.g. avg(amount).';
+comment on column mlops.features.window_seconds is 'For aggregates: window length in seconds.';
+
+create or replace view mlops.feature_freshness as
+  select pg_catalog.now() as time, x.group_name, x.version, x.newest_event,
+         pg_catalog.date_part('epoch', pg_catalog.now() - x.newest_event)::float8 as lag_seconds, x.sla_seconds,
+         x.sla_seconds is not null
+           and (x.newest_event is null or pg_catalog.date_part('epoch', pg_catalog.now() - x.newest_event) > x.sla_seconds) as is_stale
+    from (select g.name as group_name, g.version, mlops._feature_newest_event(g.online_table) as newest_event,
+                 pg_catalog.date_part('epoch', coalesce(g.freshness_sla, g.ttl))::float8 as sla_seconds
+            from mlops.feature_group_versions g where g.is_current) x;
+comment on view mlops.feature_freshness is 'BI view: freshness of every current feature group (newest event, lag, SLA, stale flag).';
+comment on column mlops.feature_freshness.time is 'When the freshness was measured (now).';
+comment on column mlops.feature_freshness.group_name is 'Feature group name.';
+comment on column mlops.feature_freshness.version is 'Current version of the group.';
+comment on column mlops.feature_freshness.newest_event is 'Newest event_ts written to the group; empty when it has no rows.';
+comment on column mlops.feature_freshness.lag_seconds is 'Seconds since the newest event.';
+comment on column mlops.feature_freshness.sla_seconds is 'Freshness SLA in seconds (freshness_sla, else ttl); empty = none.';
+comment on column mlops.feature_freshness.is_stale is 'True when the lag exceeds the SLA or the group has no rows.';
+
+create or replace view mlops.training_set_lineage as
+  select t.created_at as time, t.name as training_set, t.table_name, g.key as group_name, g.value::text::integer as group_version,
+         t.row_count, t.content_hash, t.timestamp_column, t.spine, t.created_by
+    from mlops.training_sets t cross join lateral pg_catalog.jsonb_each(t.group_versions) g;
+comment on view mlops.training_set_lineage is 'BI view: training sets and the feature group versions they were built from (one row per set and group).';
+comment on column mlops.training_set_lineage.time is 'When the training set was materialized.';
+comment on column mlops.training_set_lineage.training_set is 'Training set name.';
+comment on column mlops.training_set_lineage.table_name is 'Table in schema mlops_features holding it.';
+comment on column mlops.training_set_lineage.group_name is 'Feature group read.';
+comment on column mlops.training_set_lineage.group_version is 'Version of the feature group read.';
+comment on column mlops.training_set_lineage.row_count is 'Rows in the training set (= spine rows).';
+comment on column mlops.training_set_lineage.content_hash is 'sha256 over the row count and an order-independent sum of row hashes.';
+comment on column mlops.training_set_lineage.timestamp_column is 'Spine column used as the point in time.';
+comment on column mlops.training_set_lineage.spine is 'Spine table name or query.';
+comment on column mlops.training_set_lineage.created_by is 'Role that built it.';
+
+-- Raises a feature_freshness alert for each current group past its SLA (freshness_sla,
+-- else ttl) and resolves the alert of groups that recovered. SECURITY DEFINER: writers
+-- may run it but may not write mlops.alerts directly.
+create or replace function mlops.check_freshness()
+returns table (group_name text, newest_event timestamptz, lag_seconds float8, sla_seconds float8, is_stale boolean, alert_id bigint)
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+begin
+  for r in select * from mlops.feature_freshness f order by f.group_name loop
+    group_name := r.group_name; newest_event := r.newest_event; lag_seconds := r.lag_seconds;
+    sla_seconds := r.sla_seconds; is_stale := r.is_stale; alert_id := null;
+    if r.is_stale then
+      alert_id := mlops._raise_alert('feature_freshness', r.group_name, 'warning',
+        case when r.newest_event is null then pg_catalog.format('feature group %s has no rows', r.group_name)
+             else pg_catalog.format('feature group %s is stale: newest event %s is %s s old (SLA %s s)', r.group_name,
+                                    r.newest_event, pg_catalog.round(r.lag_seconds::numeric, 1), r.sla_seconds) end,
+        pg_catalog.jsonb_build_object('group', r.group_name, 'version', r.version, 'newest_event', r.newest_event,
+                                      'lag_seconds', r.lag_seconds, 'sla_seconds', r.sla_seconds));
+    elsif r.sla_seconds is not null then
+      perform mlops.resolve_alerts('feature_freshness', r.group_name);
+    end if;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops.check_freshness() is
+  'Checks every current feature group against its SLA: raises (or refreshes) a feature_freshness alert (mlops.alerts + NOTIFY mlops_feature_freshness) for stale groups and resolves it for fresh ones. Returns one row per group.';
+
+-- Rule report over existing data of a group ('name' or 'name@version'): per feature the
+-- null count and rate, and violations of each rule (not_null, min, max, allowed, NaN).
+create or replace function mlops.validate_features("group" text)
+returns table (feature text, rule text, row_count bigint, violations bigint, violation_rate float8)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  d mlops.feature_defs;
+  aggs text := '';
+  vals text := '';
+  i integer := 0;
+  expr text;
+  rule_name text;
+begin
+  g := mlops._feature_group("group");
+  for d in select * from mlops.feature_defs x where x.group_id = g.id order by x.position loop
+    for rule_name, expr in
+      select 'null', pg_catalog.format('%I is null', d.name)
+      union all select 'not_null', pg_catalog.format('%I is null', d.name) where d.not_null
+      union all select 'min', pg_catalog.format('%I < %s', d.name, d.min_value) where d.min_value is not null
+      union all select 'max', pg_catalog.format('%I > %s', d.name, d.max_value) where d.max_value is not null
+      union all select 'allowed', pg_catalog.format('not (%I::text = any (%L::text[]))', d.name,
+                                                    (select pg_catalog.array_agg(a) from pg_catalog.jsonb_array_elements_text(d.allowed) a))
+                 where d.allowed is not null
+      union all select 'nan', pg_catalog.format('%I = ''NaN''', d.name) where d.data_type in ('float8', 'float4')
+    loop
+      i := i + 1;
+      aggs := aggs || pg_catalog.format(', pg_catalog.count(*) filter (where %s) as c%s', expr, i);
+      vals := vals || pg_catalog.format('%s(%L, %L, c%s)', case when i > 1 then ', ' else '' end, d.name, rule_name, i);
+    end loop;
+  end loop;
+  return query execute pg_catalog.format(
+    'select v.f, v.r, t.n, v.c, case when t.n > 0 then v.c::float8 / t.n end '
+    'from (select pg_catalog.count(*) as n%s from mlops_features.%I) t '
+    'cross join lateral (values %s) v(f, r, c)', aggs, g.table_name, vals);
+end
+$$;
+comment on function mlops.validate_features(text) is
+  'Rule report over the existing rows of a feature group (name or name@version): per feature the null count/rate and violations of not_null, min, max, allowed and NaN.';
