@@ -68,8 +68,15 @@ begin
         hint = 'Drop it or install as its owner; pgmlops never adopts a schema it did not create.';
     end if;
   end if;
-  if not exists (select from pg_catalog.pg_namespace where nspname = 'mlops_features') then
+  -- Same rule for the feature tables' schema: never adopt one another role created.
+  select oid into schema_oid from pg_catalog.pg_namespace where nspname = 'mlops_features';
+  if schema_oid is null then
     create schema mlops_features;
+  elsif (select nspowner from pg_catalog.pg_namespace where oid = schema_oid)
+        <> (select oid from pg_catalog.pg_roles where rolname = current_user) then
+    raise exception using errcode = '42501',
+      message = 'schema mlops_features exists and is owned by another role',
+      hint = 'Drop it or install as its owner; pgmlops never adopts a schema it did not create.';
   end if;
 
   -- Functions declare "set search_path = pg_catalog, pg_temp", or "set search_path from

@@ -47,6 +47,10 @@ def findings(script: Path) -> list[tuple[str, str]]:
     out = [(m.group(1), m.group(2)) for line in proc.stdout.splitlines() if (m := FINDING.match(line.strip()))]
     summary = re.search(r"Errors: (\d+) Warnings: (\d+) Unknown: (\d+)", proc.stdout)
     assert summary, proc.stdout + proc.stderr
+    # pgspot stops at a statement it cannot parse (pglast): everything after it is unchecked.
+    other = [line for line in proc.stdout.splitlines()
+             if line.strip() and not FINDING.match(line.strip()) and not line.strip().startswith("Errors:")]
+    assert other == [], f"pgspot could not analyze all of {script.name}: {other}"
     assert sum(int(x) for x in summary.groups()[:2]) == len(out), proc.stdout
     return out
 
