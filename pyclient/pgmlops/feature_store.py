@@ -1,15 +1,261 @@
-"""Feature store: entities, feature groups, online lookup, training sets (wraps mlops.* SQL)."""
+"""Feature store: entities, feature groups, online lookup, training sets (wraps mlops.* SQL).
+
+The logic lives in SQL (``mlops.create_feature_group``, ``mlops.online_query``,
+``mlops.create_training_set``, ...); this module moves data: DataFrames go in through COPY,
+results come back as DataFrames.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from psycopg import RawCursor, sql
+from psycopg.rows import dict_row
+from rich.progress import Progress
+
+from .errors import PgmlopsError
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import Client, Connection
+
+FeatureSpec = Mapping[str, "str | Mapping[str, Any]"] | Sequence[Mapping[str, Any]]
+Interval = timedelta | str | None
+ONLINE_QUERY_CACHE_SECONDS = 30.0
+PROGRESS_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    """Where a feature group version lives."""
+
+    name: str
+    version: int
+    table_name: str
+    key_column: str
+    columns: dict[str, str]  # feature -> data_type
+
+
+def _pg_type(series: pd.Series[Any]) -> str:
+    """SQL type of a spine column from its pandas dtype."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "timestamptz"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "timestamp"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double precision"
+    return "text"
+
+
+def _cell(value: Any, data_type: str | None) -> Any:
+    """A DataFrame cell as COPY wants it (vectors as '[..]' text, jsonb as JSON text, NA as NULL)."""
+    if value is None:
+        return None
+    if data_type == "vector":
+        return "[" + ",".join(repr(float(x)) for x in value) + "]"
+    if data_type == "jsonb":
+        return json.dumps(value)
+    if isinstance(value, float) and math.isnan(value) and data_type not in ("float8", "float4"):
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value
 
 
 class FeatureStore:
-    """``client.features``"""
+    """``client.features``: entities, feature groups, writes, online lookup, training sets."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self._online_cache: dict[tuple[str, tuple[str, ...]], tuple[float, str]] = {}
+
+    @property
+    def conn(self) -> Connection:
+        return self.client.conn
+
+    def _one(self, query: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
+        row = self.conn.execute(query, params).fetchone()
+        assert row is not None
+        return next(iter(row.values()))
+
+    def _frame(self, query: str, params: Sequence[Any] | Mapping[str, Any] = (),
+               conn: Connection | None = None) -> pd.DataFrame:
+        cur = (conn or self.conn).execute(query, params)
+        cols = [d.name for d in cur.description or []]
+        return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    # --- definitions -------------------------------------------------------------------
+    def create_entity(self, name: str, key_type: str = "int8", description: str = "",
+                      key_column: str | None = None) -> str:
+        """Register an entity; returns its key column name (default ``<name>_id``)."""
+        return str(self._one("select mlops.create_entity(name => %s::text, key_type => %s::text, "
+                             "description => %s::text, key_column => %s::text)",
+                             (name, key_type, description, key_column)))
+
+    def create_group(self, name: str, entity: str, features: FeatureSpec, ttl: Interval = None,
+                     description: str = "", source: str | None = None, freshness_sla: Interval = None,
+                     notify: bool = False) -> str:
+        """Create (or version) a feature group; returns its table ``mlops_features.<name>__v<n>``.
+
+        ``features``: ``{"amount": "float8", "segment": {"type": "text", "allowed": ["a", "b"]}}`` or a list
+        of ``{"name": ..., "type": ..., rules}`` (a list keeps duplicates visible, so they are rejected).
+        """
+        if isinstance(features, Mapping):
+            payload = json.dumps(dict(features))
+        else:
+            payload = json.dumps([dict(f) for f in features])
+        return str(self._one(
+            "select mlops.create_feature_group(name => %s::text, entity => %s::text, features => %s::json, "
+            "ttl => %s::interval, description => %s::text, source => %s::text, freshness_sla => %s::interval, "
+            "notify => %s::boolean)",
+            (name, entity, payload, ttl, description, source, freshness_sla, notify)))
+
+    def create_aggregate(self, group: str, name: str, feature: str, agg: str, window: Interval) -> str:
+        """Window aggregate (count/sum/avg/min/max over ``window``); returns its reference ``group:name``."""
+        return str(self._one("select mlops.create_aggregate_feature(%s::text, %s::text, %s::text, %s::text, "
+                             "%s::interval)", (group, name, feature, agg, window)))
+
+    def group_table(self, group: str) -> GroupTable:
+        """Table, key column and feature types of a group (``name`` or ``name@version``)."""
+        row = self.conn.execute(
+            "select g.name, g.version, g.table_name, e.key_column, "
+            "       (select pg_catalog.jsonb_object_agg(d.name, d.data_type) from mlops.feature_defs d "
+            "         where d.group_id = g.id) as columns "
+            "  from mlops._feature_group(%s::text) g join mlops.entities e on e.name = g.entity",
+            (group,)).fetchone()
+        assert row is not None
+        return GroupTable(row["name"], row["version"], row["table_name"], row["key_column"], dict(row["columns"]))
+
+    # --- writes --------------------------------------------------------------------------
+    def write(self, group: str, df: pd.DataFrame, progress: bool | None = None) -> int:
+        """Append a DataFrame (key column, ``event_ts``, feature columns) to a group with COPY, in one
+        transaction: a bad row (type, rule, vector dimension) writes nothing. Returns rows written."""
+        table = self.group_table(group)
+        allowed = {table.key_column, "event_ts", "created_at", *table.columns}
+        unknown = [str(c) for c in df.columns if c not in allowed]
+        if unknown:
+            raise PgmlopsError(f"unknown feature(s) {unknown} for feature group {table.name} "
+                               f"(version {table.version}); known: {sorted(table.columns)}")
+        for required in (table.key_column, "event_ts"):
+            if required not in df.columns:
+                raise PgmlopsError(f"DataFrame for feature group {table.name} lacks column {required!r}")
+        cols = [str(c) for c in df.columns]
+        types = [table.columns.get(c) for c in cols]
+        show = len(df) >= PROGRESS_ROWS if progress is None else progress
+        copy_sql = sql.SQL("copy mlops_features.{} ({}) from stdin").format(
+            sql.Identifier(table.table_name), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
+        with self.conn.transaction(), self.conn.cursor() as cur, cur.copy(copy_sql) as copy, \
+                Progress(disable=not show, transient=True) as bar:
+            task = bar.add_task(f"writing {table.name}", total=len(df))
+            for n, row in enumerate(df.itertuples(index=False, name=None), 1):
+                copy.write_row([_cell(v, t) for v, t in zip(row, types, strict=True)])
+                if n % 10_000 == 0:
+                    bar.update(task, completed=n)
+            bar.update(task, completed=len(df))
+        return len(df)
+
+    def write_rows(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert rows (dicts) through ``mlops.write_features``; returns rows written."""
+        return int(self._one("select mlops.write_features(%s::text, %s::jsonb)",
+                             (group, json.dumps(list(map(dict, rows)), default=str))))
+
+    # --- online --------------------------------------------------------------------------
+    def _online_sql(self, entity: str, features: tuple[str, ...]) -> str:
+        key = (entity, features)
+        cached = self._online_cache.get(key)
+        now = time.monotonic()
+        if cached and now - cached[0] < ONLINE_QUERY_CACHE_SECONDS:
+            return cached[1]
+        query = str(self._one("select mlops.online_query(%s::text, %s::text[])", (entity, list(features))))
+        self._online_cache[key] = (now, query)
+        return query
+
+    def online_raw(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> list[dict[str, Any]]:
+        """Online lookup rows as dicts (entity_key, values, status, event_ts), prepared statement."""
+        query = self._online_sql(entity, tuple(features))
+        conn = self.client.read_conn
+        with RawCursor(conn, row_factory=dict_row) as cur:  # the query uses $1: PostgreSQL placeholders
+            cur.execute(query, ([str(k) for k in keys],), prepare=True)
+            return cur.fetchall()
+
+    def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
+        """Online features: one row per key (given order) with a column per feature, ``<feature>__status``
+        (PRESENT / EXPIRED / MISSING; TTL enforced on read) and ``event_ts``."""
+        rows = self.online_raw(entity, keys, features)
+        records: list[dict[str, Any]] = []
+        for r in rows:
+            rec: dict[str, Any] = {"entity_key": r["entity_key"]}
+            rec.update(r["values"])
+            rec.update({f"{k}__status": v for k, v in r["status"].items()})
+            rec["event_ts"] = r["event_ts"]
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    def purge_expired(self) -> int:
+        """Delete online rows past their group's ttl; returns how many."""
+        return int(self._one("select mlops.purge_expired()", ()))
+
+    # --- training sets ---------------------------------------------------------------------
+    def _upload_spine(self, spine: pd.DataFrame) -> str:
+        name = "_pgmlops_spine"
+        cols = [str(c) for c in spine.columns]
+        self.conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(sql.Identifier(name)))
+        self.conn.execute(sql.SQL("create temp table {} ({})").format(
+            sql.Identifier(name),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_pg_type(spine[c])))
+                               for c in cols)))
+        with self.conn.cursor() as cur, cur.copy(sql.SQL("copy pg_temp.{} from stdin").format(sql.Identifier(name))) \
+                as copy:
+            for row in spine.itertuples(index=False, name=None):
+                copy.write_row([_cell(v, None) for v in row])
+        return f"pg_temp.{name}"
+
+    def create_training_set(self, name: str, spine: pd.DataFrame | str, features: Sequence[str],
+                            timestamp_column: str | None = None) -> str:
+        """Materialize a point-in-time training set in mlops_features; returns its table name."""
+        spine_ref = self._upload_spine(spine) if isinstance(spine, pd.DataFrame) else spine
+        return str(self._one(
+            "select mlops.create_training_set(name => %s::text, spine => %s::text, features => %s::text[], "
+            "timestamp_column => %s::text)", (name, spine_ref, list(features), timestamp_column)))
+
+    def training_set(self, spine: pd.DataFrame | str, features: Sequence[str], name: str | None = None,
+                     timestamp_column: str | None = None) -> pd.DataFrame:
+        """Point-in-time training set as a DataFrame: ``spine`` is a DataFrame, a table name or a query with
+        the entity key column(s) and a timestamp; each row gets, per group, the newest feature values with
+        event_ts <= its timestamp within the group's ttl. Materialized (with lineage) as ``name``."""
+        name = name or f"ts_{uuid.uuid4().hex[:16]}"
+        table = self.create_training_set(name, spine, features, timestamp_column)
+        return self._frame(f"select * from {table}")
+
+    # --- monitoring ------------------------------------------------------------------------
+    def freshness(self) -> pd.DataFrame:
+        """``mlops.feature_freshness``: newest event, lag, SLA, stale flag per current group."""
+        return self._frame("select * from mlops.feature_freshness order by group_name")
+
+    def check_freshness(self) -> pd.DataFrame:
+        """Raise/resolve feature_freshness alerts; one row per group."""
+        return self._frame("select * from mlops.check_freshness()")
+
+    def validate(self, group: str) -> pd.DataFrame:
+        """Rule report over a group's existing rows (null rate, min/max/allowed/NaN violations)."""
+        return self._frame("select * from mlops.validate_features(%s::text)", (group,))
+
+    def groups(self) -> pd.DataFrame:
+        """``mlops.feature_groups``."""
+        return self._frame("select * from mlops.feature_groups order by group_name, version")
