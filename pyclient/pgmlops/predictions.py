@@ -1,15 +1,239 @@
-"""Prediction logging, feedback and monitoring (wraps mlops.* SQL)."""
+"""Prediction logging, feedback and monitoring (wraps mlops.* SQL).
+
+Single predictions go through ``mlops.log_prediction`` (one round trip); DataFrames and
+record lists are COPYed into the session's staging table and ingested set-based by
+``mlops.log_staged_predictions`` (same checks and request_id idempotency as the SQL API).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import pandas as pd
+from psycopg.types.json import Jsonb
+from rich.progress import Progress
 
 if TYPE_CHECKING:
     from .client import Client
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Columns accepted by :meth:`Predictions.log_many` (the staging table's columns).
+COLUMNS = ("request_id", "model", "version", "alias", "experiment", "variant", "unit_id", "features",
+           "feature_vector", "output", "score", "label", "confidence", "latency_ms", "error", "created_at")
+JSON_COLUMNS = ("features", "output")
+#: Largest features / actual JSON accepted (bytes as stored), enforced in SQL.
+MAX_JSON_BYTES = 65536
+
+
+@dataclass
+class PredictionRecord:
+    """What a :meth:`Predictions.timed` block fills in; logged when the block exits."""
+
+    output: Any = None
+    score: float | None = None
+    label: str | None = None
+    confidence: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    prediction_id: int | None = None
+    latency_ms: float | None = None
+
+
+def _json_cell(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _vector_cell(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return "[" + ",".join(repr(float(x)) for x in value) + "]"
+
 
 class Predictions:
-    """``client.predictions``"""
+    """``client.predictions``: log, log_many, feedback, performance, timed / track."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    # -- logging ---------------------------------------------------------------------------
+    def log(self, model: str, *, request_id: str | None = None, version: int | None = None,
+            alias: str | None = None, features: Mapping[str, Any] | None = None, output: Any = None,
+            score: float | None = None, label: str | None = None, confidence: float | None = None,
+            latency_ms: float | None = None, error: str | None = None, unit_id: str | None = None,
+            experiment: str | None = None, variant: str | None = None,
+            feature_vector: Sequence[float] | None = None, created_at: datetime | None = None) -> int:
+        """Log one prediction; returns its id (the first row's id when request_id was logged before)."""
+        row = self.client.conn.execute(
+            "select mlops.log_prediction(model => %s::text, request_id => %s::text, version => %s::integer,"
+            " alias => %s::text, features => %s::jsonb, output => %s::jsonb, score => %s::float8,"
+            " label => %s::text, confidence => %s::float8, latency_ms => %s::float8, error => %s::text,"
+            " unit_id => %s::text, experiment => %s::text, variant => %s::text,"
+            " feature_vector => %s::text::vector, created_at => %s::timestamptz) as id",
+            (model, request_id, version, alias, None if features is None else Jsonb(dict(features)),
+             None if output is None else Jsonb(output), score, label, confidence, latency_ms, error, unit_id,
+             experiment, variant, _vector_cell(feature_vector), created_at)).fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    def log_many(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]], *, chunk_size: int = 100_000,
+                 progress: bool = True) -> int:
+        """COPY predictions (DataFrame or records, columns from :data:`COLUMNS`) through the staging
+        table; returns how many were new. All or nothing: one bad row rejects the whole call."""
+        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        unknown = sorted(set(map(str, df.columns)) - set(COLUMNS))
+        if unknown:
+            raise ValueError(f"log_many: unknown column(s) {unknown}; allowed: {list(COLUMNS)}")
+        if "model" not in df.columns:
+            raise ValueError("log_many: column 'model' is required")
+        if df.empty:
+            return 0
+        cols = [c for c in COLUMNS if c in df.columns]
+        df = df[cols].copy()
+        for c in JSON_COLUMNS:
+            if c in df.columns:
+                df[c] = df[c].map(_json_cell)
+        if "feature_vector" in df.columns:
+            df["feature_vector"] = df["feature_vector"].map(_vector_cell)
+        if "version" in df.columns:
+            df["version"] = df["version"].astype("Int64")
+        copy_sql = f"copy pg_temp.mlops_prediction_staging ({', '.join(cols)}) from stdin (format csv)"
+        conn = self.client.conn
+        with conn.transaction():
+            conn.execute("select mlops.create_prediction_staging()")
+            with Progress(disable=not progress, transient=True) as bar:
+                task = bar.add_task("COPY predictions", total=len(df))
+                for start in range(0, len(df), chunk_size):
+                    chunk = df.iloc[start:start + chunk_size]
+                    buf = io.StringIO()
+                    chunk.to_csv(buf, header=False, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+                    with conn.cursor().copy(copy_sql) as copy:
+                        copy.write(buf.getvalue())
+                    bar.advance(task, len(chunk))
+            row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    def feedback(self, request_id: str, *, actual: Any = None, label: str | None = None,
+                 value: float | None = None, correct: bool | None = None, reward: float | None = None) -> bool:
+        """Record ground truth for a request (kept even before the prediction is logged).
+        Returns whether the prediction is already logged."""
+        row = self.client.conn.execute(
+            "select mlops.log_feedback(request_id => %s::text, actual => %s::jsonb, label => %s::text,"
+            " value => %s::float8, correct => %s::boolean, reward => %s::float8) as logged",
+            (request_id, None if actual is None else Jsonb(actual), label, value, correct, reward)).fetchone()
+        assert row is not None
+        return bool(row["logged"])
+
+    # -- timing a user's predict call -----------------------------------------------------------
+    @contextmanager
+    def timed(self, model: str, **log_args: Any) -> Iterator[PredictionRecord]:
+        """``with client.predictions.timed("churn", features=x) as rec: rec.score = m.predict(x)``
+        logs the prediction with the block's wall time as latency_ms; an exception is logged as
+        error and re-raised."""
+        rec = PredictionRecord()
+        start = time.perf_counter()
+        error: str | None = None
+        try:
+            yield rec
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            raise
+        finally:
+            rec.latency_ms = (time.perf_counter() - start) * 1000.0
+            args = {**log_args, **rec.extra}
+            rec.prediction_id = self.log(model, output=rec.output, score=rec.score, label=rec.label,
+                                         confidence=rec.confidence, latency_ms=rec.latency_ms, error=error,
+                                         **args)
+
+    def track(self, model: str, **log_args: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorator: times each call of a predict function and logs it. A float result is logged
+        as score, a str as label, anything else as output; a dict first argument as features."""
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                extra = dict(log_args)
+                if args and isinstance(args[0], Mapping) and "features" not in extra:
+                    extra["features"] = dict(args[0])
+                with self.timed(model, **extra) as rec:
+                    result = fn(*args, **kwargs)
+                    if isinstance(result, bool) or not isinstance(result, (int, float, str)):
+                        rec.output = result
+                    elif isinstance(result, str):
+                        rec.label = result
+                    else:
+                        rec.score = float(result)
+                return result
+
+            return wrapper
+
+        return decorate
+
+    # -- monitoring ------------------------------------------------------------------------
+    def performance(self, model: str, since: datetime | None = None, bucket: str = "1 hour") -> pd.DataFrame:
+        """Per version and time bucket: predictions, errors, error_rate, latency p50/p95/p99,
+        mean_confidence, feedback_count, accuracy, mae (``mlops.model_performance``)."""
+        rows = self.client.read_conn.execute(
+            "select * from mlops.model_performance(model => %s::text,"
+            " since => coalesce(%s::timestamptz, pg_catalog.now() - interval '1 day'), bucket => %s::interval)",
+            (model, since, bucket)).fetchall()
+        columns = ["time", "model_version", "predictions", "errors", "error_rate", "latency_p50", "latency_p95",
+                   "latency_p99", "mean_confidence", "feedback_count", "accuracy", "mae"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def latency_p95(self, model: str, version: int, since: datetime) -> float | None:
+        row = self.client.read_conn.execute(
+            "select mlops.model_version_latency_p95(%s::text, %s::integer, %s::timestamptz) as v",
+            (model, version, since)).fetchone()
+        assert row is not None
+        return None if row["v"] is None else float(row["v"])
+
+    def accuracy(self, model: str, version: int, since: datetime) -> float | None:
+        row = self.client.read_conn.execute(
+            "select mlops.model_version_accuracy(%s::text, %s::integer, %s::timestamptz) as v",
+            (model, version, since)).fetchone()
+        assert row is not None
+        return None if row["v"] is None else float(row["v"])
+
+    def detect_degradation(self, model: str, window: str = "1 hour", baseline: str = "7 days") -> pd.DataFrame:
+        """Compare the last window with the baseline period; raises a model_degradation alert in SQL."""
+        rows = self.client.conn.execute(
+            "select * from mlops.detect_degradation(%s::text, %s::interval, %s::interval)",
+            (model, window, baseline)).fetchall()
+        return pd.DataFrame(rows, columns=["model_version", "metric", "baseline_value", "current_value",
+                                           "degraded"])
+
+    # -- partitions and retention ---------------------------------------------------------
+    def configure(self, partition_interval: str | None = None, premake: int | None = None,
+                  retention: str | None = None) -> dict[str, Any]:
+        row = self.client.conn.execute(
+            "select mlops.configure_predictions(%s::interval, %s::integer, %s::interval) as c",
+            (partition_interval, premake, retention)).fetchone()
+        assert row is not None
+        return dict(row["c"])
+
+    def drop_before(self, ts: datetime) -> int:
+        """Drop whole partitions ending at or before ts; returns how many."""
+        row = self.client.conn.execute("select mlops.drop_predictions_before(%s::timestamptz) as n",
+                                       (ts,)).fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    def maintain(self) -> dict[str, Any]:
+        row = self.client.conn.execute("select mlops.maintain_predictions() as m").fetchone()
+        assert row is not None
+        return dict(row["m"])

@@ -29,7 +29,7 @@ begin
     -- clip to neighbours made with another interval
     lo := greatest(lo, (select max(p.upper_bound) from mlops.prediction_partitions p where p.upper_bound <= lo));
     hi := least(hi, (select min(p.lower_bound) from mlops.prediction_partitions p where p.lower_bound > lo));
-    part := 'predictions_p' || pg_catalog.to_char(lo at time zone 'UTC', 'YYYYMMDD"T"HH24MISS');
+    part := 'predictions_p' || pg_catalog.to_char(lo at time zone 'UTC', 'YYYYMMDD"_"HH24MISS');
     execute pg_catalog.format('create table mlops.%I partition of mlops.predictions for values from (%L) to (%L)',
                               part, lo, hi);
     insert into mlops.prediction_partitions (name, lower_bound, upper_bound) values (part, lo, hi);
@@ -100,7 +100,8 @@ begin
     dropped := dropped + 1;
   end loop;
   if cutoff is not null then
-    delete from mlops.prediction_requests r where r.created_at < cutoff;
+    with gone as (delete from mlops.prediction_requests r where r.created_at < cutoff returning r.request_id)
+    delete from mlops.prediction_feedback f using gone where f.request_id = gone.request_id;
     delete from mlops.prediction_feedback f
      where f.created_at < cutoff
        and not exists (select from mlops.prediction_requests r where r.request_id = f.request_id);
@@ -324,6 +325,7 @@ begin
     claimed as (
       insert into mlops.prediction_requests (request_id, prediction_id, created_at)
       select s.request_id, s.id, s.created_at from src s
+       order by s.request_id  -- concurrent batches claim keys in one order: no deadlock
       on conflict (request_id) do nothing
       returning prediction_id),
     ins as (
