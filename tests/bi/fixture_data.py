@@ -1,0 +1,71 @@
+"""Deterministic data for the BI tests (Superset, Grafana): a model with two versions,
+predictions of an A/B experiment over the last hours with latencies, errors and feedback,
+and alerts. Every part is written through the capabilities' public SQL functions and is
+skipped (listed in ``Populated.missing``) when its capability has not shipped them yet.
+
+``populate`` returns what it wrote so tests compare chart / panel data to it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+MODEL = "bi_churn"
+EXPERIMENT = "bi_ab"
+VARIANTS = ("control", "treatment")
+HOURS = 3
+
+
+@dataclass
+class Populated:
+    base: datetime
+    alerts: dict[str, int] = field(default_factory=dict)  # severity -> count
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def has_function(conn: psycopg.Connection[Any], name: str) -> bool:
+    row = conn.execute("select exists (select from pg_catalog.pg_proc where pronamespace = 'mlops'::regnamespace "
+                       "and proname = %s::text)", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def populate(conn: psycopg.Connection[Any]) -> Populated:
+    """Write the fixture data once into an autocommit connection's database."""
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS)
+    out = Populated(base=base)
+    for i, severity in enumerate(("info", "warning", "warning", "critical")):
+        conn.execute("select mlops._raise_alert(%s::text, %s::text, %s::text, %s::text, '{}'::jsonb)",
+                     ("drift" if i % 2 else "feature_freshness", f"bi_subject_{i}", severity, f"alert {i}"))
+        out.alerts[severity] = out.alerts.get(severity, 0) + 1
+    if not (has_function(conn, "register_model") and has_function(conn, "log_predictions")):
+        out.missing.append("predictions")
+        return out
+    conn.execute("select mlops.register_model(name => %s::text, task => 'classification')", (MODEL,))
+    for v in (1, 2):
+        conn.execute("select mlops.create_model_version(model => %s::text, artifact => %s::bytea)",
+                     (MODEL, f"bi model {v}".encode()))
+    rows = []
+    for h in range(HOURS):
+        for i in range(20):
+            variant = VARIANTS[i % 2]
+            rows.append({
+                "request_id": f"bi_{h}_{i}", "model": MODEL, "version": 1 if variant == "control" else 2,
+                "experiment": EXPERIMENT, "variant": variant, "unit_id": f"u{i}",
+                "score": round(0.05 * i, 2), "label": "churn" if i % 3 == 0 else "stay",
+                "confidence": 0.5 + 0.02 * i, "latency_ms": float(1 + i + 10 * h),
+                "error": "timeout" if i == 19 else None,
+                "created_at": (base + timedelta(hours=h, minutes=2 * i + 1)).isoformat(),
+            })
+    conn.execute("select mlops.log_predictions(%s::jsonb)", (json.dumps(rows),))
+    for r in rows:
+        if r["error"] is None:
+            r["actual"] = "churn" if int(r["request_id"].rsplit("_", 1)[1]) % 4 == 0 else "stay"
+            conn.execute("select mlops.log_feedback(request_id => %s::text, label => %s::text)",
+                         (r["request_id"], r["actual"]))
+    out.predictions = rows
+    return out
