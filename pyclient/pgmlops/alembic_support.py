@@ -29,4 +29,8 @@ def install_version(version: str) -> None:
     from alembic import op
 
     dbapi = op.get_bind().connection.driver_connection
+    # The script pins search_path with SET LOCAL; restore the caller's so alembic's own
+    # statements (UPDATE alembic_version) still find their table in this transaction.
+    saved = dbapi.execute("select pg_catalog.current_setting('search_path')").fetchone()[0]  # type: ignore[union-attr]
     install(dbapi, version=version)  # type: ignore[arg-type]
+    dbapi.execute("select pg_catalog.set_config('search_path', %s::text, true)", (saved,))  # type: ignore[union-attr]
