@@ -1,0 +1,322 @@
+-- Reference profiles: the reference data is summarized once (quantiles, histograms, category
+-- frequencies, moments, vector centroid / variance / sample) so monitors never re-read it.
+
+-- Private: the 1001 quantile levels 0, 0.001, ..., 1 stored per numeric column.
+create or replace function mlops._drift_levels() returns double precision[]
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$ select pg_catalog.array_agg(i / 1000.0::float8 order by i) from pg_catalog.generate_series(0, 1000) i $$;
+comment on function mlops._drift_levels() is 'Private: quantile levels 0, 0.001, ..., 1 of numeric column profiles.';
+
+-- Private: the data source of a profile or monitor as a parenthesized subquery: a user query,
+-- a model's prediction log (joined with feedback: column correct) in a time window, or a
+-- feature group table in schema mlops_features.
+create or replace function mlops._drift_source(query text, model text, feature_group text,
+                                               window_start timestamptz, window_end timestamptz,
+                                               out kind text, out source text, out sub text)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if (query is not null)::int + (model is not null)::int + (feature_group is not null)::int <> 1 then
+    raise exception using errcode = '22023', message = 'give exactly one of query, model or feature_group',
+      hint = 'query => ''select ... from ...'', or model => ''churn'' (prediction log), or feature_group => ''customers''.';
+  end if;
+  if window_start is not null and window_end is not null and window_end <= window_start then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('window_end %s must be after window_start %s', window_end, window_start);
+  end if;
+  if query is not null then
+    query := pg_catalog.rtrim(pg_catalog.btrim(query), '; ');
+    if query = '' then
+      raise exception using errcode = '22023', message = 'query is empty';
+    end if;
+    kind := 'query'; source := query; sub := pg_catalog.format('(%s)', query);
+  elsif model is not null then
+    perform mlops._check_name(model, 'model');
+    kind := 'model'; source := model;
+    sub := pg_catalog.format(
+      '(select p.score, p.label, p.confidence, p.feature_vector, f.correct, p.created_at from mlops.predictions p '
+      'left join mlops.prediction_feedback f on f.request_id = p.request_id '
+      'where p.model = %L and p.created_at >= %L and p.created_at < %L)',
+      model, coalesce(window_start, '-infinity'::timestamptz), coalesce(window_end, 'infinity'::timestamptz));
+  else
+    perform mlops._check_name(feature_group, 'feature_group');
+    if pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', feature_group)) is null then
+      raise exception using errcode = '42P01',
+        message = pg_catalog.format('feature_group %L has no table mlops_features.%s', feature_group, feature_group);
+    end if;
+    kind := 'feature_group'; source := feature_group;
+    sub := pg_catalog.format('(select * from mlops_features.%I)', feature_group);
+  end if;
+end
+$$;
+comment on function mlops._drift_source(text, text, text, timestamptz, timestamptz) is
+  'Private: validates the data source of a drift profile or monitor and returns it as a subquery.';
+
+-- Private: columns of a source with their drift kind (numeric, categorical, vector). Unknown
+-- columns raise 42703, unsupported types 22023, both naming the column.
+create or replace function mlops._drift_columns(sub text, columns text[], default_columns text[] default null)
+returns table (column_name text, kind text)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  c text;
+  k text;
+  wanted text[] := coalesce(columns, default_columns);
+begin
+  if pg_catalog.to_regclass('pg_temp._drift_shape') is not null then
+    drop table pg_temp._drift_shape;
+  end if;
+  begin
+    execute pg_catalog.format('create temp table _drift_shape as select * from %s s limit 0', sub);
+  exception when syntax_error or undefined_table or undefined_column or undefined_function then
+    raise exception using errcode = sqlstate, message = pg_catalog.format('query is not valid: %s', sqlerrm);
+  end;
+  if pg_catalog.to_regclass('pg_temp._drift_cols') is null then
+    create temp table _drift_cols (column_name text, kind text, ord int);
+  end if;
+  truncate pg_temp._drift_cols;
+  insert into pg_temp._drift_cols
+  select a.attname::text,
+         case when a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'float4'::regtype,
+                                  'float8'::regtype, 'numeric'::regtype) then 'numeric'
+              when a.atttypid in ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'bool'::regtype,
+                                  'name'::regtype) then 'categorical'
+              when a.atttypid = (select t.oid from pg_catalog.pg_type t
+                                   join pg_catalog.pg_extension x on x.extnamespace = t.typnamespace
+                                  where x.extname = 'vector' and t.typname = 'vector') then 'vector'
+              else 'unsupported:' || pg_catalog.format_type(a.atttypid, null) end,
+         a.attnum
+    from pg_catalog.pg_attribute a
+   where a.attrelid = 'pg_temp._drift_shape'::regclass and a.attnum > 0 and not a.attisdropped;
+  if columns is not null and pg_catalog.cardinality(columns) = 0 then
+    raise exception using errcode = '22023', message = 'columns is empty';
+  end if;
+  if wanted is null then
+    wanted := (select pg_catalog.array_agg(d.column_name order by d.ord) from pg_temp._drift_cols d
+                where d.kind not like 'unsupported:%');
+  end if;
+  foreach c in array coalesce(wanted, '{}') loop
+    select d.kind into k from pg_temp._drift_cols d where d.column_name = c;
+    if k is null then
+      if columns is null then
+        continue;  -- default columns of a model source that this log does not have
+      end if;
+      raise exception using errcode = '42703', message = pg_catalog.format('column %L is not in the source', c),
+        hint = (select 'Columns: ' || pg_catalog.string_agg(d.column_name, ', ' order by d.ord) from pg_temp._drift_cols d);
+    end if;
+    if k like 'unsupported:%' then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('column %L has type %s: drift needs a number, text, boolean or vector column',
+                                    c, pg_catalog.substr(k, 13));
+    end if;
+    column_name := c; kind := k;
+    return next;
+  end loop;
+  drop table pg_temp._drift_shape;
+end
+$$;
+comment on function mlops._drift_columns(text, text[], text[]) is
+  'Private: resolves the columns of a drift source and classifies them numeric / categorical / vector.';
+
+-- Private: a numeric column as float8 with NaN and +/-Infinity mapped to NULL (they are counted
+-- separately as non_finite and excluded from every statistic).
+create or replace function mlops._drift_num(col text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.format('(case when %1$I::float8 in (''NaN''::float8, ''Infinity''::float8, ''-Infinity''::float8) '
+                           'then null else %1$I::float8 end)', col)
+$$;
+comment on function mlops._drift_num(text) is 'Private: SQL expression of a numeric column with non-finite values as NULL.';
+
+-- Private: one-scan aggregate select-list of a set of columns (counts, moments, quantiles,
+-- vector centroid / second moment / magnitude), as a jsonb object per column.
+create or replace function mlops._drift_scan_exprs(cols text[], kinds text[]) returns text
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  parts text[] := '{}';
+  i integer;
+  e text;
+begin
+  for i in 1..coalesce(pg_catalog.cardinality(cols), 0) loop
+    if kinds[i] = 'numeric' then
+      e := mlops._drift_num(cols[i]);
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''numeric'', ''count'', pg_catalog.count(%2$s), '
+        '''nulls'', pg_catalog.count(*) - pg_catalog.count(%3$I), ''non_finite'', pg_catalog.count(%3$I) - pg_catalog.count(%2$s), '
+        '''mean'', pg_catalog.avg(%2$s), ''std'', pg_catalog.stddev_pop(%2$s), ''min'', pg_catalog.min(%2$s), ''max'', pg_catalog.max(%2$s), '
+        '''quantiles'', pg_catalog.percentile_cont(mlops._drift_levels()) within group (order by %2$s)))',
+        cols[i], e, cols[i]);
+    elsif kinds[i] = 'categorical' then
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''categorical'', ''count'', pg_catalog.count(%2$I), '
+        '''nulls'', pg_catalog.count(*) - pg_catalog.count(%2$I)))', cols[i], cols[i]);
+    else
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''vector'', ''count'', pg_catalog.count(%2$I), '
+        '''nulls'', pg_catalog.count(*) - pg_catalog.count(%2$I), ''dim'', pg_catalog.max(vector_dims(%2$I)), '
+        '''min_dim'', pg_catalog.min(vector_dims(%2$I)), ''centroid'', avg(%2$I)::real[], '
+        '''second_moment'', avg(%2$I * %2$I)::real[], ''magnitude'', pg_catalog.avg(vector_norm(%2$I)), '
+        '''magnitude_std'', pg_catalog.stddev_pop(vector_norm(%2$I))))', cols[i], cols[i]);
+    end if;
+  end loop;
+  return 'pg_catalog.jsonb_build_object(''__rows'', pg_catalog.count(*))'
+         || coalesce(' || ' || pg_catalog.array_to_string(parts, ' || '), '');
+end
+$$;
+comment on function mlops._drift_scan_exprs(text[], text[]) is
+  'Private: builds the one-scan aggregate expression summarizing columns of a drift source.';
+
+-- Private: runs the one-scan summary, turning pgvector dimension mismatches into a clear error.
+create or replace function mlops._drift_scan(sub text, cols text[], kinds text[], argument text, extra text default null)
+returns jsonb
+language plpgsql volatile set search_path from current
+as $$
+declare
+  result jsonb;
+  v text;
+begin
+  begin
+    execute pg_catalog.format('select %s%s from %s s', mlops._drift_scan_exprs(cols, kinds),
+                              coalesce(' || ' || extra, ''), sub) into result;
+  exception when data_exception then
+    raise exception using errcode = '22000',
+      message = pg_catalog.format('%s data cannot be profiled: %s', argument, sqlerrm),
+      hint = 'Vectors of one column must all have the same dimension.';
+  end;
+  for v in select c from unnest(cols, kinds) t(c, k) where k = 'vector' loop
+    if (result -> v ->> 'min_dim')::int <> (result -> v ->> 'dim')::int then
+      raise exception using errcode = '22000',
+        message = pg_catalog.format('%s column %L mixes vector dimensions %s and %s', argument, v,
+                                    result -> v ->> 'min_dim', result -> v ->> 'dim');
+    end if;
+  end loop;
+  return result;
+end
+$$;
+comment on function mlops._drift_scan(text, text[], text[], text, text) is
+  'Private: one aggregate scan of a drift source returning per-column summaries.';
+
+-- Creates (or with replace => true, recomputes) a named reference profile from a query, a
+-- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
+-- type, count, nulls, non-finite count, mean/std/min/max, 1001 quantiles, decile PSI edges and
+-- counts, all values when there are at most sample_size of them (exact KS), category
+-- frequencies (top 1000, rest as __other__), vector centroid / per-dimension variance /
+-- magnitude, and a random sample of vector_sample vectors (MMD, nearest-neighbour distance).
+create or replace function mlops.create_reference_profile(
+  name text, query text default null, model text default null, feature_group text default null,
+  window_start timestamptz default null, window_end timestamptz default null, columns text[] default null,
+  sample_size integer default 1000, vector_sample integer default 500, replace boolean default false)
+returns bigint
+language plpgsql volatile set search_path from current
+as $$
+declare
+  src record;
+  cols text[];
+  kinds text[];
+  summary jsonb;
+  prof jsonb := '{}';
+  col jsonb;
+  c text;
+  k text;
+  e text;
+  edges double precision[];
+  extra jsonb;
+  prof_id bigint;
+  i integer;
+begin
+  perform mlops._check_name(name, 'name');
+  if sample_size is null or sample_size < 10 or sample_size > 100000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('sample_size must be between 10 and 100000, got %s', sample_size);
+  end if;
+  if vector_sample is null or vector_sample < 10 or vector_sample > 10000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('vector_sample must be between 10 and 10000, got %s', vector_sample);
+  end if;
+  if exists (select from mlops.drift_profiles p where p.name = create_reference_profile.name) and not replace then
+    raise exception using errcode = '42710', message = pg_catalog.format('reference profile %L already exists', name),
+      hint = 'Pass replace => true to recompute it.';
+  end if;
+  src := mlops._drift_source(query, model, feature_group, window_start, window_end);
+  select pg_catalog.array_agg(d.column_name), pg_catalog.array_agg(d.kind) into cols, kinds
+    from mlops._drift_columns(src.sub, columns,
+                              case when src.kind = 'model' then '{score,label,feature_vector,correct}'::text[] end) d;
+  if cols is null then
+    raise exception using errcode = '22023', message = 'the source has no numeric, text, boolean or vector column to profile';
+  end if;
+  summary := mlops._drift_scan(src.sub, cols, kinds, 'reference');
+  if (summary ->> '__rows')::bigint = 0 then
+    raise exception using errcode = '22023', message = 'the reference set is empty: the source returned no rows',
+      hint = 'Check the query, model name or time window.';
+  end if;
+
+  for i in 1..pg_catalog.cardinality(cols) loop
+    c := cols[i]; k := kinds[i]; col := summary -> c;
+    if (col ->> 'count')::bigint = 0 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('reference column %L has no usable value (all NULL or non-finite)', c),
+        hint = 'Leave it out of columns.';
+    end if;
+    if k = 'numeric' then
+      e := mlops._drift_num(c);
+      select pg_catalog.array_agg(distinct q order by q) into edges
+        from pg_catalog.generate_series(1, 9) j,
+             lateral (select (col -> 'quantiles' ->> (j * 100))::float8 as q) x;
+      execute pg_catalog.format(
+        'select pg_catalog.jsonb_build_object(''hist'', mlops._bin_counts(pg_catalog.array_agg(%1$s), %2$L::float8[]), '
+        '''values'', case when pg_catalog.count(%1$s) <= %3$s then pg_catalog.array_agg(%1$s order by %1$s) filter (where %1$s is not null) end, '
+        '''distinct'', pg_catalog.count(distinct %1$s)) from %4$s s', e, edges, sample_size, src.sub) into extra;
+      col := col || pg_catalog.jsonb_build_object('edges', edges) || extra;
+    elsif k = 'categorical' then
+      execute pg_catalog.format(
+        'select pg_catalog.jsonb_build_object(''categories'', coalesce(pg_catalog.jsonb_object_agg(k, n) filter (where r <= 1000), ''{}''), '
+        '''other'', coalesce(pg_catalog.sum(n) filter (where r > 1000), 0), ''distinct'', pg_catalog.count(*)) '
+        'from (select %1$I::text as k, pg_catalog.count(*) as n, pg_catalog.row_number() over (order by pg_catalog.count(*) desc, %1$I::text) as r '
+        '        from %2$s s where %1$I is not null group by 1) g', c, src.sub) into extra;
+      col := col || extra;
+    else
+      col := (col - 'second_moment') || pg_catalog.jsonb_build_object('variance',
+        (select pg_catalog.to_jsonb(pg_catalog.array_agg(greatest(m2 - m * m, 0)::float8 order by o))
+           from pg_catalog.jsonb_array_elements_text(col -> 'second_moment') with ordinality a(m2t, o)
+           join pg_catalog.jsonb_array_elements_text(col -> 'centroid') with ordinality b(mt, o2) on o2 = o,
+           lateral (select a.m2t::float8 as m2, b.mt::float8 as m) x));
+    end if;
+    prof := prof || pg_catalog.jsonb_build_object(c, col);
+  end loop;
+
+  delete from mlops.drift_profiles p where p.name = create_reference_profile.name
+     and not exists (select from mlops.drift_monitors m where m.profile_id = p.id);
+  update mlops.drift_profiles p
+     set source_kind = src.kind, source = src.source, window_start = create_reference_profile.window_start,
+         window_end = create_reference_profile.window_end, row_count = (summary ->> '__rows')::bigint,
+         columns = prof, created_at = pg_catalog.now(), created_by = current_user
+   where p.name = create_reference_profile.name
+  returning p.id into prof_id;
+  if prof_id is null then
+    insert into mlops.drift_profiles (name, source_kind, source, window_start, window_end, row_count, columns)
+    values (name, src.kind, src.source, window_start, window_end, (summary ->> '__rows')::bigint, prof)
+    returning id into prof_id;
+  end if;
+  delete from mlops.drift_profile_vectors v where v.profile_id = prof_id;
+  for i in 1..pg_catalog.cardinality(cols) loop
+    continue when kinds[i] <> 'vector';
+    execute pg_catalog.format(
+      'insert into mlops.drift_profile_vectors (profile_id, column_name, ordinal, embedding) '
+      'select %1$s, %2$L, pg_catalog.row_number() over (), v from (select %2$I as v from %3$s s where %2$I is not null '
+      'order by pg_catalog.random() limit %4$s) x', prof_id, cols[i], src.sub, vector_sample);
+    -- the reference's own nearest-neighbour distances (leave-one-out within the sample)
+    update mlops.drift_profiles p
+       set columns = pg_catalog.jsonb_set(p.columns, array[cols[i], 'nn_p95'],
+             pg_catalog.to_jsonb((select pg_catalog.percentile_cont(0.95) within group (order by nn.d)
+                                    from mlops.drift_profile_vectors r,
+                                         lateral (select r.embedding <-> o.embedding as d from mlops.drift_profile_vectors o
+                                                   where o.profile_id = r.profile_id and o.column_name = r.column_name
+                                                     and o.ordinal <> r.ordinal
+                                                   order by r.embedding <-> o.embedding limit 1) nn
+                                   where r.profile_id = p.id and r.column_name = cols[i])))
+     where p.id = prof_id;
+  end loop;
+  return prof_id;
+end
+$$;
+comment on function mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean) is
+  'Summarizes reference data (query, model prediction log + window, or feature group) into a stored profile; returns its id. Example: mlops.create_reference_profile(name => ''ref'', query => ''select * from t'').';
