@@ -1,0 +1,425 @@
+"""Feature store: group layout and versions, online lookup with TTL, out-of-order and concurrent
+writes, point-in-time training sets against a pandas merge_asof oracle, window aggregates,
+lineage, freshness alerts, validation, NOTIFY, bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pgmlops
+import psycopg
+import pytest
+from pgmlops.errors import PgmlopsError
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def scalar(conn: psycopg.Connection[Any], query: str, params: Any = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def entities(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("select mlops.create_entity('customer', 'int8', 'customers')")
+        c.execute("select mlops.create_entity('item', 'text', 'items', key_column => 'sku')")
+
+
+def test_group_layout_constraints_online_table_and_hnsw(conn: psycopg.Connection[Any]) -> None:
+    table = scalar(conn, """select mlops.create_feature_group('layout', 'customer',
+        '{"amount": {"type": "float8", "min": 0, "max": 100, "not_null": true},
+          "seg": {"type": "text", "allowed": ["a", "b"]}, "emb": "vector(3)", "flag": "bool", "meta": "jsonb"}',
+        ttl => '1 day')""")
+    assert table == "mlops_features.layout__v1"
+    cols = conn.execute("""select attname, format_type(atttypid, atttypmod) from pg_attribute
+                            where attrelid = 'mlops_features.layout__v1'::regclass and attnum > 0 order by attnum""").fetchall()
+    assert [c[0] for c in cols] == ["customer_id", "event_ts", "created_at", "amount", "seg", "emb", "flag", "meta"]
+    assert dict(cols)["event_ts"] == "timestamp with time zone"
+    assert dict(cols)["emb"].endswith("vector(3)")
+    checks = {r[0] for r in conn.execute("""select conname from pg_constraint
+               where conrelid = 'mlops_features.layout__v1'::regclass and contype = 'c'""")}
+    assert {"amount__min", "amount__max", "amount__not_null", "amount__not_nan", "seg__allowed"} <= checks
+    idx = {r[0]: r[1] for r in conn.execute("""select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
+               where indrelid in ('mlops_features.layout__v1'::regclass, 'mlops_features.layout__v1_online'::regclass)""")}
+    assert any("(customer_id, event_ts DESC" in d for d in idx.values())
+    assert any("hnsw" in d and "(emb" in d for d in idx.values())
+    assert scalar(conn, "select count(*) from mlops.features where group_name = 'layout'") == 5
+    row = conn.execute("select key_column, ttl_seconds, feature_count, table_name from mlops.feature_groups "
+                       "where group_name = 'layout'").fetchone()
+    assert row == ("customer_id", 86400.0, 5, "layout__v1")
+
+
+def test_bi_views_are_simple_and_fully_commented(conn: psycopg.Connection[Any]) -> None:
+    for view in ("feature_groups", "features", "feature_freshness", "training_set_lineage"):
+        rows = conn.execute("""select a.attname, format_type(a.atttypid, a.atttypmod),
+                                      col_description(a.attrelid, a.attnum)
+                                 from pg_attribute a where a.attrelid = ('mlops.' || %s)::regclass and a.attnum > 0""",
+                            (view,)).fetchall()
+        assert scalar(conn, "select obj_description(('mlops.' || %s)::regclass, 'pg_class')", (view,))
+        assert ("time", "timestamp with time zone") in [(r[0], r[1]) for r in rows], view
+        for name, typ, comment in rows:
+            assert comment, f"{view}.{name} lacks a comment"
+            assert typ not in ("jsonb", "json") and not typ.endswith("[]") and "vector" not in typ, f"{view}.{name}"
+
+
+def test_schema_change_creates_version_old_stays_readable(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('ver', 'customer', '{"a": "int8"}')""")
+    conn.execute("""select mlops.write_features('ver', '[{"customer_id": 1, "event_ts": "2026-01-01", "a": 7}]')""")
+    same = scalar(conn, """select mlops.create_feature_group('ver', 'customer', '{"a": "int8"}', description => 'x')""")
+    assert same == "mlops_features.ver__v1"
+    new = scalar(conn, """select mlops.create_feature_group('ver', 'customer', '{"a": "int8", "b": "text"}')""")
+    assert new == "mlops_features.ver__v2"
+    assert scalar(conn, "select a from mlops_features.ver__v1") == 7
+    v1 = conn.execute("select values from mlops.get_online_features('customer', '{1}', '{ver@1:a}')").fetchone()
+    v2 = conn.execute("select status from mlops.get_online_features('customer', '{1}', '{ver:a}')").fetchone()
+    assert v1 == ({"a": 7},) and v2 == ({"a": "MISSING"},)
+    assert [r[0] for r in conn.execute("select version from mlops.feature_groups where group_name = 'ver' "
+                                       "order by version")] == [1, 2]
+
+
+def test_online_status_ttl_enforced_on_read_and_purge(client: pgmlops.Client) -> None:
+    fs = client.features
+    fs.create_group("ttlg", "customer", {"x": "float8", "emb": "vector(2)"}, ttl=timedelta(days=1))
+    now = datetime.now(UTC)
+    fs.write("ttlg", pd.DataFrame({"customer_id": [1, 2], "event_ts": [now - timedelta(hours=1), now - timedelta(days=3)],
+                                   "x": [1.5, 2.5], "emb": [[1.0, 2.0], [3.0, 4.0]]}))
+    df = fs.online("customer", [2, 1, 3], ["ttlg:x", "ttlg:emb"])
+    assert list(df["entity_key"]) == ["2", "1", "3"]
+    assert list(df["x__status"]) == ["EXPIRED", "PRESENT", "MISSING"]
+    assert df["x"].iloc[1] == 1.5 and pd.isna(df["x"].iloc[0]) and pd.isna(df["x"].iloc[2])
+    assert df["emb"].iloc[1] == [1.0, 2.0]
+    assert fs.purge_expired() >= 1
+    assert list(fs.online("customer", [2, 1], ["ttlg:x"])["x__status"]) == ["MISSING", "PRESENT"]
+    assert client.conn.execute("select count(*) as n from mlops_features.ttlg__v1").fetchone() == {"n": 2}
+
+
+def test_out_of_order_writes_never_regress_online(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('ooo', 'customer', '{"v": "int8"}')""")
+    rng = np.random.default_rng(7)
+    events = [(int(k), int(t)) for k, t in zip(rng.integers(0, 20, 400), rng.permutation(400), strict=True)]
+    for start in range(0, len(events), 37):  # random batches, each a statement with mixed order
+        batch = events[start:start + 37]
+        conn.execute("select mlops.write_features('ooo', %s::jsonb)",
+                     (json.dumps([{"customer_id": k, "event_ts": (T0 + timedelta(minutes=t)).isoformat(), "v": t}
+                                  for k, t in batch]),))
+    want = {}
+    for k, t in events:
+        want[k] = max(want.get(k, -1), t)
+    got = dict(conn.execute("select customer_id, v from mlops_features.ooo__v1_online").fetchall())
+    assert got == want
+    # an older event written later does not overwrite
+    k, t = next(iter(want.items()))
+    conn.execute("insert into mlops_features.ooo__v1 (customer_id, event_ts, v) values (%s, %s, -1)",
+                 (k, T0 + timedelta(minutes=t - 1)))
+    assert scalar(conn, "select v from mlops_features.ooo__v1_online where customer_id = %s", (k,)) == t
+
+
+def test_concurrent_writers_same_entity(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('conc', 'customer', '{"v": "int8"}')""")
+    rng = np.random.default_rng(11)
+    plans = [[int(x) for x in rng.permutation(np.arange(w, 2000, 6))[:60]] for w in range(6)]
+    errors: list[BaseException] = []
+
+    def writer(minutes: list[int]) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as c:
+                for m in minutes:
+                    c.execute("insert into mlops_features.conc__v1 (customer_id, event_ts, v) "
+                              "values (1, %s, %s), (2, %s, %s)",
+                              (T0 + timedelta(minutes=m), m, T0 + timedelta(minutes=m), m))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    newest = max(max(p) for p in plans)
+    assert conn.execute("select customer_id, v from mlops_features.conc__v1_online order by 1").fetchall() == \
+        [(1, newest), (2, newest)]
+    assert scalar(conn, "select count(*) from mlops_features.conc__v1") == 2 * sum(len(p) for p in plans)
+
+
+def _random_history(rng: np.random.Generator, n: int, keys: int, minutes: int) -> pd.DataFrame:
+    """Unique (key, event_ts) rows on a whole-minute grid (so spine times hit events exactly)."""
+    pairs = rng.choice(keys * minutes, size=n, replace=False)
+    return pd.DataFrame({"customer_id": (pairs // minutes).astype("int64"),
+                         "event_ts": [T0 + timedelta(minutes=int(m)) for m in pairs % minutes],
+                         "val": rng.normal(size=n).round(6)})
+
+
+def _oracle(spine: pd.DataFrame, hist: pd.DataFrame, col: str, ttl: timedelta | None) -> pd.Series[Any]:
+    s = spine.sort_values("ts").reset_index()
+    h = hist.rename(columns={"val": col}).sort_values("event_ts")
+    merged = pd.merge_asof(s, h[["customer_id", "event_ts", col]], left_on="ts", right_on="event_ts",
+                           by="customer_id", direction="backward", allow_exact_matches=True,
+                           tolerance=pd.Timedelta(ttl) if ttl else None)
+    return merged.set_index("index")[col].sort_index()
+
+
+def test_point_in_time_matches_merge_asof_oracle(client: pgmlops.Client) -> None:
+    fs = client.features
+    rng = np.random.default_rng(2026)
+    ttls = {"pa": timedelta(minutes=30), "pb": None, "pc": timedelta(minutes=5)}
+    hists = {}
+    for g, ttl in ttls.items():
+        fs.create_group(g, "customer", {"val": "float8"}, ttl=ttl)
+        hist = _random_history(rng, 600, 25, 240)
+        late = hist.sample(frac=0.2, random_state=1)  # late-arriving rows: older events written last
+        fs.write(g, hist.drop(late.index))
+        fs.write(g, late)
+        hists[g] = hist
+    n = 400
+    spine = pd.DataFrame({"customer_id": rng.integers(0, 27, n).astype("int64"),
+                          "ts": [T0 + timedelta(minutes=int(m)) for m in rng.integers(-5, 260, n)],
+                          "label": rng.integers(0, 2, n).astype("int64")})
+    # ties and TTL edges: spine rows exactly at an event and exactly ttl after one
+    ha = hists["pa"].head(30)
+    edge = pd.DataFrame({"customer_id": list(ha["customer_id"]) * 2,
+                         "ts": list(ha["event_ts"]) + [t + timedelta(minutes=30) for t in ha["event_ts"]],
+                         "label": 0})
+    spine = pd.concat([spine, edge], ignore_index=True)
+    got = fs.training_set(spine, ["pa:val", "pb:val", "pc:val"], name="pit_oracle")
+    assert len(got) == len(spine)
+    assert list(got.columns) == ["customer_id", "ts", "label", "pa__val", "pb__val", "pc__val"]
+    got = got.sort_values(["customer_id", "ts", "label", "pa__val", "pb__val", "pc__val"]).reset_index(drop=True)
+    want = spine.copy()
+    for g, ttl in ttls.items():
+        want[f"{g}__val"] = _oracle(spine, hists[g], f"{g}__val", ttl).values
+    want = want.sort_values(["customer_id", "ts", "label", "pa__val", "pb__val", "pc__val"]).reset_index(drop=True)
+    for col in ("pa__val", "pb__val", "pc__val"):
+        assert got[col].isna().tolist() == want[col].isna().tolist(), col
+        np.testing.assert_allclose(got[col].fillna(0).to_numpy(float), want[col].fillna(0).to_numpy(float))
+    assert 0 < got["pa__val"].notna().sum() < len(got)
+
+
+def test_window_aggregates_point_in_time(client: pgmlops.Client) -> None:
+    fs = client.features
+    fs.create_group("agg", "customer", {"val": "float8"})
+    ref = fs.create_aggregate("agg", "val_sum_1h", "val", "sum", "1 hour")
+    cnt = fs.create_aggregate("agg", "n_1h", "*", "count", timedelta(hours=1))
+    assert ref == "agg:val_sum_1h" and cnt == "agg:n_1h"
+    rng = np.random.default_rng(5)
+    hist = _random_history(rng, 300, 5, 300)
+    fs.write("agg", hist)
+    spine = pd.DataFrame({"rid": np.arange(80, dtype="int64"), "customer_id": rng.integers(0, 5, 80).astype("int64"),
+                          "event_ts": [T0 + timedelta(minutes=int(m)) for m in rng.integers(0, 320, 80)]})
+    got = fs.training_set(spine, [ref, cnt]).set_index("rid").sort_index()
+    for i, row in spine.iterrows():
+        h = hist[(hist.customer_id == row.customer_id) & (hist.event_ts <= row.event_ts)
+                 & (hist.event_ts > row.event_ts - timedelta(hours=1))]
+        assert got.loc[i, "n_1h"] == len(h)
+        if len(h):
+            assert got.loc[i, "val_sum_1h"] == pytest.approx(h.val.sum())
+        else:
+            assert pd.isna(got.loc[i, "val_sum_1h"])
+    kinds = client.conn.execute("select kind, aggregate from mlops.features where group_name = 'agg' "
+                                "and feature = 'val_sum_1h'").fetchone()
+    assert kinds == {"kind": "aggregate", "aggregate": "sum(val)"}
+
+
+def test_training_set_lineage_and_content_hash(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('lin', 'customer', '{"v": "int8"}')""")
+    conn.execute("""select mlops.write_features('lin', '[{"customer_id": 1, "event_ts": "2026-01-01", "v": 1},
+                                                        {"customer_id": 2, "event_ts": "2026-01-02", "v": 2}]')""")
+    spine = "select * from (values (1::int8, '2026-01-03'::timestamptz), (2, '2026-01-03')) s(customer_id, event_ts)"
+    assert scalar(conn, "select mlops.create_training_set('lin_a', %s, '{lin:v}')", (spine,)) == "mlops_features.lin_a"
+    conn.execute("select mlops.create_training_set('lin_b', %s, '{lin:v}')", (spine,))
+    conn.execute("""select mlops.write_features('lin', '[{"customer_id": 1, "event_ts": "2026-01-02", "v": 5}]')""")
+    conn.execute("select mlops.create_training_set('lin_c', %s, '{lin:v}')", (spine,))
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "select training_set, group_name, group_version, row_count, content_hash from mlops.training_set_lineage "
+        "where training_set like 'lin_%'")}
+    assert rows["lin_a"][:3] == ("lin", 1, 2)
+    assert rows["lin_a"][3] == rows["lin_b"][3] != rows["lin_c"][3]
+    assert conn.execute("select v from mlops_features.lin_c order by customer_id").fetchall() == [(5,), (2,)]
+
+
+def test_freshness_alerts(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('fresh', 'customer', '{"v": "int8"}',
+                                                      freshness_sla => '1 hour')""")
+    conn.execute("insert into mlops_features.fresh__v1 (customer_id, event_ts, v) values (1, now() - interval '2 hours', 1)")
+    stale = conn.execute("select is_stale, alert_id from mlops.check_freshness() where group_name = 'fresh'").fetchone()
+    assert stale is not None and stale[0] is True and stale[1] is not None
+    assert scalar(conn, "select count(*) from mlops.alerts where source = 'feature_freshness' and subject = 'fresh' "
+                        "and resolved_at is null") == 1
+    conn.execute("insert into mlops_features.fresh__v1 (customer_id, event_ts, v) values (2, now(), 1)")
+    assert scalar(conn, "select is_stale from mlops.feature_freshness where group_name = 'fresh'") is False
+    conn.execute("select * from mlops.check_freshness()")
+    assert scalar(conn, "select count(*) from mlops.alerts where source = 'feature_freshness' and subject = 'fresh' "
+                        "and resolved_at is null") == 0
+
+
+def test_validate_features_reports_null_rate(client: pgmlops.Client) -> None:
+    client.features.create_group("val", "customer", {"a": "float8", "b": {"type": "int8", "min": 0}})
+    client.features.write_rows("val", [{"customer_id": i, "event_ts": "2026-01-01", "a": (None if i % 4 == 0 else i),
+                                        "b": i} for i in range(20)])
+    report = client.features.validate("val").set_index(["feature", "rule"])
+    assert report.loc[("a", "null"), "violations"] == 5
+    assert report.loc[("a", "null"), "violation_rate"] == pytest.approx(0.25)
+    assert report.loc[("b", "min"), "violations"] == 0 and report.loc[("b", "min"), "row_count"] == 20
+
+
+def test_notify_on_write(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('noti', 'customer', '{"v": "int8"}', notify => true)""")
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("listen mlops_features")
+        conn.execute("insert into mlops_features.noti__v1 (customer_id, event_ts, v) values (42, now(), 1)")
+        got = [json.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=1)]
+    assert got == [{"group": "noti", "version": 1, "entity": "42"}]
+
+
+def test_text_entity_and_dataframe_spine_query(client: pgmlops.Client) -> None:
+    fs = client.features
+    fs.create_group("itm", "item", {"price": "float8"})
+    fs.write("itm", pd.DataFrame({"sku": ["a", "b"], "event_ts": [T0, T0], "price": [1.0, 2.0]}))
+    df = fs.training_set("select 'b'::text as sku, now() as ts", ["itm:price"])
+    assert df["price"].tolist() == [2.0]
+    assert fs.freshness().query("group_name == 'itm'")["version"].tolist() == [1]
+
+
+# --- bad input: clear error, nothing written -------------------------------------------------
+BAD_GROUPS = [
+    ("x; drop table mlops.entities", '{"a": "int8"}', "22023"),
+    ("Bad", '{"a": "int8"}', "22023"),
+    ("dup", '[{"name": "a", "type": "int8"}, {"name": "a", "type": "text"}]', "42701"),
+    ("dup2", '{"a": "int8", "a": "text"}', "42701"),
+    ("badtype", '{"a": "int16"}', "22023"),
+    ("badfeat", '{"A b": "int8"}', "22023"),
+    ("inj", '{"a\\"; drop table x; --": "int8"}', "22023"),
+    ("reserved", '{"event_ts": "int8"}', "42701"),
+    ("badrule", '{"a": {"type": "text", "min": 1}}', "22023"),
+    ("nofeat", '{}', "22023"),
+]
+
+
+@pytest.mark.parametrize(("name", "features", "state"), BAD_GROUPS)
+def test_bad_group_definitions(conn: psycopg.Connection[Any], name: str, features: str, state: str) -> None:
+    before = scalar(conn, "select count(*) from mlops.feature_group_versions")
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("select mlops.create_feature_group(%s, 'customer', %s::json)", (name, features))
+    assert err.value.sqlstate == state, err.value
+    assert scalar(conn, "select count(*) from mlops.feature_group_versions") == before
+
+
+def test_unknown_entity(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("""select mlops.create_feature_group('ue', 'nobody', '{"a": "int8"}')""")
+    assert err.value.sqlstate == "42704" and "nobody" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def strict_group(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("""select mlops.create_feature_group('strict', 'customer',
+            '{"x": {"type": "float8", "min": 0, "max": 10}, "e": "vector(3)", "c": {"type": "text", "allowed": ["a"]},
+              "n": {"type": "int8", "not_null": true}}')""")
+    return "strict"
+
+
+BAD_ROWS = [
+    ({"x": "abc", "n": 1}, "22P02", "feature x"),
+    ({"e": [1, 2], "n": 1}, "22000", "feature e"),
+    ({"x": "NaN", "n": 1}, "23514", "x__"),  # NaN > max also trips x__max
+    ({"x": 11, "n": 1}, "23514", "x__max"),
+    ({"c": "zz", "n": 1}, "23514", "c__allowed"),
+    ({"x": 1}, "23514", "n__not_null"),
+    ({"nope": 1, "n": 1}, "42703", "nope"),
+]
+
+
+@pytest.mark.parametrize(("fields", "state", "needle"), BAD_ROWS)
+def test_bad_rows_rejected_nothing_written(conn: psycopg.Connection[Any], strict_group: str,
+                                           fields: dict[str, Any], state: str, needle: str) -> None:
+    rows = [{"customer_id": 1, "event_ts": "2026-01-01", "x": 1, "n": 1},
+            {"customer_id": 2, "event_ts": "2026-01-01", **fields}]
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("select mlops.write_features('strict', %s::jsonb)", (json.dumps(rows),))
+    assert err.value.sqlstate == state and needle in str(err.value) and "strict" in str(err.value), err.value
+    assert scalar(conn, "select count(*) from mlops_features.strict__v1") == 0
+    assert scalar(conn, "select count(*) from mlops_features.strict__v1_online") == 0
+
+
+def test_bad_dataframe_write_nothing_written(client: pgmlops.Client, strict_group: str) -> None:
+    fs = client.features
+    good = {"customer_id": [1, 2], "event_ts": [T0, T0], "n": [1, 2]}
+    with pytest.raises(psycopg.errors.CheckViolation, match="x__not_nan"):
+        fs.write("strict", pd.DataFrame({**good, "x": [1.0, float("nan")]}))
+    with pytest.raises(psycopg.errors.DataException, match="dimensions"):
+        fs.write("strict", pd.DataFrame({**good, "e": [[1.0, 2.0, 3.0], [1.0, 2.0]]}))
+    with pytest.raises(PgmlopsError, match="unknown feature"):
+        fs.write("strict", pd.DataFrame({**good, "zzz": [1, 2]}))
+    with pytest.raises(psycopg.Error, match="unknown feature group"):
+        fs.write("nosuch", pd.DataFrame(good))
+    row = client.conn.execute("select count(*) as n from mlops_features.strict__v1").fetchone()
+    assert row == {"n": 0}
+
+
+@pytest.mark.parametrize(("entity", "features", "state"), [
+    ("customer", ["nosuch:x"], "42704"),
+    ("customer", ["strict:nosuch"], "42703"),
+    ("customer", ["strict"], "22023"),
+    ("customer", ["strict:x", "strict:x"], "42701"),
+    ("customer", ["x'; drop table t; --:x"], "22023"),
+    ("item", ["strict:x"], "22023"),
+    ("nobody", ["strict:x"], "42704"),
+])
+def test_bad_online_requests(conn: psycopg.Connection[Any], strict_group: str, entity: str, features: list[str],
+                             state: str) -> None:
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("select * from mlops.get_online_features(%s, '{1}', %s::text[])", (entity, features))
+    assert err.value.sqlstate == state, err.value
+
+
+@pytest.mark.parametrize(("spine", "features", "state"), [
+    ("select 1::int8 as customer_id, 5 as label", ["strict:x"], "42703"),  # no timestamp column
+    ("select now() as ts, 5 as label", ["strict:x"], "42703"),  # no key column
+    ("no_such_table", ["strict:x"], "42P01"),
+    ("select 1::int8 as customer_id, now() as ts", ["strict:nosuch"], "42703"),
+    ("select 1::int8 as customer_id, now() as ts", ["ghost:x"], "42704"),
+])
+def test_bad_training_sets(conn: psycopg.Connection[Any], strict_group: str, spine: str, features: list[str],
+                           state: str) -> None:
+    before = scalar(conn, "select count(*) from mlops.training_sets")
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("select mlops.create_training_set('bad_ts', %s, %s::text[])", (spine, features))
+    assert err.value.sqlstate == state, err.value
+    assert scalar(conn, "select count(*) from mlops.training_sets") == before
+    assert scalar(conn, "select to_regclass('mlops_features.bad_ts') is null") is True
+
+
+def test_training_set_name_injection_and_duplicates(conn: psycopg.Connection[Any], strict_group: str) -> None:
+    spine = "select 1::int8 as customer_id, now() as ts"
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("select mlops.create_training_set('t; drop table x', %s, '{strict:x}')", (spine,))
+    assert err.value.sqlstate == "22023"
+    conn.execute("select mlops.create_training_set('dupset', %s, '{strict:x}')", (spine,))
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("select mlops.create_training_set('dupset', %s, '{strict:x}')", (spine,))
+    assert err.value.sqlstate == "42P07"
+
+
+def test_reader_and_writer_roles(conn: psycopg.Connection[Any], strict_group: str) -> None:
+    conn.execute("do $$ begin if not exists (select from pg_roles where rolname = 'fs_w') then "
+                 "create role fs_w; end if; end $$")
+    conn.execute("grant mlops_writer to fs_w")
+    conn.execute("set role fs_w")
+    try:
+        conn.execute("""select mlops.write_features('strict', '[{"customer_id": 9, "event_ts": "2026-01-01",
+                        "n": 1, "x": 2}]')""")
+        got = conn.execute("select values from mlops.get_online_features('customer', '{9}', '{strict:x}')").fetchone()
+        assert got == ({"x": 2.0},)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("""select mlops.create_feature_group('nope', 'customer', '{"a": "int8"}')""")
+    finally:
+        conn.execute("reset role")
+        conn.execute("delete from mlops_features.strict__v1; delete from mlops_features.strict__v1_online")
