@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_server() -> Iterator[LocalServer]:
     """A cluster of its own (fsync on: crash tests must not share the session cluster)."""
     base = Path(tempfile.mkdtemp(prefix="pgmlops-rel-", dir=os.environ.get("PGMLOPS_TEST_TMP", "/tmp")))
