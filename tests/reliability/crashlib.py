@@ -3,6 +3,7 @@ fault injector (kill -9 of a backend, or of the postmaster and its children)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -117,10 +118,8 @@ def kill_postmaster(server: LocalServer) -> int:
     kids = _children(pm)
     os.kill(pm, signal.SIGKILL)
     for pid in kids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 30
     while any(_alive(p) for p in [pm, *kids]) and time.monotonic() < deadline:
         time.sleep(0.05)
