@@ -318,7 +318,7 @@ begin
              s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
              s.latency_ms, s.error
         from (select * from %s) s),
-    vers as (
+    vers as materialized (
       select g.model, g.version, g.alias, v.version_id, v.version_number
         from (select distinct s.model, s.version, s.alias from src s) g
         cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v),

@@ -1,0 +1,186 @@
+"""Prediction logging benchmarks (issue 5), side by side in one run:
+
+1. bulk: N predictions through ``client.predictions.log_many`` (COPY into the staging table,
+   set-based ingestion with request_id idempotency into the partitioned log) vs a bare COPY of
+   the same CSV into an unpartitioned table without triggers or indexes;
+2. single: ``mlops.log_prediction`` round trip vs a bare single-row INSERT (median per call);
+3. concurrent: W writers x M predictions via log_many batches (10 % of request_ids shared
+   between writers), throughput and a count check (nothing lost, nothing duplicated).
+
+    .venv/bin/python -m bench.bench_predictions [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pgmlops
+import psycopg
+from pgmlops.server import LocalServer
+from rich.console import Console
+from rich.table import Table
+
+MODEL = "bench_model"
+
+
+def frame(n: int, prefix: str, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    now = datetime.now(UTC)
+    return pd.DataFrame({
+        "request_id": [f"{prefix}-{i}" for i in range(n)],
+        "model": MODEL,
+        "version": 1,
+        "label": rng.choice(["yes", "no"], n),
+        "score": rng.uniform(size=n).round(6),
+        "confidence": rng.uniform(size=n).round(6),
+        "latency_ms": rng.gamma(2.0, 3.0, n).round(3),
+        "features": [f'{{"x": {v:.4f}, "segment": "s{v * 10 % 7:.0f}"}}' for v in rng.uniform(size=n)],
+        "created_at": [now - timedelta(seconds=float(s)) for s in rng.uniform(0, 3600, n)],
+    })
+
+
+def bare_copy(conn: psycopg.Connection[Any], df: pd.DataFrame, chunk: int = 100_000) -> None:
+    cols = ", ".join(df.columns)
+    with conn.transaction():
+        for start in range(0, len(df), chunk):
+            buf = io.StringIO()
+            df.iloc[start:start + chunk].to_csv(buf, header=False, index=False,
+                                                date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+            with conn.cursor().copy(f"copy bench_bare ({cols}) from stdin (format csv)") as copy:
+                copy.write(buf.getvalue())
+
+
+def setup(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create extension if not exists pgmlops cascade")
+        conn.execute("insert into mlops.models (name, task) values (%s::text, 'classification')", (MODEL,))
+        conn.execute("insert into mlops.model_versions (model_id, version, flavor, artifact, artifact_sha256)"
+                     " select id, 1, 'custom', '\\x00'::bytea, repeat('a', 64) from mlops.models"
+                     " where name = %s::text", (MODEL,))
+        conn.execute("""create table bench_bare (request_id text, model text, version integer, label text,
+                        score float8, confidence float8, latency_ms float8, features jsonb,
+                        created_at timestamptz)""")
+        conn.execute("select mlops.maintain_predictions()")
+
+
+def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
+    ours, base = [], []
+    with pgmlops.connect(dsn) as client, psycopg.connect(dsn, autocommit=True) as conn:
+        for rep in range(reps):
+            df = frame(n, f"bulk{rep}", rep)
+            t = time.perf_counter()
+            bare_copy(conn, df)
+            base.append(time.perf_counter() - t)
+            conn.execute("truncate bench_bare")
+            t = time.perf_counter()
+            assert client.predictions.log_many(df, progress=False) == n
+            ours.append(time.perf_counter() - t)
+    o, b = statistics.median(ours), statistics.median(base)
+    return [{"case": f"bulk {n:,} rows: rows/s (log_many vs bare COPY)", "ours": round(n / o),
+             "baseline": round(n / b), "ratio": round(b / o, 3), "unit": "rows/s"}]
+
+
+def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
+    ours, base = [], []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table if not exists bench_single (request_id text, model text, version integer,"
+                     " label text, score float8, latency_ms float8, features jsonb, created_at timestamptz"
+                     " default now())")
+        features = '{"x": 0.5, "segment": "s1"}'
+        ours_sql = ("select mlops.log_prediction(model => %s::text, request_id => %s::text, version => 1,"
+                    " label => %s::text, score => %s::float8, latency_ms => %s::float8, features => %s::jsonb)")
+        base_sql = ("insert into bench_single (request_id, model, version, label, score, latency_ms, features)"
+                    " values (%s::text, %s::text, 1, %s::text, %s::float8, %s::float8, %s::jsonb)")
+        for i in range(calls):  # interleaved so both see the same machine load
+            t = time.perf_counter()
+            conn.execute(ours_sql, (MODEL, f"single-{i}", "yes", 0.5, 1.25, features))
+            ours.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            conn.execute(base_sql, (f"single-{i}", MODEL, "yes", 0.5, 1.25, features))
+            base.append(time.perf_counter() - t)
+    o, b = statistics.median(ours) * 1e6, statistics.median(base) * 1e6
+    return [{"case": f"single row round trip ({calls} calls, median)", "ours": round(o, 1), "baseline": round(b, 1),
+             "ratio": round(o / b, 3), "unit": "us/call"}]
+
+
+def bench_concurrent(dsn: str, writers: int, per_writer: int, batch: int = 5000) -> list[dict[str, Any]]:
+    shared = per_writer // 10
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(writers)
+
+    def work(k: int) -> None:
+        try:
+            df = frame(per_writer, f"w{k}", 100 + k)
+            df.loc[: shared - 1, "request_id"] = [f"shared-{i}" for i in range(shared)]  # same ids in every writer
+            df = df.sample(frac=1.0, random_state=k).reset_index(drop=True)
+            with pgmlops.connect(dsn) as client:
+                barrier.wait()
+                for start in range(0, per_writer, batch):
+                    client.predictions.log_many(df.iloc[start:start + batch], progress=False)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(writers)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t
+    if errors:
+        raise errors[0]
+    expected = writers * (per_writer - shared) + shared
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("select count(*), count(distinct request_id) from mlops.predictions"
+                           " where request_id like 'w%%' or request_id like 'shared-%%'").fetchone()
+    assert row is not None
+    ok = row[0] == row[1] == expected
+    if not ok:
+        raise AssertionError(f"count check failed: {row[0]} rows, {row[1]} distinct, expected {expected}")
+    total = writers * per_writer
+    return [{"case": f"{writers} writers x {per_writer:,} (log_many, {shared} shared ids each): rows/s",
+             "ours": round(total / elapsed), "baseline": "", "ratio": "", "unit": "rows/s"},
+            {"case": "concurrent count check (rows == distinct == expected)", "ours": row[0], "baseline": expected,
+             "ratio": "ok" if ok else "FAIL", "unit": "rows"}]
+
+
+def main(quick: bool = False) -> list[dict[str, Any]]:
+    console = Console()
+    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-pred-"))
+    base.chmod(0o755)
+    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
+                                                     ("full_page_writes", "off"), ("max_connections", "50")))
+    server.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        dsn = server.url()
+        setup(dsn)
+        n, reps = (100_000, 3) if quick else (1_000_000, 1)
+        rows += bench_bulk(dsn, n, reps)
+        rows += bench_single(dsn, 500 if quick else 3000)
+        rows += bench_concurrent(dsn, 8, 5_000 if quick else 50_000)
+    finally:
+        server.destroy()
+    table = Table(title="prediction logging (medians)")
+    for col in ("case", "ours", "baseline", "ratio", "unit"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
+    console.print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    main(quick=parser.parse_args().quick)
