@@ -1,0 +1,196 @@
+-- Experiments: GrowthBook-compatible hashing and bucketing, bit-for-bit with the growthbook
+-- SDK (FNV-1a 32-bit; ASCII strings hash their bytes, other strings their UTF-16 code units
+-- like the JS SDK's charCodeAt loop; v2 = fnv(str(fnv(seed || id))) % 10000 / 10000).
+
+-- FNV-1a 32-bit of a string, continuing from basis (the offset basis by default), so a
+-- constant prefix (the seed) can be hashed once and every unit id continues from it.
+create or replace function mlops._fnv1a32(value text, basis bigint default 2166136261) returns bigint
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  h bigint := basis;
+  b bytea;
+  i integer;
+  cp integer;
+  c text;
+begin
+  b := pg_catalog.convert_to(value, 'UTF8');
+  if pg_catalog.octet_length(b) = pg_catalog.length(value) then
+    for i in 0 .. pg_catalog.octet_length(b) - 1 loop
+      h := ((h # pg_catalog.get_byte(b, i)) * 16777619) & 4294967295;
+    end loop;
+  else
+    foreach c in array pg_catalog.regexp_split_to_array(value, '') loop
+      cp := pg_catalog.ascii(c);
+      if cp > 65535 then
+        h := ((h # (55296 + ((cp - 65536) >> 10))) * 16777619) & 4294967295;
+        h := ((h # (56320 + ((cp - 65536) & 1023))) * 16777619) & 4294967295;
+      else
+        h := ((h # cp) * 16777619) & 4294967295;
+      end if;
+    end loop;
+  end if;
+  return h;
+end
+$$;
+comment on function mlops._fnv1a32(text, bigint) is
+  'Private: FNV-1a 32-bit like the GrowthBook SDKs (bytes for ASCII, UTF-16 code units otherwise), from basis.';
+
+-- SQL text of an unrolled FNV-1a over the bytes of a zero-padded bytea column: one
+-- expression per row (no per-byte function call), positions past the length multiply by 1.
+create or replace function mlops._fnv_chain_sql(start text, bytes text, len text, steps integer) returns text
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.repeat('(', steps) || start
+         || coalesce(pg_catalog.string_agg(pg_catalog.format(
+              ' # pg_catalog.get_byte(%1$s, %3$s)) * (case when %2$s > %3$s then 16777619 else 1 end) & 4294967295',
+              bytes, len, k), '' order by k), '')
+    from pg_catalog.generate_series(0, steps - 1) k
+$$;
+comment on function mlops._fnv_chain_sql(text, text, text, integer) is
+  'Private: SQL expression of FNV-1a unrolled over the first steps bytes of a zero-padded bytea (batch hashing).';
+
+-- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
+-- v1 fnv(value + seed) % 1000 / 1000 (used for namespaces); other versions give NULL like the SDK.
+create or replace function mlops.gb_hash(seed text, value text, version integer default 2) returns float8
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if seed is null then
+    raise exception using errcode = '22004', message = 'seed must not be NULL',
+      hint = 'GrowthBook uses the experiment key as the seed when none is set.';
+  end if;
+  if value is null then
+    raise exception using errcode = '22004', message = 'value (unit id) must not be NULL';
+  end if;
+  if version = 2 then
+    return (mlops._fnv1a32(mlops._fnv1a32(seed || value)::text) % 10000)::float8 / 10000;
+  elsif version = 1 then
+    return (mlops._fnv1a32(value || seed) % 1000)::float8 / 1000;
+  end if;
+  return null;
+end
+$$;
+comment on function mlops.gb_hash(text, text, integer) is
+  'GrowthBook hash(seed, value, version) in [0, 1): v2 by default, v1 for namespaces; NULL for unknown versions.';
+
+-- GrowthBook's inNamespace: v1 hash of the unit with seed "__" || namespace, inside [range_start, range_end).
+create or replace function mlops.gb_in_namespace(unit_id text, namespace text, range_start float8, range_end float8)
+returns boolean
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select mlops.gb_hash('__' || namespace, unit_id, 1) >= range_start
+     and mlops.gb_hash('__' || namespace, unit_id, 1) < range_end
+$$;
+comment on function mlops.gb_in_namespace(text, text, float8, float8) is
+  'GrowthBook inNamespace(unit, [namespace, start, end]): true when the unit''s v1 namespace hash falls in the range.';
+
+-- GrowthBook's getBucketRanges: variant i covers [cumulative_i, cumulative_i + coverage * weight_i),
+-- computed with the same float8 operations in the same order as the SDK.
+create or replace function mlops.gb_bucket_ranges(weights float8[], coverage float8 default 1)
+returns table (variant integer, range_start float8, range_end float8)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cumulative float8 := 0;
+  w float8;
+  s float8;
+  i integer := 0;
+  total float8 := 0;
+begin
+  if weights is null or pg_catalog.cardinality(weights) = 0 then
+    raise exception using errcode = '22023', message = 'weights must be a non-empty array';
+  end if;
+  coverage := least(greatest(coalesce(coverage, 1), 0), 1);
+  foreach w in array weights loop
+    if w is null or w = 'NaN'::float8 or w < 0 or w = 'Infinity'::float8 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('weights must be finite and >= 0, got %s', w);
+    end if;
+    total := total + w;
+  end loop;
+  if total < 0.99 or total > 1.01 then  -- the SDK replaces such weights with equal ones
+    weights := pg_catalog.array_fill(1::float8 / pg_catalog.cardinality(weights), array[pg_catalog.cardinality(weights)]);
+  end if;
+  foreach w in array weights loop
+    s := cumulative;
+    cumulative := cumulative + w;
+    variant := i; range_start := s; range_end := s + coverage * w;
+    return next;
+    i := i + 1;
+  end loop;
+end
+$$;
+comment on function mlops.gb_bucket_ranges(float8[], float8) is
+  'GrowthBook getBucketRanges(weights, coverage): one [range_start, range_end) per variant (0-based).';
+
+-- GrowthBook's chooseVariation: index of the first range holding n, -1 when none does.
+create or replace function mlops.gb_choose_variation(n float8, range_starts float8[], range_ends float8[])
+returns integer
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce((select (i - 1)::integer from pg_catalog.generate_subscripts(range_starts, 1) i
+                    where n >= range_starts[i] and n < range_ends[i] order by i limit 1), -1)
+$$;
+comment on function mlops.gb_choose_variation(float8, float8[], float8[]) is
+  'GrowthBook chooseVariation(n, ranges): 0-based variant whose [start, end) holds n, or -1.';
+
+-- Set-based GrowthBook hash of many values with one seed: each value's bytes go through one
+-- unrolled expression (no per-byte call); v2 hashes the seed prefix once. Non-ASCII or long
+-- values fall back to the loop. version 1 (namespaces) hashes value || seed.
+create or replace function mlops.gb_hash_batch(seed text, unit_ids text[], version integer default 2)
+returns table (ord bigint, unit_id text, n float8)
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s0 bigint;
+  maxlen integer;
+begin
+  if seed is null then
+    raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)';
+  end if;
+  if unit_ids is null then
+    raise exception using errcode = '22004', message = 'unit_ids must not be NULL (argument unit_ids)';
+  end if;
+  if version is null or version not in (1, 2) then
+    raise exception using errcode = '22023', message = pg_catalog.format('hash version must be 1 or 2, got %s (argument version)', version);
+  end if;
+  select coalesce(max(pg_catalog.octet_length(u)), 0) into maxlen from pg_catalog.unnest(unit_ids) u;
+  if version = 1 then
+    maxlen := least(maxlen + pg_catalog.octet_length(seed), 64);
+    return query execute pg_catalog.format($q$
+      select s.ord, s.u, ((case when s.fast then %1$s else mlops._fnv1a32(s.u || $2) end) %% 1000)::float8 / 1000
+        from (select t.ord, t.u, pg_catalog.convert_to(t.u || $2, 'UTF8') || %2$L::bytea as b,
+                     pg_catalog.octet_length(t.u || $2) as n,
+                     pg_catalog.octet_length(t.u || $2) = pg_catalog.length(t.u || $2)
+                       and pg_catalog.octet_length(t.u || $2) <= 64 as fast
+                from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s$q$,
+      mlops._fnv_chain_sql('2166136261::bigint', 'b', 'n', maxlen),
+      '\x' || pg_catalog.repeat('00', maxlen))
+    using unit_ids, seed;
+    return;
+  end if;
+  s0 := mlops._fnv1a32(seed);
+  maxlen := least(maxlen, 64);
+  return query execute pg_catalog.format($q$
+    select s.ord, s.u, ((%3$s) %% 10000)::float8 / 10000
+      from (select s.ord, s.u, pg_catalog.convert_to(s.h1::text, 'UTF8') || '\x00000000000000000000'::bytea as d,
+                   pg_catalog.length(s.h1::text) as nd
+              from (select s.ord, s.u,
+                           case when s.fast then %2$s else mlops._fnv1a32(s.u, %1$s) end as h1
+                      from (select t.ord, t.u, pg_catalog.convert_to(t.u, 'UTF8') || %4$L::bytea as b,
+                                   pg_catalog.octet_length(t.u) as n,
+                                   pg_catalog.octet_length(t.u) = pg_catalog.length(t.u)
+                                     and pg_catalog.octet_length(t.u) <= 64 as fast
+                              from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s offset 0) s
+             offset 0) s$q$,
+    s0,
+    mlops._fnv_chain_sql(s0::text || '::bigint', 'b', 'n', maxlen),
+    mlops._fnv_chain_sql('2166136261::bigint', 'd', 'nd', 10),
+    '\x' || pg_catalog.repeat('00', maxlen))
+  using unit_ids;
+end
+$$;
+comment on function mlops.gb_hash_batch(text, text[], integer) is
+  'GrowthBook hash (v2 default, v1 for namespaces) of many unit ids with one seed, set-based: '
+  '(ordinality, unit_id, n in [0, 1)).';

@@ -1,0 +1,473 @@
+-- Experiments: creation and validation, status transitions, traffic changes, sticky
+-- assignment (single and set-based batch) and routing to model versions.
+
+-- Experiment row by name, or 42704 naming the argument.
+create or replace function mlops._experiment(name text, argument text default 'experiment')
+returns mlops.experiments
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments;
+begin
+  select * into e from mlops.experiments x where x.name = _experiment.name;
+  if not found then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('experiment %s does not exist (argument %s)',
+                                  coalesce(pg_catalog.quote_literal(name), 'NULL'), argument),
+      hint = 'See mlops.experiments_bi for existing experiments.';
+  end if;
+  return e;
+end
+$$;
+comment on function mlops._experiment(text, text) is 'Private: the experiment row of a name; raises 42704 naming the argument.';
+
+-- model_versions.id a variant serves (alias or version of the experiment's model), null without a model.
+create or replace function mlops._variant_version_id(experiment_id bigint, variant integer) returns bigint
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  model text;
+  ref text;
+begin
+  select m.name, coalesce(v.alias, v.version::text) into model, ref
+    from mlops.experiment_variants v join mlops.experiments e on e.id = v.experiment_id
+    join mlops.models m on m.id = e.model_id
+   where v.experiment_id = _variant_version_id.experiment_id and v.position = _variant_version_id.variant;
+  if model is null then
+    return null;
+  end if;
+  return mlops._resolve_version(model, ref);
+end
+$$;
+comment on function mlops._variant_version_id(bigint, integer) is
+  'Private: mlops.model_versions.id served by a variant (its alias resolved now), null for experiments without a model.';
+
+-- Validates a variants array and returns it normalized: names checked, weights as fractions
+-- summing to 1 (percentages summing to 100 are accepted), exactly one alias or version each.
+create or replace function mlops._check_variants(variants jsonb, model_id bigint) returns jsonb
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v jsonb;
+  total numeric := 0;
+  scale numeric := 1;
+  out jsonb := '[]';
+  w numeric;
+  model text := (select m.name from mlops.models m where m.id = model_id);
+begin
+  if variants is null or pg_catalog.jsonb_typeof(variants) <> 'array' or pg_catalog.jsonb_array_length(variants) < 2
+     or pg_catalog.jsonb_array_length(variants) > 20 then
+    raise exception using errcode = '22023',
+      message = 'variants must be a JSON array of 2 to 20 objects {name, alias or version, weight} (argument variants)';
+  end if;
+  for v in select * from pg_catalog.jsonb_array_elements(variants) loop
+    if pg_catalog.jsonb_typeof(v) <> 'object' or pg_catalog.jsonb_typeof(v -> 'weight') is distinct from 'number' then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('every variant needs a numeric weight, got %s (argument variants)', pg_catalog.left(v::text, 200));
+    end if;
+    w := (v ->> 'weight')::numeric;
+    if w < 0 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('variant weight must be >= 0, got %s (argument variants)', w);
+    end if;
+    total := total + w;
+  end loop;
+  if pg_catalog.abs(total - 100) <= 0.0001 then
+    scale := 100;
+  elsif pg_catalog.abs(total - 1) > 0.000001 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('variant weights must sum to 1 (or 100%%), they sum to %s (argument variants)', total);
+  end if;
+  for v in select * from pg_catalog.jsonb_array_elements(variants) loop
+    perform mlops._check_name(v ->> 'name', 'variant name');
+    if model_id is null then
+      if v ? 'alias' or v ? 'version' then
+        raise exception using errcode = '22023',
+          message = pg_catalog.format('variant %s names an alias or version but the experiment has no model (argument model)', v ->> 'name');
+      end if;
+    else
+      if (v ? 'alias') = (v ? 'version') then
+        raise exception using errcode = '22023',
+          message = pg_catalog.format('variant %s needs exactly one of alias or version (argument variants)', v ->> 'name');
+      end if;
+      perform mlops._resolve_version(model, coalesce(v ->> 'alias', v ->> 'version'));
+    end if;
+    out := out || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+             'name', v ->> 'name', 'alias', v ->> 'alias', 'version', (v ->> 'version')::integer,
+             'weight', ((v ->> 'weight')::numeric / scale)::float8));
+  end loop;
+  if (select pg_catalog.count(distinct x ->> 'name') from pg_catalog.jsonb_array_elements(out) x)
+     <> pg_catalog.jsonb_array_length(out) then
+    raise exception using errcode = '22023', message = 'variant names must be unique (argument variants)';
+  end if;
+  return out;
+end
+$$;
+comment on function mlops._check_variants(jsonb, bigint) is
+  'Private: validates and normalizes experiment variants (names, weights summing to 1 or 100, alias/version).';
+
+-- Records a status change or traffic change in the experiment history.
+create or replace function mlops._experiment_event(experiment_id bigint, from_status text, to_status text,
+                                                   details jsonb default '{}') returns void
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$
+  insert into mlops.experiment_history (experiment_id, from_status, to_status, details)
+  values (experiment_id, from_status, to_status, coalesce(details, '{}'))
+$$;
+comment on function mlops._experiment_event(bigint, text, text, jsonb) is 'Private: appends to mlops.experiment_history.';
+
+-- Refuses a namespace range overlapping another live experiment in the same namespace.
+create or replace function mlops._check_namespace(experiment_id bigint, namespace text, range_start float8,
+                                                  range_end float8) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  other text;
+begin
+  if namespace is null then
+    return;
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.namespace:' || namespace));
+  select x.name into other from mlops.experiments x
+   where x.namespace = _check_namespace.namespace and x.status <> 'completed'
+     and x.id is distinct from experiment_id
+     and x.namespace_start < range_end and range_start < x.namespace_end
+   limit 1;
+  if other is not null then
+    raise exception using errcode = '23P01',
+      message = pg_catalog.format('namespace %s range [%s, %s) overlaps experiment %s (argument namespace_range)',
+                                  namespace, range_start, range_end, other),
+      hint = 'Experiments in one namespace are mutually exclusive: give them disjoint ranges.';
+  end if;
+end
+$$;
+comment on function mlops._check_namespace(bigint, text, float8, float8) is
+  'Private: raises 23P01 when a namespace range overlaps a live (not completed) experiment of the same namespace.';
+
+-- Creates a draft experiment. variants: [{name, alias | version, weight}], the first is the control.
+-- seed defaults to the experiment name (as in GrowthBook); an explicit NULL seed is an error.
+create or replace function mlops.create_experiment(
+  name text, model text default null, variants jsonb default null, unit text default 'user_id',
+  primary_metric text default 'conversion', namespace text default null,
+  namespace_range float8[] default '{0,1}', coverage float8 default 1, seed text default '',
+  starts_at timestamptz default null, ends_at timestamptz default null, description text default '')
+returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint;
+  checked jsonb;
+  eid bigint;
+begin
+  perform mlops._check_name(name, 'name');
+  if model is not null then
+    mid := mlops._model_id(model);
+  end if;
+  if unit is null or pg_catalog.btrim(unit) = '' then
+    raise exception using errcode = '22023', message = 'unit must not be empty (argument unit)';
+  end if;
+  if primary_metric is null or primary_metric not in ('conversion', 'accuracy', 'reward', 'value') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid primary_metric %L (argument primary_metric)', primary_metric),
+      hint = 'One of conversion, accuracy (binary), reward, value (continuous).';
+  end if;
+  if seed is null then
+    raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)',
+      hint = 'Omit it to use the experiment name, like GrowthBook.';
+  end if;
+  if coverage is null or coverage = 'NaN'::float8 or coverage < 0 or coverage > 1 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('coverage must be in [0, 1], got %s (argument coverage)', coverage);
+  end if;
+  if namespace_range is null or pg_catalog.cardinality(namespace_range) <> 2 or array_position(namespace_range, null) is not null
+     or not (namespace_range[1] >= 0 and namespace_range[2] <= 1 and namespace_range[1] < namespace_range[2]) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('namespace_range must be {start, end} with 0 <= start < end <= 1, got %s (argument namespace_range)',
+                                  namespace_range);
+  end if;
+  if namespace is not null then
+    perform mlops._check_name(namespace, 'namespace');
+  end if;
+  if starts_at is not null and ends_at is not null and ends_at <= starts_at then
+    raise exception using errcode = '22023', message = 'ends_at must be after starts_at (argument ends_at)';
+  end if;
+  checked := mlops._check_variants(variants, mid);
+  if exists (select from mlops.experiments x where x.name = create_experiment.name) then
+    raise exception using errcode = '42710',
+      message = pg_catalog.format('experiment %L already exists (argument name)', name);
+  end if;
+  perform mlops._check_namespace(null, namespace, namespace_range[1], namespace_range[2]);
+  insert into mlops.experiments (name, model_id, unit, primary_metric, namespace, namespace_start, namespace_end,
+                                 coverage, seed, starts_at, ends_at, description)
+  values (name, mid, unit, primary_metric, namespace, namespace_range[1], namespace_range[2], coverage,
+          case when seed = '' then name else seed end, starts_at, ends_at, coalesce(description, ''))
+  returning id into eid;
+  insert into mlops.experiment_variants (experiment_id, position, name, alias, version, weight)
+  select eid, (o - 1)::integer, v ->> 'name', v ->> 'alias', (v ->> 'version')::integer, (v ->> 'weight')::float8
+    from pg_catalog.jsonb_array_elements(checked) with ordinality t(v, o);
+  perform mlops._experiment_event(eid, null, 'draft', pg_catalog.jsonb_build_object('variants', checked));
+  return eid;
+end
+$$;
+comment on function mlops.create_experiment(text, text, jsonb, text, text, text, float8[], float8, text, timestamptz,
+                                            timestamptz, text) is
+  'Creates a draft experiment: variants [{name, alias|version, weight}] (first = control, weights sum to 1 or 100), '
+  'namespace + namespace_range for mutual exclusion, coverage, seed (default: the name). Returns its id.';
+
+-- Moves an experiment to running (from draft or paused): every variant's version must exist
+-- and be neither failed nor archived; a namespace may not overlap another live experiment.
+create or replace function mlops.start_experiment(experiment text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  v record;
+  vstatus text;
+begin
+  perform from mlops.experiments x where x.id = e.id for update;
+  select * into e from mlops.experiments x where x.id = e.id;
+  if e.status not in ('draft', 'paused') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: only draft or paused experiments can start (argument experiment)',
+                                  e.name, e.status);
+  end if;
+  if e.model_id is not null then
+    for v in select * from mlops.experiment_variants x where x.experiment_id = e.id order by x.position loop
+      select mv.status into vstatus from mlops.model_versions mv where mv.id = mlops._variant_version_id(e.id, v.position);
+      if vstatus in ('failed', 'archived') then
+        raise exception using errcode = '55000',
+          message = pg_catalog.format('variant %s of experiment %s serves a %s model version (argument experiment)',
+                                      v.name, e.name, vstatus);
+      end if;
+    end loop;
+  end if;
+  perform mlops._check_namespace(e.id, e.namespace, e.namespace_start, e.namespace_end);
+  update mlops.experiments x set status = 'running', started_at = coalesce(x.started_at, pg_catalog.now())
+   where x.id = e.id;
+  perform mlops._experiment_event(e.id, e.status, 'running');
+end
+$$;
+comment on function mlops.start_experiment(text) is
+  'draft|paused -> running, after checking every variant version exists and is not failed/archived.';
+
+-- Pauses a running experiment: assigned units keep their variant, no new units enter.
+create or replace function mlops.pause_experiment(experiment text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+begin
+  update mlops.experiments x set status = 'paused' where x.id = e.id and x.status = 'running';
+  if not found then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: only running experiments can pause (argument experiment)',
+                                  e.name, e.status);
+  end if;
+  perform mlops._experiment_event(e.id, 'running', 'paused');
+end
+$$;
+comment on function mlops.pause_experiment(text) is 'running -> paused: sticky units keep their variant, no new units are assigned.';
+
+-- Changes weights and/or coverage. Units already assigned keep their variant (sticky
+-- bucketing); raising coverage only adds units because each range only grows.
+create or replace function mlops.set_experiment_traffic(experiment text, weights float8[] default null,
+                                                        coverage float8 default null) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  n integer;
+  total float8;
+  scale float8 := 1;
+begin
+  perform from mlops.experiments x where x.id = e.id for update;
+  if e.status = 'completed' then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is completed (argument experiment)', e.name);
+  end if;
+  if coverage is not null and (coverage = 'NaN'::float8 or coverage < 0 or coverage > 1) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('coverage must be in [0, 1], got %s (argument coverage)', coverage);
+  end if;
+  if weights is not null then
+    select pg_catalog.count(*) into n from mlops.experiment_variants v where v.experiment_id = e.id;
+    if pg_catalog.cardinality(weights) <> n or array_position(weights, null) is not null
+       or exists (select from pg_catalog.unnest(weights) w where w < 0 or w = 'NaN'::float8 or w = 'Infinity'::float8) then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('weights must be %s finite numbers >= 0 (argument weights)', n);
+    end if;
+    select sum(w) into total from pg_catalog.unnest(weights) w;
+    if pg_catalog.abs(total - 100) <= 0.0001 then
+      scale := 100;
+    elsif pg_catalog.abs(total - 1) > 0.000001 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('weights must sum to 1 (or 100%%), they sum to %s (argument weights)', total);
+    end if;
+    update mlops.experiment_variants v set weight = weights[v.position + 1] / scale where v.experiment_id = e.id;
+  end if;
+  if coverage is not null then
+    update mlops.experiments x set coverage = set_experiment_traffic.coverage where x.id = e.id;
+  end if;
+  perform mlops._experiment_event(e.id, e.status, e.status,
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('weights', weights, 'coverage', coverage)));
+end
+$$;
+comment on function mlops.set_experiment_traffic(text, float8[], float8) is
+  'Changes variant weights (sum 1 or 100) and/or coverage; already assigned units keep their variant.';
+
+-- Refuses assignment outside running/paused; returns true when new units may enter now.
+create or replace function mlops._assignable(e mlops.experiments) returns boolean
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if e.status in ('draft', 'completed') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: units are assigned only while it runs (argument experiment)',
+                                  e.name, e.status),
+      hint = case e.status when 'draft' then 'Start it with mlops.start_experiment.' else 'It has concluded.' end;
+  end if;
+  return e.status = 'running' and (e.starts_at is null or e.starts_at <= pg_catalog.now())
+     and (e.ends_at is null or pg_catalog.now() < e.ends_at);
+end
+$$;
+comment on function mlops._assignable(mlops.experiments) is
+  'Private: raises 55000 for draft/completed experiments; true when new units may be assigned now.';
+
+-- Assigns one unit: its sticky variant if it has one, otherwise GrowthBook v2 bucketing
+-- (namespace, coverage, weights), recording the first exposure once. NULL = not in the experiment.
+create or replace function mlops.assign(experiment text, unit_id text) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  v integer;
+  n float8;
+  open boolean;
+begin
+  open := mlops._assignable(e);
+  if unit_id is null or unit_id = '' then
+    raise exception using errcode = '22023', message = 'unit_id must not be empty (argument unit_id)';
+  end if;
+  select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
+  if v is null then
+    if not open or (e.namespace is not null
+                    and not mlops.gb_in_namespace(unit_id, e.namespace, e.namespace_start, e.namespace_end)) then
+      return null;
+    end if;
+    n := mlops.gb_hash(e.seed, unit_id, 2);
+    select r.variant into v
+      from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
+                                    where x.experiment_id = e.id), e.coverage) r
+     where n >= r.range_start and n < r.range_end
+     order by r.variant limit 1;
+    if v is null then
+      return null;
+    end if;
+    insert into mlops.experiment_assignments (experiment_id, unit_id, variant) values (e.id, unit_id, v)
+    on conflict do nothing;
+    if not found then  -- a concurrent first exposure won: use what it recorded
+      select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
+    end if;
+  end if;
+  return (select x.name from mlops.experiment_variants x where x.experiment_id = e.id and x.position = v);
+end
+$$;
+comment on function mlops.assign(text, text) is
+  'Variant of a unit (GrowthBook v2 compatible, sticky once assigned; first exposure recorded once); '
+  'NULL when the unit is outside the namespace/coverage or the experiment is paused. Errors on draft/completed.';
+
+-- Set-based assignment of many units in one statement: sticky lookups, one batch hash,
+-- bucket ranges joined, new first exposures inserted once. Rows come back in input order.
+create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
+returns table (unit_id text, variant text)
+language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB'
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  open boolean;
+begin
+  open := mlops._assignable(e);
+  if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
+    raise exception using errcode = '22023', message = 'unit_ids must not be NULL or contain NULL or empty ids (argument unit_ids)';
+  end if;
+  return query
+  with ranges as (
+    select r.variant, r.range_start, r.range_end
+      from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
+                                    where x.experiment_id = e.id), e.coverage) r),
+  h as (select * from mlops.gb_hash_batch(e.seed, unit_ids)),
+  ns as (select * from mlops.gb_hash_batch('__' || e.namespace, unit_ids, 1) where e.namespace is not null),
+  c as (
+    select h.ord, h.unit_id, a.variant as sticky,
+           case when open and (e.namespace is null or (ns.n >= e.namespace_start and ns.n < e.namespace_end))
+                then r.variant end as fresh
+      from h left join ns on ns.ord = h.ord
+      left join ranges r on h.n >= r.range_start and h.n < r.range_end
+      left join mlops.experiment_assignments a on a.experiment_id = e.id and a.unit_id = h.unit_id collate "C"),
+  ins as (
+    insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
+    select e.id, c.unit_id, c.fresh from c
+     where record and c.sticky is null and c.fresh is not null
+    on conflict do nothing)
+  select c.unit_id, x.name
+    from c left join mlops.experiment_variants x on x.experiment_id = e.id and x.position = coalesce(c.sticky, c.fresh)
+   order by c.ord;
+end
+$$;
+comment on function mlops.assign_batch(text, text[], boolean) is
+  'assign() for many units in one set-based statement (input order kept); record => false computes without '
+  'recording first exposures. NULL variant = not in the experiment.';
+
+-- Model version to serve a unit: through the named experiment, or the running experiment of
+-- the named model; units outside it (or no running experiment) get the champion alias,
+-- else the control variant's version.
+create or replace function mlops.route(experiment_or_model text, unit_id text) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments;
+  variant text;
+  mid bigint;
+  vid bigint;
+begin
+  if unit_id is null or unit_id = '' then
+    raise exception using errcode = '22023', message = 'unit_id must not be empty (argument unit_id)';
+  end if;
+  select * into e from mlops.experiments x where x.name = experiment_or_model;
+  if found then
+    mid := e.model_id;
+    if mid is null then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('experiment %s has no model to route to (argument experiment_or_model)', e.name);
+    end if;
+  else
+    select m.id into mid from mlops.models m where m.name = experiment_or_model;
+    if mid is null then
+      raise exception using errcode = '42704',
+        message = pg_catalog.format('no experiment or model named %L (argument experiment_or_model)', experiment_or_model);
+    end if;
+    select * into e from mlops.experiments x where x.model_id = mid and x.status in ('running', 'paused')
+     order by x.status = 'running' desc, x.started_at desc limit 1;
+  end if;
+  if e.id is not null and e.status in ('running', 'paused') then
+    variant := mlops.assign(e.name, unit_id);
+    if variant is not null then
+      vid := mlops._variant_version_id(e.id, (select x.position from mlops.experiment_variants x
+                                               where x.experiment_id = e.id and x.name = variant));
+    end if;
+  end if;
+  if vid is null then
+    select a.version_id into vid from mlops.model_aliases a where a.model_id = mid and a.alias = 'champion';
+  end if;
+  if vid is null and e.id is not null then
+    vid := mlops._variant_version_id(e.id, 0);
+  end if;
+  if vid is null then
+    raise exception using errcode = 'P0002',
+      message = pg_catalog.format('nothing to route %L to: no running experiment variant and no champion alias', experiment_or_model);
+  end if;
+  return (select mv.version from mlops.model_versions mv where mv.id = vid);
+end
+$$;
+comment on function mlops.route(text, text) is
+  'Model version number to serve unit_id: via the experiment (or the model''s running experiment), else the champion alias.';
