@@ -1,0 +1,100 @@
+"""``pgmlops report ...`` (HTML reports) and ``pgmlops drift ...`` (run monitors) sub-commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import PgmlopsError
+
+# Defined here rather than imported from .cli: cli.py imports this module while it loads.
+DsnOption = Annotated[str | None, typer.Option("--dsn", help="Database URL (default: PGMLOPS_DSN, DATABASE_URL, "
+                                                              "then the local cluster).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fails_cleanly(fn: F) -> F:
+    """Expected errors become one red line and exit code 1 (as in pgmlops.cli)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import psycopg
+
+        try:
+            return fn(*args, **kwargs)
+        except (PgmlopsError, psycopg.Error) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            err_console.print(f"[red]error:[/red] {message}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+report_app = typer.Typer(help="Self-contained HTML reports.", no_args_is_help=True)
+drift_app = typer.Typer(help="Drift monitors: run one, or every monitor that is due.", no_args_is_help=True)
+
+
+@report_app.command("drift")
+@fails_cleanly
+def report_drift(monitor: Annotated[str, typer.Argument(help="Drift monitor name.")],
+                 html: Annotated[Path, typer.Option("--html", help="Output HTML file.")],
+                 run: Annotated[int | None, typer.Option(help="Run id (default: the latest run).")] = None,
+                 dsn: DsnOption = None) -> None:
+    """Write the drift report of a monitor's latest run.  Example: pgmlops report drift churn_inputs --html out.html"""
+    from .client import connect
+
+    with connect(dsn) as client:
+        client.drift.report(monitor, html, run_id=run)
+    console.print(f"drift report written to {html}")
+
+
+@drift_app.command("run")
+@fails_cleanly
+def drift_run(monitor: Annotated[str, typer.Argument(help="Drift monitor name.")], dsn: DsnOption = None,
+              as_json: JsonOption = False) -> None:
+    """Run a drift monitor now and print its results.  Example: pgmlops drift run churn_inputs"""
+    from .client import connect
+
+    with connect(dsn) as client:
+        df = client.drift.run(monitor)
+    if as_json:
+        typer.echo(df.drop(columns=["details"]).to_json(orient="records"))
+        return
+    table = Table(title=f"drift monitor {monitor}")
+    for col in ("column_name", "method", "statistic", "p_value", "threshold", "drifted"):
+        table.add_column(col)
+    for rec in df.to_dict(orient="records"):
+        stat, pval = rec["statistic"], rec["p_value"]
+        table.add_row(str(rec["column_name"]), str(rec["method"]), "" if stat is None else f"{float(stat):.6g}",
+                      "" if pval is None else f"{float(pval):.4g}", f"{float(rec['threshold']):g}",
+                      "[red]yes[/red]" if rec["drifted"] else "no")
+    console.print(table)
+
+
+@drift_app.command("run-due")
+@fails_cleanly
+def drift_run_due(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
+    """Run every drift monitor whose schedule is due (cron-friendly).  Example: pgmlops drift run-due"""
+    from .client import connect
+
+    with connect(dsn) as client:
+        df = client.drift.run_due()
+    if as_json:
+        typer.echo(df.to_json(orient="records"))
+    else:
+        table = Table(title="due drift monitors")
+        for col in df.columns:
+            table.add_column(str(col))
+        for row in df.itertuples(index=False):
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console.print(table)
+    if df["error"].notna().any():
+        raise typer.Exit(1)
