@@ -1,0 +1,135 @@
+"""Training worker: claims jobs from mlops.training_job_queue, reports progress, completes or fails them.
+
+    from pgmlops.worker import TrainingJob, TrainingResult, run_worker
+
+    def train(job: TrainingJob) -> TrainingResult:
+        job.progress(0.5, metrics={"loss": 0.3}, log="epoch 1")
+        return TrainingResult(artifact=fitted_estimator, metrics={"accuracy": 0.93})
+
+    run_worker(train, dsn, stop_when_empty=True)
+
+A worker that dies stops renewing its lease; the job is requeued when the lease expires
+(mlops.claim_training_job requeues expired leases before claiming).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .client import Connection, open_connection, resolve_dsn
+from .errors import PgmlopsError
+from .registry import serialize
+
+
+class LeaseLost(PgmlopsError):
+    """The job is no longer running for this worker (its lease expired and it was requeued)."""
+
+
+@dataclass
+class TrainingResult:
+    """What a train function returns: the artifact plus metrics (and optional lineage)."""
+
+    artifact: Any
+    metrics: dict[str, float] = field(default_factory=dict)
+    flavor: str | None = None
+    params: dict[str, Any] | None = None
+    signature: dict[str, Any] | None = None
+    training_set: str | None = None
+    semver: str = "minor"
+
+
+@dataclass
+class TrainingJob:
+    """A claimed job handed to the train function."""
+
+    id: int
+    model: str
+    config: dict[str, Any]
+    attempt: int
+    worker: str
+    conn: Connection
+
+    def progress(self, fraction: float | None = None, metrics: dict[str, float] | None = None,
+                 log: str | None = None) -> None:
+        """Report progress (0..1), partial metrics and a log line; renews the lease. Raises LeaseLost."""
+        try:
+            self.conn.execute(
+                "select mlops.report_progress(job => %s::bigint, progress => %s::float8, metrics => %s::jsonb, "
+                "log_line => %s::text, worker => %s::text)",
+                [self.id, fraction, Jsonb(metrics) if metrics is not None else None, log, self.worker])
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            raise LeaseLost(str(exc)) from exc
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(conn: Connection, worker: str, model: str | None = None) -> TrainingJob | None:
+    """Claim the next queued job (or None)."""
+    row = conn.execute("select * from mlops.claim_training_job(worker => %s::text, model => %s::text)",
+                       [worker, model]).fetchone()
+    if row is None:
+        return None
+    return TrainingJob(int(row["job"]), str(row["model_name"]), dict(row["config"]), int(row["attempt"]), worker, conn)
+
+
+def complete(job: TrainingJob, result: TrainingResult) -> int:
+    """Store the result as a new model version of the job's model; returns the version number."""
+    data, flavor, signature = serialize(result.artifact, result.flavor)
+    row = job.conn.execute(
+        "select mlops.complete_training_job(job => %s::bigint, metrics => %s::jsonb, artifact => %s::bytea, "
+        "flavor => %s::text, params => %s::jsonb, signature => %s::jsonb, training_set => %s::text, "
+        "sha256 => %s::text, semver => %s::text, worker => %s::text) as v",
+        [job.id, Jsonb(result.metrics), data, flavor, Jsonb(result.params) if result.params is not None else None,
+         Jsonb(result.signature or signature), result.training_set, hashlib.sha256(data).hexdigest(),
+         result.semver, job.worker]).fetchone()
+    assert row is not None
+    return int(row["v"])
+
+
+def fail(job: TrainingJob, error: str) -> None:
+    job.conn.execute("select mlops.fail_training_job(job => %s::bigint, error => %s::text, worker => %s::text)",
+                     [job.id, error[:2000] or "failed", job.worker])
+
+
+def run_worker(train_fn: Callable[[TrainingJob], TrainingResult], dsn: str | None = None, *,
+               worker: str | None = None, model: str | None = None, max_jobs: int | None = None,
+               stop_when_empty: bool = False, poll_interval: float = 1.0) -> int:
+    """Claim and run jobs until ``max_jobs`` are done (or the queue is empty with ``stop_when_empty``).
+    A train function that raises fails its job; a lost lease abandons it. Returns how many jobs it finished."""
+    name = worker or default_worker_name()
+    done = 0
+    with open_connection(resolve_dsn(dsn)) as conn:
+        while max_jobs is None or done < max_jobs:
+            job = claim(conn, name, model)
+            if job is None:
+                if stop_when_empty:
+                    break
+                time.sleep(poll_interval)
+                continue
+            try:
+                result = train_fn(job)
+            except LeaseLost:
+                continue
+            except Exception as exc:  # any training failure is recorded on the job
+                with contextlib.suppress(psycopg.errors.ObjectNotInPrerequisiteState):
+                    fail(job, f"{type(exc).__name__}: {exc}")
+                done += 1
+                continue
+            try:
+                complete(job, result)
+            except psycopg.errors.ObjectNotInPrerequisiteState:
+                continue
+            done += 1
+    return done
