@@ -139,6 +139,43 @@ def info_cmd(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
         print_mapping("mlops.info()", client.info(), as_json)
 
 
+app.command("embed-worker")(__import__("pgmlops.cli_embeddings", fromlist=["embed_worker"]).embed_worker)
+
+
+@app.command("demo")
+@fails_cleanly
+def demo_cmd(dsn: DsnOption = None,
+             reset: Annotated[bool, typer.Option(help="Wipe pgmlops data in the database first.")] = False,
+             customers: Annotated[int, typer.Option(help="Synthetic customers to generate.")] = 50_000,
+             out: Annotated[str, typer.Option(help="Directory for the HTML reports.")] = "reports",
+             as_json: JsonOption = False) -> None:
+    """Run the whole MLOps loop (features → training → registry → A/B → feedback → drift →
+    embeddings → promotion → rollback → reports) on the local cluster or --dsn.
+
+    Example: pgmlops demo --reset
+    """
+    import os
+    from pathlib import Path
+
+    from .demo.runner import run_demo
+    from .server import local_server
+
+    target = dsn or os.environ.get("PGMLOPS_DSN") or os.environ.get("DATABASE_URL")
+    if not target:
+        server = local_server()
+        server.start()
+        target = server.url()
+        console.print(f"local cluster: {target}")
+    summary = run_demo(target, reset=reset, customers=customers, out_dir=Path(out),
+                       console=err_console if as_json else console)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+
+
+app.add_typer(__import__("pgmlops.cli_report", fromlist=["report_app"]).report_app, name="report")
+app.add_typer(__import__("pgmlops.cli_report", fromlist=["drift_app"]).drift_app, name="drift")
+
+
 def main() -> None:
     app()
 
