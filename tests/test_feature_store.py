@@ -38,16 +38,18 @@ def test_group_layout_constraints_online_table_and_hnsw(conn: psycopg.Connection
           "seg": {"type": "text", "allowed": ["a", "b"]}, "emb": "vector(3)", "flag": "bool", "meta": "jsonb"}',
         ttl => '1 day')""")
     assert table == "mlops_features.layout__v1"
-    cols = conn.execute("""select attname, format_type(atttypid, atttypmod) from pg_attribute
-                            where attrelid = 'mlops_features.layout__v1'::regclass and attnum > 0 order by attnum""").fetchall()
+    cols = conn.execute("""select attname, format_type(atttypid, atttypmod) from pg_attribute where
+                            attrelid = 'mlops_features.layout__v1'::regclass and attnum > 0
+                            order by attnum""").fetchall()
     assert [c[0] for c in cols] == ["customer_id", "event_ts", "created_at", "amount", "seg", "emb", "flag", "meta"]
     assert dict(cols)["event_ts"] == "timestamp with time zone"
     assert dict(cols)["emb"].endswith("vector(3)")
     checks = {r[0] for r in conn.execute("""select conname from pg_constraint
                where conrelid = 'mlops_features.layout__v1'::regclass and contype = 'c'""")}
     assert {"amount__min", "amount__max", "amount__not_null", "amount__not_nan", "seg__allowed"} <= checks
-    idx = {r[0]: r[1] for r in conn.execute("""select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
-               where indrelid in ('mlops_features.layout__v1'::regclass, 'mlops_features.layout__v1_online'::regclass)""")}
+    idx = {r[0]: r[1] for r in conn.execute(
+        """select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index where indrelid
+             in ('mlops_features.layout__v1'::regclass, 'mlops_features.layout__v1_online'::regclass)""")}
     assert any("(customer_id, event_ts DESC" in d for d in idx.values())
     assert any("hnsw" in d and "(emb" in d for d in idx.values())
     assert scalar(conn, "select count(*) from mlops.features where group_name = 'layout'") == 5
@@ -88,7 +90,8 @@ def test_online_status_ttl_enforced_on_read_and_purge(client: pgmlops.Client) ->
     fs = client.features
     fs.create_group("ttlg", "customer", {"x": "float8", "emb": "vector(2)"}, ttl=timedelta(days=1))
     now = datetime.now(UTC)
-    fs.write("ttlg", pd.DataFrame({"customer_id": [1, 2], "event_ts": [now - timedelta(hours=1), now - timedelta(days=3)],
+    fs.write("ttlg", pd.DataFrame({"customer_id": [1, 2],
+                                   "event_ts": [now - timedelta(hours=1), now - timedelta(days=3)],
                                    "x": [1.5, 2.5], "emb": [[1.0, 2.0], [3.0, 4.0]]}))
     df = fs.online("customer", [2, 1, 3], ["ttlg:x", "ttlg:emb"])
     assert list(df["entity_key"]) == ["2", "1", "3"]
@@ -247,7 +250,8 @@ def test_training_set_lineage_and_content_hash(conn: psycopg.Connection[Any]) ->
 def test_freshness_alerts(conn: psycopg.Connection[Any]) -> None:
     conn.execute("""select mlops.create_feature_group('fresh', 'customer', '{"v": "int8"}',
                                                       freshness_sla => '1 hour')""")
-    conn.execute("insert into mlops_features.fresh__v1 (customer_id, event_ts, v) values (1, now() - interval '2 hours', 1)")
+    conn.execute("insert into mlops_features.fresh__v1 (customer_id, event_ts, v) "
+                 "values (1, now() - interval '2 hours', 1)")
     stale = conn.execute("select is_stale, alert_id from mlops.check_freshness() where group_name = 'fresh'").fetchone()
     assert stale is not None and stale[0] is True and stale[1] is not None
     assert scalar(conn, "select count(*) from mlops.alerts where source = 'feature_freshness' and subject = 'fresh' "
@@ -329,7 +333,7 @@ def strict_group(dsn: str) -> str:
 BAD_ROWS = [
     ({"x": "abc", "n": 1}, "22P02", "feature x"),
     ({"e": [1, 2], "n": 1}, "22000", "feature e"),
-    ({"x": "NaN", "n": 1}, "23514", "x__"),  # NaN > max also trips x__max
+    ({"x": "NaN", "n": 1}, "23514", "x__not_nan"),
     ({"x": 11, "n": 1}, "23514", "x__max"),
     ({"c": "zz", "n": 1}, "23514", "c__allowed"),
     ({"x": 1}, "23514", "n__not_null"),

@@ -255,7 +255,9 @@ begin
       checks := checks || pg_catalog.format(', constraint %I check (%I >= %s)', col || '__min', col, f ->> 'min');
     end if;
     if f ? 'max' then
-      checks := checks || pg_catalog.format(', constraint %I check (%I <= %s)', col || '__max', col, f ->> 'max');
+      -- NaN sorts above every number: leave it to the NaN rule (allow_nan), not to max
+      checks := checks || pg_catalog.format(', constraint %I check (%I <= %s%s)', col || '__max', col, f ->> 'max',
+                  case when f ->> 'type' in ('float8', 'float4') then pg_catalog.format(' or %I = ''NaN''', col) else '' end);
     end if;
     if f ? 'allowed' then
       checks := checks || pg_catalog.format(', constraint %I check (%I::text = any (%L::text[]))', col || '__allowed', col,
