@@ -81,7 +81,7 @@ def call_everything(conn: psycopg.Connection[Any], funcs: list[Func], timeout_ms
 def tables(conn: psycopg.Connection[Any]) -> list[str]:
     """Every ordinary/partitioned table of pgmlops (leaf partitions included)."""
     rows = conn.execute("""
-        select pg_catalog.format('%I.%I', n.nspname, c.relname) from pg_catalog.pg_class c
+        select pg_catalog.format('%%I.%%I', n.nspname, c.relname) from pg_catalog.pg_class c
           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
          where n.nspname = any(%s::text[]) and c.relkind = 'r' order by 1""", (list(SCHEMAS),)).fetchall()
     return [r[0] for r in rows]
@@ -100,7 +100,7 @@ def checksums(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, str]]:
 
 
 def sequences(conn: psycopg.Connection[Any]) -> dict[str, int | None]:
-    rows = conn.execute("""select pg_catalog.format('%I.%I', schemaname, sequencename), last_value
+    rows = conn.execute("""select pg_catalog.format('%%I.%%I', schemaname, sequencename), last_value
                              from pg_catalog.pg_sequences where schemaname = any(%s::text[])""",
                         (list(SCHEMAS),)).fetchall()
     return {r[0]: r[1] for r in rows}
