@@ -163,7 +163,8 @@ comment on function mlops._prediction_version(text, integer, text) is
 
 -- Logs one prediction in one round trip; returns its id. Logging a request_id again keeps
 -- the first row and returns its id (also under concurrent duplicates: the request key row
--- is the lock). Features are limited to 64 KiB.
+-- is the lock). Features are limited to 64 KiB. Security definer (static SQL only) so one
+-- call does version lookup, partition check and both inserts without nested definer calls.
 create or replace function mlops.log_prediction(model text, request_id text default null, version integer default null,
                                                 alias text default null, features jsonb default null,
                                                 output jsonb default null, score float8 default null,
@@ -172,7 +173,7 @@ create or replace function mlops.log_prediction(model text, request_id text defa
                                                 unit_id text default null, experiment text default null,
                                                 variant text default null, feature_vector vector default null,
                                                 created_at timestamptz default null) returns bigint
-language plpgsql volatile set search_path from current
+language plpgsql volatile security definer set search_path from current
 as $$
 declare
   ver record;
@@ -199,7 +200,20 @@ begin
   if pg_catalog.length(rid) not between 1 and 200 then
     raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
   end if;
-  ver := mlops._prediction_version(model, version, alias);
+  -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert
+  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim
+    into ver
+    from mlops.models m join mlops.model_versions v on v.model_id = m.id
+   where m.name = log_prediction.model
+     and case when log_prediction.version is not null then v.version = log_prediction.version
+              when log_prediction.alias is not null then
+                v.id = (select a.version_id from mlops.model_aliases a
+                         where a.model_id = m.id and a.alias = log_prediction.alias)
+              else true end
+   order by v.version desc limit 1;
+  if ver.version_id is null then
+    ver := mlops._prediction_version(model, version, alias);  -- raises the 42704 error
+  end if;
   if feature_vector is not null and ver.vector_dim is not null and vector_dims(feature_vector) <> ver.vector_dim then
     raise exception using errcode = '22000',
       message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
@@ -234,7 +248,7 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
 -- every row first (nothing is written when one is bad), creates missing partitions, then
 -- claims request keys and inserts only the rows whose key it claimed.
 create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
-language plpgsql volatile set search_path from current
+language plpgsql volatile set search_path from current set work_mem = '64MB'
 as $$
 declare
   chk record;
