@@ -1,15 +1,118 @@
-"""A/B experiments: assignment, routing, analysis, conclusion (wraps mlops.* SQL)."""
+"""A/B experiments: assignment, routing, analysis, conclusion (wraps mlops.* SQL).
+
+Assignment is computed in SQL, bit-for-bit compatible with GrowthBook's v2 hashing and
+bucket ranges; this module only passes arguments and shapes results.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from psycopg.types.json import Jsonb
+from rich.progress import Progress
 
 if TYPE_CHECKING:
     from .client import Client
 
+RESULT_COLUMNS = ["variant", "is_control", "weight", "units", "exposures", "metric", "metric_n", "metric_mean",
+                  "metric_sd", "lift", "lift_ci_low", "lift_ci_high", "p_value", "chance_to_beat_control",
+                  "srm_p_value", "srm_warning", "days_running"]
+
 
 class Experiments:
-    """``client.experiments``"""
+    """``client.experiments``: create, start/pause, assign, route, results, conclude."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    def create(self, name: str, variants: Sequence[Mapping[str, Any]], model: str | None = None,
+               unit: str = "user_id", primary_metric: str = "conversion", namespace: str | None = None,
+               namespace_range: tuple[float, float] = (0.0, 1.0), coverage: float = 1.0, seed: str = "",
+               starts_at: datetime | None = None, ends_at: datetime | None = None, description: str = "") -> int:
+        """Create a draft experiment (``mlops.create_experiment``); variants ``[{name, alias|version, weight}]``,
+        the first is the control. Returns the experiment id."""
+        row = self.client.conn.execute(
+            "select mlops.create_experiment(name => %s::text, model => %s::text, variants => %s::jsonb,"
+            " unit => %s::text, primary_metric => %s::text, namespace => %s::text,"
+            " namespace_range => %s::float8[], coverage => %s::float8, seed => %s::text,"
+            " starts_at => %s::timestamptz, ends_at => %s::timestamptz, description => %s::text) as id",
+            (name, model, Jsonb([dict(v) for v in variants]), unit, primary_metric, namespace,
+             [float(x) for x in namespace_range], coverage, seed, starts_at, ends_at, description)).fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    def start(self, experiment: str) -> None:
+        """draft | paused -> running (``mlops.start_experiment``)."""
+        self.client.conn.execute("select mlops.start_experiment(%s::text)", (experiment,))
+
+    def pause(self, experiment: str) -> None:
+        """running -> paused (``mlops.pause_experiment``)."""
+        self.client.conn.execute("select mlops.pause_experiment(%s::text)", (experiment,))
+
+    def set_traffic(self, experiment: str, weights: Sequence[float] | None = None,
+                    coverage: float | None = None) -> None:
+        """Change weights and/or coverage; assigned units keep their variant."""
+        self.client.conn.execute(
+            "select mlops.set_experiment_traffic(%s::text, %s::float8[], %s::float8)",
+            (experiment, [float(w) for w in weights] if weights is not None else None, coverage))
+
+    def assign(self, experiment: str, unit_id: str) -> str | None:
+        """Variant of one unit (sticky); None when the unit is not in the experiment."""
+        row = self.client.conn.execute("select mlops.assign(%s::text, %s::text) as v",
+                                       (experiment, unit_id)).fetchone()
+        assert row is not None
+        return None if row["v"] is None else str(row["v"])
+
+    def assign_batch(self, experiment: str, unit_ids: Iterable[str], record: bool = True,
+                     chunk_size: int = 200_000, progress: bool = False) -> pd.DataFrame:
+        """Assign many units set-based (``mlops.assign_batch``), in chunks; DataFrame (unit_id, variant)."""
+        ids = list(unit_ids)
+        frames: list[pd.DataFrame] = []
+        with Progress(disable=not progress) as bar:
+            task = bar.add_task(f"assigning {experiment}", total=len(ids))
+            for start in range(0, len(ids), chunk_size):
+                chunk = ids[start:start + chunk_size]
+                rows = self.client.conn.execute(
+                    "select unit_id, variant from mlops.assign_batch(%s::text, %s::text[], %s::boolean)",
+                    (experiment, chunk, record)).fetchall()
+                frames.append(pd.DataFrame(rows, columns=["unit_id", "variant"]))
+                bar.advance(task, len(chunk))
+        if not frames:
+            return pd.DataFrame(columns=["unit_id", "variant"])
+        return pd.concat(frames, ignore_index=True)
+
+    def route(self, experiment_or_model: str, unit_id: str) -> int:
+        """Model version number to serve the unit (``mlops.route``)."""
+        row = self.client.conn.execute("select mlops.route(%s::text, %s::text) as v",
+                                       (experiment_or_model, unit_id)).fetchone()
+        assert row is not None
+        return int(row["v"])
+
+    def results(self, experiment: str) -> pd.DataFrame:
+        """Per-variant analysis (``mlops.experiment_results``) as a DataFrame."""
+        rows = self.client.read_conn.execute("select * from mlops.experiment_results(%s::text)",
+                                             (experiment,)).fetchall()
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+    def conclude(self, experiment: str, winner: str | None = None, promote: bool = True,
+                 alias: str = "champion", reason: str | None = None) -> dict[str, Any]:
+        """Complete the experiment, record the winner and (optionally) promote it; returns the recorded result."""
+        row = self.client.conn.execute(
+            "select mlops.conclude_experiment(%s::text, winner => %s::text, promote => %s::boolean,"
+            " alias => %s::text, reason => %s::text) as r",
+            (experiment, winner, promote, alias, reason)).fetchone()
+        assert row is not None
+        return dict(row["r"])
+
+    def get(self, experiment: str) -> dict[str, Any]:
+        """The experiment's row in ``mlops.experiments_bi``."""
+        row = self.client.read_conn.execute("select * from mlops.experiments_bi where experiment = %s::text",
+                                            (experiment,)).fetchone()
+        if row is None:
+            from .errors import PgmlopsError
+
+            raise PgmlopsError(f"experiment {experiment!r} does not exist")
+        return dict(row)

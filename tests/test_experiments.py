@@ -1,0 +1,293 @@
+"""A/B experiments: GrowthBook-compatible hashing and bucketing (vectors + SDK oracle), uniformity,
+stickiness, coverage ramps, namespaces, statuses, bad input, concurrency of first exposures."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from growthbook import GrowthBook
+from growthbook import Experiment as GbExperiment
+from psycopg.types.json import Jsonb
+from scipy import stats
+
+CASES = json.loads((Path(__file__).parent / "data" / "growthbook_cases.json").read_text())
+HALF = [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
+
+
+def create(conn: psycopg.Connection[Any], name: str, variants: list[dict[str, Any]] | None = None,
+           start: bool = True, **kw: Any) -> None:
+    if "namespace_range" in kw:
+        kw["namespace_range"] = [float(x) for x in kw["namespace_range"]]
+    args = ", ".join(f"{k} => %({k})s" for k in kw)
+    conn.execute(f"select mlops.create_experiment(%(name)s::text, variants => %(variants)s::jsonb"
+                 f"{', ' + args if args else ''})", {"name": name, "variants": Jsonb(variants or HALF), **kw})
+    if start:
+        conn.execute("select mlops.start_experiment(%s::text)", (name,))
+
+
+def batch(conn: psycopg.Connection[Any], exp: str, ids: list[str], record: bool = True) -> list[str | None]:
+    rows = conn.execute("select variant from mlops.assign_batch(%s::text, %s::text[], %s::boolean)",
+                        (exp, ids, record)).fetchall()
+    return [r[0] for r in rows]
+
+
+def sqlstate(conn: psycopg.Connection[Any], query: str, params: Any = None) -> str:
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(query, params)
+    assert info.value.diag.message_primary
+    return str(info.value.sqlstate)
+
+
+# --- GrowthBook vectors -------------------------------------------------------------------------
+
+def test_hash_vectors_bit_for_bit(conn: psycopg.Connection[Any]) -> None:
+    cases = CASES["hash"]
+    got = conn.execute(
+        "select mlops.gb_hash(s, v, ver) from unnest(%s::text[], %s::text[], %s::int[]) with ordinality u(s, v, ver, o)"
+        " order by o", ([c[0] for c in cases], [c[1] for c in cases], [c[2] for c in cases])).fetchall()
+    mismatches = [(c, g[0]) for c, g in zip(cases, got, strict=True) if c[3] != g[0]]
+    assert not mismatches, mismatches[:5]
+    assert any(ord(ch) > 127 for c in cases for ch in c[1])  # the vectors exercise non-ASCII ids
+
+
+def test_batch_hash_matches_vectors(conn: psycopg.Connection[Any]) -> None:
+    by_seed: dict[tuple[str, int], list[tuple[str, float]]] = {}
+    for seed, value, version, expected in CASES["hash"]:
+        if version in (1, 2):
+            by_seed.setdefault((seed, version), []).append((value, expected))
+    for (seed, version), pairs in by_seed.items():
+        rows = conn.execute("select unit_id, n from mlops.gb_hash_batch(%s::text, %s::text[], %s::int) order by ord",
+                            (seed, [p[0] for p in pairs], version)).fetchall()
+        assert [(r[0], r[1]) for r in rows] == pairs, (seed, version)
+
+
+def test_bucket_ranges_and_choose_variation_vectors(conn: psycopg.Connection[Any]) -> None:
+    for _nv, coverage, weights, expected in CASES["getBucketRanges"]:
+        rows = conn.execute("select range_start, range_end from mlops.gb_bucket_ranges(%s::float8[], %s::float8)"
+                            " order by variant", ([float(w) for w in weights], coverage)).fetchall()
+        assert [list(r) for r in rows] == expected, (weights, coverage)
+    for n, ranges, expected in CASES["chooseVariation"]:
+        row = conn.execute("select mlops.gb_choose_variation(%s::float8, %s::float8[], %s::float8[])",
+                           (n, [float(r[0]) for r in ranges], [float(r[1]) for r in ranges])).fetchone()
+        assert row is not None and row[0] == expected, (n, ranges)
+    for unit, (ns, lo, hi), expected in CASES["inNamespace"]:
+        if unit == "":
+            continue
+        row = conn.execute("select mlops.gb_in_namespace(%s::text, %s::text, %s::float8, %s::float8)",
+                           (unit, ns, lo, hi)).fetchone()
+        assert row is not None and row[0] == expected, (unit, ns)
+
+
+@pytest.mark.parametrize(("weights", "coverage", "seed", "namespace"), [
+    ([0.5, 0.5], 1.0, "", None),
+    ([0.2, 0.3, 0.5], 0.6, "s33d", None),
+    ([0.1, 0.9], 0.85, "", ("gbns", 0.2, 0.7)),
+])
+def test_same_variant_as_growthbook_sdk(conn: psycopg.Connection[Any], weights: list[float], coverage: float,
+                                        seed: str, namespace: tuple[str, float, float] | None) -> None:
+    name = f"sdk_{len(weights)}_{int(coverage * 100)}"
+    names = [f"v{i}" for i in range(len(weights))]
+    create(conn, name, [{"name": n, "weight": w} for n, w in zip(names, weights, strict=True)],
+           coverage=coverage, seed=seed, namespace=namespace[0] if namespace else None,
+           namespace_range=list(namespace[1:]) if namespace else [0, 1])
+    ids = [f"user-{i}" for i in range(1500)] + ["ünï-1", "😀-2", "日本-3"]
+    got = batch(conn, name, ids)
+    single = [conn.execute("select mlops.assign(%s::text, %s::text)", (name, u)).fetchone() for u in ids[:50]]
+    exp = GbExperiment(key=name, variations=list(range(len(weights))), weights=weights, coverage=coverage,
+                       seed=seed or None, hashVersion=2, namespace=namespace)
+    expected = []
+    for u in ids:
+        r = GrowthBook(attributes={"id": u}).run(exp)
+        expected.append(names[r.variationId] if r.inExperiment else None)
+    assert got == expected
+    assert [s[0] if s else None for s in single] == expected[:50]
+    # every variant occurs, and "not in the experiment" exactly when coverage or a namespace leave units out
+    assert len(set(got)) == len(weights) + (coverage < 1 or namespace is not None)
+
+
+def test_uniformity_chi_square_100k(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "uniform", [{"name": "a", "weight": 0.25}, {"name": "b", "weight": 0.25},
+                             {"name": "c", "weight": 0.5}])
+    rows = conn.execute("select variant, count(*) from mlops.assign_batch('uniform',"
+                        " array(select 'uid_' || g from generate_series(1, 100000) g), false) group by 1"
+                        " order by 1").fetchall()
+    counts = [r[1] for r in rows]
+    assert [r[0] for r in rows] == ["a", "b", "c"] and sum(counts) == 100000
+    chi = stats.chisquare(counts, [25000, 25000, 50000])
+    assert chi.pvalue > 0.001
+    srm = conn.execute("select chi2, p_value from mlops.srm_test(%s::bigint[], '{0.25,0.25,0.5}')",
+                       (counts,)).fetchone()
+    assert srm is not None
+    assert srm[0] == pytest.approx(chi.statistic, rel=1e-12) and srm[1] == pytest.approx(chi.pvalue, rel=1e-9)
+    # bucket values themselves are uniform over [0, 1)
+    n = conn.execute("select array_agg(n) from mlops.gb_hash_batch('u', array(select 'x' || g from"
+                     " generate_series(1, 20000) g))").fetchone()
+    assert n is not None and stats.kstest(n[0], "uniform").pvalue > 0.001
+
+
+# --- stickiness, coverage, namespaces -------------------------------------------------------------
+
+def test_sticky_across_weight_changes(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "sticky")
+    ids = [f"s{i}" for i in range(3000)]
+    before = batch(conn, "sticky", ids)
+    conn.execute("select mlops.set_experiment_traffic('sticky', weights => '{0.1, 0.9}')")
+    after = batch(conn, "sticky", ids)
+    assert after == before
+    assert [conn.execute("select mlops.assign('sticky', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
+            for u in ids[:30]] == before[:30]
+    fresh = batch(conn, "sticky", [f"n{i}" for i in range(3000)])
+    share = fresh.count("treatment") / len(fresh)
+    assert 0.85 < share < 0.95  # new units follow the new weights
+    # without stickiness some units would have moved
+    recomputed = batch(conn, "sticky", ids, record=False)
+    assert recomputed == before
+    assert conn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
+                        " on e.id = a.experiment_id where e.name = 'sticky'").fetchone() == (6000,)
+
+
+def test_coverage_ramp_only_adds_units(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "ramp", coverage=0.2)
+    ids = [f"r{i}" for i in range(4000)]
+    phases = []
+    for cov in (0.2, 0.5, 1.0):
+        if cov != 0.2:
+            conn.execute("select mlops.set_experiment_traffic('ramp', coverage => %s::float8)", (cov,))
+        phases.append(batch(conn, "ramp", ids))
+    for low, high in zip(phases, phases[1:], strict=False):
+        assert all(h == lo for lo, h in zip(low, high, strict=True) if lo is not None)
+        assert sum(v is not None for v in high) > sum(v is not None for v in low)
+    assert all(v is not None for v in phases[-1])
+    assert 0.15 < sum(v is not None for v in phases[0]) / len(ids) < 0.25
+
+
+def test_namespaces_are_mutually_exclusive(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "ns_left", namespace="checkout", namespace_range=[0, 0.5])
+    create(conn, "ns_right", namespace="checkout", namespace_range=[0.5, 1])
+    ids = [f"m{i}" for i in range(4000)]
+    left, right = batch(conn, "ns_left", ids), batch(conn, "ns_right", ids)
+    assert not any(a is not None and b is not None for a, b in zip(left, right, strict=True))
+    assert all(a is not None or b is not None for a, b in zip(left, right, strict=True))
+    before = conn.execute("select count(*) from mlops.experiments").fetchone()
+    assert sqlstate(conn, "select mlops.create_experiment('ns_overlap', variants => %s::jsonb,"
+                    " namespace => 'checkout', namespace_range => '{0.4, 0.6}')", (Jsonb(HALF),)) == "23P01"
+    assert conn.execute("select count(*) from mlops.experiments").fetchone() == before
+
+
+# --- statuses -------------------------------------------------------------------------------------
+
+def test_status_transitions(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "life", start=False)
+    assert sqlstate(conn, "select mlops.assign('life', 'u1')") == "55000"
+    assert sqlstate(conn, "select mlops.pause_experiment('life')") == "55000"
+    conn.execute("select mlops.start_experiment('life')")
+    assert sqlstate(conn, "select mlops.start_experiment('life')") == "55000"
+    first = conn.execute("select mlops.assign('life', 'u1')").fetchone()
+    assert first is not None and first[0] in ("control", "treatment")
+    conn.execute("select mlops.pause_experiment('life')")
+    assert conn.execute("select mlops.assign('life', 'u1')").fetchone() == first  # sticky while paused
+    assert conn.execute("select mlops.assign('life', 'u2')").fetchone() == (None,)  # nobody new enters
+    conn.execute("select mlops.start_experiment('life')")
+    conn.execute("select mlops.conclude_experiment('life', promote => false)")
+    assert sqlstate(conn, "select mlops.assign('life', 'u1')") == "55000"
+    assert sqlstate(conn, "select * from mlops.assign_batch('life', '{u1}')") == "55000"
+    assert sqlstate(conn, "select mlops.start_experiment('life')") == "55000"
+    assert sqlstate(conn, "select mlops.conclude_experiment('life')") == "55000"
+    history = conn.execute("select from_status, to_status from mlops.experiment_history h join mlops.experiments e"
+                           " on e.id = h.experiment_id where e.name = 'life' order by h.id").fetchall()
+    assert history == [(None, "draft"), ("draft", "running"), ("running", "paused"), ("paused", "running"),
+                       ("running", "completed")]
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kwargs", "state", "word"), [
+    ({"variants": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.3}]}, "22023", "sum"),
+    ({"variants": [{"name": "a", "weight": 0.5}]}, "22023", "variants"),
+    ({"variants": [{"name": "a", "weight": 0.5}, {"name": "a", "weight": 0.5}]}, "22023", "unique"),
+    ({"variants": [{"name": "a", "weight": "x"}, {"name": "b", "weight": 0.5}]}, "22023", "weight"),
+    ({"variants": [{"name": "A b", "weight": 0.5}, {"name": "b", "weight": 0.5}]}, "22023", "variant name"),
+    ({"seed": None}, "22004", "seed"),
+    ({"coverage": 1.5}, "22023", "coverage"),
+    ({"coverage": float("nan")}, "22023", "coverage"),
+    ({"namespace_range": [0.7, 0.2]}, "22023", "namespace_range"),
+    ({"primary_metric": "clicks"}, "22023", "primary_metric"),
+    ({"unit": ""}, "22023", "unit"),
+    ({"name": "Bad Name"}, "22023", "name"),
+    ({"model": "no_such_model"}, "P0002", "no_such_model"),
+])
+def test_create_rejects_bad_input(conn: psycopg.Connection[Any], kwargs: dict[str, Any], state: str,
+                                  word: str) -> None:
+    params: dict[str, Any] = {"name": "bad_input", "variants": HALF, "seed": "", "coverage": 1.0,
+                              "namespace_range": [0, 1], "primary_metric": "conversion", "unit": "user_id",
+                              "model": None, **kwargs}
+    params["variants"] = Jsonb(params["variants"])
+    params["namespace_range"] = [float(x) for x in params["namespace_range"]]
+    before = conn.execute("select count(*) from mlops.experiments").fetchone()
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute("select mlops.create_experiment(%(name)s::text, model => %(model)s::text,"
+                     " variants => %(variants)s::jsonb, seed => %(seed)s::text, coverage => %(coverage)s::float8,"
+                     " namespace_range => %(namespace_range)s::float8[], primary_metric => %(primary_metric)s::text,"
+                     " unit => %(unit)s::text)", params)
+    assert info.value.sqlstate == state
+    assert word in str(info.value.diag.message_primary)
+    assert conn.execute("select count(*) from mlops.experiments").fetchone() == before
+
+
+def test_percent_weights_accepted(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "percent", [{"name": "a", "weight": 30}, {"name": "b", "weight": 70}], start=False)
+    assert conn.execute("select array_agg(weight order by position) from mlops.experiment_variants v"
+                        " join mlops.experiments e on e.id = v.experiment_id where e.name = 'percent'"
+                        ).fetchone() == ([0.3, 0.7],)
+
+
+def test_assign_rejects_bad_input(conn: psycopg.Connection[Any]) -> None:
+    create(conn, "badassign")
+    assert sqlstate(conn, "select mlops.assign('badassign', '')") == "22023"
+    assert sqlstate(conn, "select mlops.assign('badassign', null)") == "22023"
+    assert sqlstate(conn, "select mlops.assign('nope', 'u')") == "42704"
+    assert sqlstate(conn, "select * from mlops.assign_batch('badassign', array['a', null])") == "22023"
+    assert sqlstate(conn, "select * from mlops.assign_batch('badassign', array['a', ''])") == "22023"
+    assert sqlstate(conn, "select mlops.set_experiment_traffic('badassign', weights => '{0.2, 0.2}')") == "22023"
+    assert sqlstate(conn, "select mlops.set_experiment_traffic('badassign', weights => '{1}')") == "22023"
+    assert sqlstate(conn, "select mlops.gb_hash(null, 'a')") == "22004"
+    assert conn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
+                        " on e.id = a.experiment_id where e.name = 'badassign'").fetchone() == (0,)
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+def test_first_exposure_recorded_once_under_concurrency(conn: psycopg.Connection[Any], dsn: str) -> None:
+    create(conn, "race")
+    ids = [f"c{i}" for i in range(300)]
+    results: list[list[str | None]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker(k: int) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as c:
+                barrier.wait()
+                if k % 2:
+                    results.append(batch(c, "race", ids))
+                else:
+                    results.append([c.execute("select mlops.assign('race', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
+                                    for u in ids])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(r == results[0] for r in results)
+    rows = conn.execute("select count(*), count(distinct unit_id) from mlops.experiment_assignments a"
+                        " join mlops.experiments e on e.id = a.experiment_id where e.name = 'race'").fetchone()
+    assert rows == (300, 300)
