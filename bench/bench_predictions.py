@@ -54,8 +54,7 @@ def bare_copy(conn: psycopg.Connection[Any], df: pd.DataFrame, chunk: int = 100_
     with conn.transaction():
         for start in range(0, len(df), chunk):
             buf = io.StringIO()
-            df.iloc[start:start + chunk].to_csv(buf, header=False, index=False,
-                                                date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+            df.iloc[start:start + chunk].to_csv(buf, header=False, index=False)
             with conn.cursor().copy(f"copy bench_bare ({cols}) from stdin (format csv)") as copy:
                 copy.write(buf.getvalue())
 

@@ -119,7 +119,7 @@ class Predictions:
                 for start in range(0, len(df), chunk_size):
                     chunk = df.iloc[start:start + chunk_size]
                     buf = io.StringIO()
-                    chunk.to_csv(buf, header=False, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+                    chunk.to_csv(buf, header=False, index=False)
                     with conn.cursor().copy(copy_sql) as copy:
                         copy.write(buf.getvalue())
                     bar.advance(task, len(chunk))
