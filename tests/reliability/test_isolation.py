@@ -17,7 +17,8 @@ import pytest
 HERE = Path(__file__).resolve().parent / "isolation"
 REGRESS = Path("/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress")
 SPECS = sorted(p.stem for p in (HERE / "specs").glob("*.spec"))
-NEEDS = {"job-claim": "mlops.claim_training_job(text,text)", "alias-move": "mlops.set_alias(text,text,integer,text,boolean)"}
+NEEDS = {"job-claim": "mlops.claim_training_job(text,text)",
+         "alias-move": "mlops.set_alias(text,text,integer,text,boolean)"}
 
 
 @pytest.mark.skipif(not REGRESS.exists(), reason="pg_isolation_regress not installed")
