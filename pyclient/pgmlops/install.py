@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from .errors import InstallError
 
@@ -42,24 +43,28 @@ def bundled_script(ext: str = CORE, version: str | None = None) -> str:
     return resources.files("pgmlops.sql").joinpath(f"{ext}--{version}.sql").read_text()
 
 
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:
+    """First column of the first row (or None), whatever row factory the connection uses."""
+    row = conn.cursor(row_factory=tuple_row).execute(query).fetchone()
+    return None if row is None else row[0]
+
+
 def installed_version(conn: psycopg.Connection[Any]) -> str | None:
     """Version installed in this database (either mode), or None."""
-    row = conn.execute("select pg_catalog.to_regprocedure('mlops.version()') is not null").fetchone()
-    if not row or not row[0]:
+    if not _scalar(conn, "select pg_catalog.to_regprocedure('mlops.version()') is not null"):
         return None
-    got = conn.execute("select mlops.version()").fetchone()
-    return str(got[0]) if got else None
+    got = _scalar(conn, "select mlops.version()")
+    return None if got is None else str(got)
 
 
 def _check_server(conn: psycopg.Connection[Any], python: bool) -> None:
-    if conn.execute("select 1 from pg_catalog.pg_extension where extname = 'pgmlops'").fetchone():
+    if _scalar(conn, "select 1 from pg_catalog.pg_extension where extname = 'pgmlops'"):
         raise InstallError("pgmlops is already installed here as an extension (CREATE EXTENSION); "
                            "upgrade it with ALTER EXTENSION pgmlops UPDATE")
-    if not conn.execute("select 1 from pg_catalog.pg_available_extensions where name = 'vector'").fetchone() \
-            and not conn.execute("select 1 from pg_catalog.pg_extension where extname = 'vector'").fetchone():
+    if not _scalar(conn, "select 1 from pg_catalog.pg_available_extensions where name = 'vector'") \
+            and not _scalar(conn, "select 1 from pg_catalog.pg_extension where extname = 'vector'"):
         raise InstallError("the server has no pgvector extension (vector); install pgvector >= 0.8 first")
-    if python and not conn.execute(
-            "select 1 from pg_catalog.pg_available_extensions where name = 'plpython3u'").fetchone():
+    if python and not _scalar(conn, "select 1 from pg_catalog.pg_available_extensions where name = 'plpython3u'"):
         raise InstallError("python=True but the server has no plpython3u")
 
 
@@ -79,8 +84,7 @@ def install(conn: psycopg.Connection[Any] | str, version: str | None = None,
     version = version or latest_version()
     _check_server(conn, bool(python))
     if python is None:
-        python = bool(conn.execute(
-            "select 1 from pg_catalog.pg_available_extensions where name = 'plpython3u'").fetchone())
+        python = bool(_scalar(conn, "select 1 from pg_catalog.pg_available_extensions where name = 'plpython3u'"))
     current = installed_version(conn)
     if current is not None and _vkey(current) > _vkey(version):
         raise InstallError(f"database has pgmlops {current}, newer than {version}; downgrades are not supported")

@@ -14,18 +14,28 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-START = datetime(2026, 6, 1, tzinfo=UTC)
+HISTORY_DAYS = 84  # the current window (the last 7 days) ends today
 PLANS = ("basic", "plus", "pro")
-NOTE_TEMPLATES = (
-    "{name}, {street}: customer reports the mobile app crashes on login",
-    "{name}, {street}: asked to cancel because the price went up",
-    "{name}, {street}: billing address needs updating after a move",
-    "{name}, {street}: very happy with support, wants the pro plan",
-    "{name}, {street}: invoice shows a double charge for last month",
+NOTE_ISSUES = (
+    "the mobile app crashes on login", "asked to cancel because the price went up",
+    "billing address needs updating after a move", "very happy with support, wants the pro plan",
+    "invoice shows a double charge for last month", "cannot reset the password, email never arrives",
+    "wants an annual plan with a discount", "video playback stutters every evening",
+    "complains that the new interface is confusing", "requests a refund for an unused month",
+    "asks how to export all data to a spreadsheet", "reports slow page loads since the update",
+    "card was declined although it is valid", "wants to add two family members to the account",
+    "asked whether the service works abroad", "threatens to switch to a competitor",
+    "praises the fast response of the help desk", "got logged out on every device",
+    "would like paper invoices by post", "notifications arrive twice on the phone",
 )
-FIRST = ("John", "Mary", "Ahmed", "Li", "Sofia", "Lucas", "Emma", "Noah", "Olga", "Ravi")
-LAST = ("Doe", "Smith", "Khan", "Wang", "Rossi", "Silva", "Brown", "Muller", "Ivanova", "Patel")
-STREETS = ("Main Street", "Oak Avenue", "Pine Road", "Elm Street", "Lake Drive")
+FIRST = ("John", "Mary", "Ahmed", "Li", "Sofia", "Lucas", "Emma", "Noah", "Olga", "Ravi", "Grace", "Tomas",
+         "Aisha", "Kenji", "Fatima", "Pierre", "Ingrid", "Diego", "Yuki", "Hannah", "Omar", "Chloe", "Mateo",
+         "Priya", "Stefan", "Amara", "Lena", "Victor", "Zara", "Elias")
+LAST = ("Doe", "Smith", "Khan", "Wang", "Rossi", "Silva", "Brown", "Muller", "Ivanova", "Patel", "Garcia",
+        "Novak", "Okafor", "Tanaka", "Haddad", "Dubois", "Larsen", "Moreno", "Sato", "Fischer", "Nasser",
+        "Martin", "Lopez", "Sharma", "Kowalski", "Mensah", "Berg", "Petrov", "Ali", "Costa")
+STREETS = ("Main Street", "Oak Avenue", "Pine Road", "Elm Street", "Lake Drive", "Hill Road", "Park Avenue",
+           "River Drive", "Cedar Street", "Maple Avenue")
 # Typos and abbreviations that make near-duplicates of a record.
 ABBREVIATIONS = {"Street": "St", "Avenue": "Ave", "Road": "Rd", "Drive": "Dr"}
 NICKNAMES = {"John": "Jon", "Mary": "Marie", "Sofia": "Sophia", "Olga": "Olya", "Lucas": "Luke"}
@@ -45,7 +55,15 @@ def churn_logit(sessions: np.ndarray, spend: np.ndarray, tickets: np.ndarray, pr
     return -1.0 - 0.35 * (sessions - 5.0) - 0.015 * (spend - 60.0) + 0.6 * tickets - 0.5 * pro
 
 
-def generate(customers: int = 50_000, snapshots: int = 4, notes: int = 2_000, seed: int = 7) -> DemoData:
+def default_start() -> datetime:
+    """Midnight UTC HISTORY_DAYS ago: values are seeded, dates follow the calendar so TTLs apply."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=HISTORY_DAYS)
+
+
+def generate(customers: int = 50_000, snapshots: int = 4, notes: int = 2_000, seed: int = 7,
+             start: datetime | None = None) -> DemoData:
+    start = start or default_start()
     rng = np.random.default_rng(seed)
     ids = np.array([f"c{i:06d}" for i in range(customers)])
     plan = rng.choice(PLANS, size=customers, p=[0.5, 0.35, 0.15])
@@ -55,7 +73,7 @@ def generate(customers: int = 50_000, snapshots: int = 4, notes: int = 2_000, se
     rows = customers * snapshots
     cid = np.repeat(ids, snapshots)
     day = np.tile(np.arange(snapshots) * 14, customers) + rng.integers(0, 7, size=rows)
-    event_ts = pd.to_datetime(START) + pd.to_timedelta(day, unit="D") + pd.to_timedelta(
+    event_ts = pd.to_datetime(start) + pd.to_timedelta(day, unit="D") + pd.to_timedelta(
         rng.integers(0, 86_400, size=rows), unit="s")
     sessions = rng.poisson(5, size=rows).astype(np.int64)
     spend = np.round(rng.gamma(3.0, 20.0, size=rows), 2)
@@ -75,7 +93,7 @@ def generate(customers: int = 50_000, snapshots: int = 4, notes: int = 2_000, se
     cur_ids = rng.choice(ids, size=n_cur, replace=False)
     current = pd.DataFrame({
         "customer_id": cur_ids,
-        "event_ts": pd.to_datetime(START + timedelta(days=70)) + pd.to_timedelta(
+        "event_ts": pd.to_datetime(start + timedelta(days=HISTORY_DAYS - 7)) + pd.to_timedelta(
             rng.integers(0, 7 * 86_400, size=n_cur), unit="s"),
         "sessions_7d": rng.poisson(3, size=n_cur).astype(np.int64),
         "spend_30d": np.round(rng.gamma(3.0, 20.0, size=n_cur), 2),
@@ -97,7 +115,7 @@ def make_notes(rng: np.random.Generator, ids: np.ndarray, count: int) -> pd.Data
             continue
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         street = f"{int(rng.integers(1, 999))} {rng.choice(STREETS)}"
-        bodies.append(str(rng.choice(NOTE_TEMPLATES)).format(name=name, street=street))
+        bodies.append(f"{name}, {street}: {rng.choice(NOTE_ISSUES)}")
         owners.append(str(rng.choice(ids)))
     return pd.DataFrame({"note_id": np.arange(1, count + 1), "customer_id": owners, "body": bodies})
 
