@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Callable
@@ -13,6 +14,8 @@ import pandas as pd
 import pgmlops
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[Any]
@@ -364,3 +367,22 @@ def test_bi_views_have_simple_types_and_comments(conn: Conn) -> None:
         assert typ in ("text", "bigint", "integer", "double precision", "boolean", "timestamp with time zone"), \
             (view, col, typ)
     assert {r[0] for r in rows if r[1] == "time" and r[2] == "timestamp with time zone"} == {r[0] for r in rows}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(latency=st.floats(allow_nan=True, allow_infinity=True, width=64),
+       confidence=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)))
+def test_property_latency_and_confidence(conn: Conn, latency: float, confidence: float | None) -> None:
+    valid = math.isfinite(latency) and latency >= 0 and (confidence is None or 0 <= confidence <= 1)
+    before = count(conn, "model = 'healthy'")
+    sql = ("select mlops.log_prediction(model => 'healthy', latency_ms => %s::float8, confidence => %s::float8,"
+           " created_at => '2022-02-02 02:02+00')")
+    if valid:
+        conn.execute(sql, (latency, confidence))
+        assert count(conn, "model = 'healthy'") == before + 1
+    else:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(sql, (latency, confidence))
+        assert info.value.sqlstate == "22023"
+        assert ("latency_ms" if not (math.isfinite(latency) and latency >= 0) else "confidence") in str(info.value)
+        assert count(conn, "model = 'healthy'") == before
