@@ -1,0 +1,94 @@
+"""sqlsmith fuzzing as the application role against a populated database (0 backend
+crashes in the server log), and companion isolation: the core installs and works without
+pgmlops_python (bundled python=False, CREATE EXTENSION pgmlops alone)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlparse
+
+import pgmlops
+import psycopg
+import pytest
+from psycopg import sql
+
+from ..conftest import Cluster
+from .sqlgen import call_everything, call_sql, functions
+from .test_crash import record
+from .test_dump_restore import populate
+
+APP_ROLE = "rel_app"
+
+
+def python_function_names(conn: psycopg.Connection[object]) -> set[str]:
+    rows = conn.execute("""
+        select p.proname::text from pg_catalog.pg_proc p join pg_catalog.pg_language l on l.oid = p.prolang
+         where p.pronamespace = 'mlops'::regnamespace and l.lanname = 'plpython3u'""").fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.parametrize("mode", ["extension", "bundled"])
+def test_core_works_without_python(mode: str, dsn: str, database_factory: Callable[..., str]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as full:
+        py_names = python_function_names(full)
+    assert py_names, "pgmlops_python has no PL/Python function: nothing to isolate"
+    url = database_factory(None, prefix=f"nopy_{mode}")
+    if mode == "extension":
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create extension pgmlops cascade")
+    else:
+        pgmlops.install(url, python=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from pg_catalog.pg_language where lanname like 'plpython%'"
+                            ).fetchone() == (0,)
+        info = conn.execute("select mlops.info()").fetchone()
+        assert info is not None and info[0]["pgmlops_python"] is None
+        errors: list[str] = []
+        funcs = functions(conn)
+        for f in funcs:
+            for nulls in (False, True):
+                try:
+                    with conn.transaction():
+                        conn.execute("set local statement_timeout = 3000")
+                        conn.execute(call_sql(f, nulls))
+                except psycopg.Error as exc:
+                    errors.append(f"{f.signature}: {exc.diag.message_primary}")
+        # A core function may refuse politely, but never by calling a PL/Python function that is absent.
+        missing = [e for e in errors if ("does not exist" in e and any(n in e.split(":", 1)[1] for n in py_names))
+                   or "plpython" in e]
+        assert missing == []
+        assert len(funcs) >= 5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sqlsmith") is None, reason="sqlsmith not installed")
+def test_sqlsmith_no_backend_crash(cluster: Cluster, database_factory: Callable[..., str]) -> None:
+    url = database_factory("extension", prefix="fuzz")
+    populate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("""do $$ begin
+            if not exists (select from pg_catalog.pg_roles where rolname = {r}) then
+              create role {i} login;
+            end if; end $$""").format(r=sql.Literal(APP_ROLE), i=sql.Identifier(APP_ROLE)))
+        conn.execute(sql.SQL("grant mlops_writer to {}").format(sql.Identifier(APP_ROLE)))
+        # Keep the fuzzer's own calls bounded.
+        conn.execute(sql.SQL("alter role {} set statement_timeout = '2s'").format(sql.Identifier(APP_ROLE)))
+    u = urlparse(url)
+    q = parse_qs(u.query)
+    target = f"host={q['host'][0]} port={q['port'][0]} dbname={u.path.lstrip('/')} user={APP_ROLE}"
+    log = cluster.server.log_file
+    start = log.stat().st_size
+    proc = subprocess.run(["sqlsmith", f"--target={target}", "--seed=20261123", "--max-queries=3000",
+                           "--exclude-catalog"], capture_output=True, text=True, check=False, timeout=600)
+    with log.open("rb") as f:
+        f.seek(start)
+        server_log = f.read().decode(errors="replace")
+    crashes = [line for line in server_log.splitlines() if "terminated by signal" in line]
+    assert crashes == [], crashes
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("select mlops.version()").fetchone() is not None
+        stats = call_everything(conn, functions(conn)[:3])
+    record("sqlsmith", queries=3000, seed=20261123, crashes=len(crashes), exit=proc.returncode,
+           calls_after=stats["calls"])
