@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -229,7 +230,15 @@ class FeatureStore:
     def create_training_set(self, name: str, spine: pd.DataFrame | str, features: Sequence[str],
                             timestamp_column: str | None = None) -> str:
         """Materialize a point-in-time training set in mlops_features; returns its table name."""
-        spine_ref = self._upload_spine(spine) if isinstance(spine, pd.DataFrame) else spine
+        if isinstance(spine, pd.DataFrame):
+            spine_ref = self._upload_spine(spine)
+        elif re.match(r"^\s*\(?\s*(select|with|values|table)\b", spine, re.IGNORECASE):
+            spine_ref = spine
+        else:  # resolve a table name with the caller's search_path (SQL functions pin theirs)
+            spine_ref = str(self._one("select pg_catalog.format('%%I.%%I', n.nspname, c.relname) as t "
+                                      "from pg_catalog.pg_class c "
+                                      "join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+                                      "where c.oid = %s::text::regclass", (spine,)))
         return str(self._one(
             "select mlops.create_training_set(name => %s::text, spine => %s::text, features => %s::text[], "
             "timestamp_column => %s::text)", (name, spine_ref, list(features), timestamp_column)))

@@ -453,42 +453,45 @@ declare
   r record;
   ent mlops.entities;
   joins text := '';
-  vals text := '';
-  stats text := '';
   times text := '';
-  aliases jsonb := '{}';
   alias text;
   n integer := 0;
-  live text;
   dtype text;
+  -- per group alias: {live: expr, vals: ["'name', expr", ...], names: [name, ...]}
+  grp jsonb := '{}';
+  vals text := '';
+  stats text := '';
+  a record;
+  lo integer;
+  cnt integer;
+  st text;
 begin
   select * into ent from mlops.entities e where e.name = online_query.entity;
   if not found then
     raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', online_query.entity);
   end if;
   for r in select * from mlops._feature_refs(features) loop
-    if r.key_column <> ent.key_column or (select g.entity from mlops.feature_group_versions g where g.id = r.group_id) <> ent.name then
+    if (select g.entity from mlops.feature_group_versions g where g.id = r.group_id) <> ent.name then
       raise exception using errcode = '22023',
         message = pg_catalog.format('feature %s belongs to another entity than %s', r.ref, ent.name);
     end if;
     if r.kind = 'feature' then
-      alias := aliases ->> r.group_id::text;
+      alias := (select e.key from pg_catalog.jsonb_each(grp) e where (e.value ->> 'id')::bigint = r.group_id);
       if alias is null then
         n := n + 1;
         alias := 'g' || n;
-        aliases := aliases || pg_catalog.jsonb_build_object(r.group_id::text, alias);
         joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key::%s',
                                             r.online_table, alias, alias, r.key_column, r.key_sqltype);
         times := times || pg_catalog.format(', %I.event_ts', alias);
+        grp := grp || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object('id', r.group_id,
+          'live', case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
+                       else pg_catalog.format('%I.event_ts >= pg_catalog.now() - %L::interval', alias, r.ttl) end,
+          'vals', '[]'::jsonb, 'names', '[]'::jsonb));
       end if;
-      live := case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
-                   else pg_catalog.format('%I.event_ts >= pg_catalog.now() - %L::interval', alias, r.ttl) end;
       select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
-      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, case when %s then pg_catalog.to_jsonb(%s) end)',
-                                        r.out_name, live, mlops._feature_value_sql(r.kind, alias, r.feature, dtype));
-      stats := stats || pg_catalog.format(
-        ' || pg_catalog.jsonb_build_object(%L, case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end)',
-        r.out_name, alias, live);
+      grp := pg_catalog.jsonb_set(grp, array[alias, 'vals'], (grp #> array[alias, 'vals']) || pg_catalog.to_jsonb(
+        pg_catalog.format('%L, %s', r.out_name, mlops._feature_value_sql(r.kind, alias, r.feature, dtype))));
+      grp := pg_catalog.jsonb_set(grp, array[alias, 'names'], (grp #> array[alias, 'names']) || pg_catalog.to_jsonb(r.out_name));
     else
       n := n + 1;
       alias := 'a' || n;
@@ -497,10 +500,30 @@ begin
         ' where h.%I = k.key::%s and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
         r.table_name, r.key_column, r.key_sqltype, r.window_size, alias);
-      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, pg_catalog.to_jsonb(%I.v))', r.out_name, alias);
+      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, %I.v)', r.out_name, alias);
       stats := stats || pg_catalog.format(
         ' || pg_catalog.jsonb_build_object(%L, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end)', r.out_name, alias);
     end if;
+  end loop;
+  -- one jsonb_build_object per group and chunk of 50 features (at most 100 arguments each)
+  for a in select e.key as alias, e.value as g from pg_catalog.jsonb_each(grp) e loop
+    cnt := pg_catalog.jsonb_array_length(a.g -> 'vals');
+    st := pg_catalog.format('case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end',
+                            a.alias, a.g ->> 'live');
+    lo := 0;
+    while lo < cnt loop
+      vals := vals || pg_catalog.format(
+        ' || case when %s then pg_catalog.jsonb_build_object(%s) else pg_catalog.jsonb_build_object(%s) end',
+        a.g ->> 'live',
+        (select pg_catalog.string_agg(x.p, ', ' order by x.o)
+           from pg_catalog.jsonb_array_elements_text(a.g -> 'vals') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50),
+        (select pg_catalog.string_agg(pg_catalog.format('%L, null', x.p), ', ' order by x.o)
+           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
+      stats := stats || pg_catalog.format(' || pg_catalog.jsonb_build_object(%s)',
+        (select pg_catalog.string_agg(pg_catalog.format('%L, %s', x.p, st), ', ' order by x.o)
+           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
+      lo := lo + 50;
+    end loop;
   end loop;
   return pg_catalog.format(
     'select k.key as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
@@ -615,8 +638,8 @@ comment on function mlops.write_features(text, jsonb) is
 -- per feature group, the newest row with event_ts <= the spine timestamp and within the
 -- group's ttl (index-backed LATERAL ... order by event_ts desc limit 1 per group, never a
 -- cross join); window aggregates over (ts - window, ts]. Records lineage in
--- mlops.training_sets. spine: a table/view name or a query (select/with/values) with the
--- entity key column(s) and a timestamp column (timestamp_column, else event_ts, ts, or the
+-- mlops.training_sets. spine: a schema-qualified table/view name or a query (select/with/values,
+-- schema-qualified names: search_path is pinned) with the entity key column(s) and a timestamp column (timestamp_column, else event_ts, ts, or the
 -- only timestamp column).
 create or replace function mlops.create_training_set(name text, spine text, features text[],
                                                      timestamp_column text default null) returns text
@@ -652,7 +675,8 @@ begin
     spine_sql := pg_catalog.format('select * from (%s) s', spine);
   else
     if pg_catalog.to_regclass(spine) is null then
-      raise exception using errcode = '42P01', message = pg_catalog.format('spine %L is neither a query nor an existing table', spine);
+      raise exception using errcode = '42P01', message = pg_catalog.format('spine %L is neither a query nor an existing table', spine),
+        hint = 'Schema-qualify tables (public.my_spine), in spine queries too: pgmlops functions run with search_path = pg_catalog.';
     end if;
     spine_sql := pg_catalog.format('select * from %s', pg_catalog.to_regclass(spine)::text);
   end if;

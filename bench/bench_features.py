@@ -1,0 +1,150 @@
+"""Feature store benchmark (issue 3).
+
+1. Online lookup, 1 entity x 10 features across 2 groups, through the Python client's prepared
+   statement, vs a bare prepared ``select`` by primary key on a plain 10-column table; and a batch
+   of 1,000 keys vs ``where id = any(...)`` on the plain table.
+2. Point-in-time training set (spine x 3 groups x history rows each) via mlops.create_training_set
+   vs a hand-written LATERAL ``create table as`` on the same data.
+
+    .venv/bin/python -m bench.bench_features            100k spine, 3 x 1M history
+    .venv/bin/python -m bench.bench_features --quick    20k spine, 3 x 200k history
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pgmlops
+import psycopg
+from pgmlops.server import LocalServer
+from rich.console import Console
+from rich.table import Table
+
+GROUPS = ("fa", "fb", "fc")
+
+
+def _median_seconds(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _setup(conn: psycopg.Connection[Any], entities: int, history: int, spine: int) -> None:
+    conn.execute("create extension pgmlops cascade")
+    conn.execute("select mlops.create_entity('customer', 'int8')")
+    feats = ", ".join(f'"f{i}": "float8"' for i in range(5))
+    for g in GROUPS:
+        conn.execute(f"select mlops.create_feature_group('{g}', 'customer', '{{{feats}}}', ttl => '30 days')")
+        conn.execute(f"""insert into mlops_features.{g}__v1 (customer_id, event_ts, f0, f1, f2, f3, f4)
+            select (i % {entities}), timestamptz '2026-01-01' + (random() * 90) * interval '1 day',
+                   random(), random(), random(), random(), random()
+              from generate_series(1, {history}) i""")
+        conn.execute(f"analyze mlops_features.{g}__v1")
+    conn.execute(f"""create table bench_spine as
+        select (random() * {entities})::int8 as customer_id,
+               timestamptz '2026-01-01' + (random() * 100) * interval '1 day' as ts, (random() > 0.5) as label
+          from generate_series(1, {spine})""")
+    conn.execute("analyze bench_spine")
+    conn.execute(f"""create table bench_plain as
+        select i::int8 as id, random() f0, random() f1, random() f2, random() f3, random() f4,
+               random() f5, random() f6, random() f7, random() f8, random() f9
+          from generate_series(0, {entities - 1}) i""")
+    conn.execute("alter table bench_plain add primary key (id)")
+    conn.execute("analyze bench_plain")
+
+
+HAND_WRITTEN = """create table {name} as
+select s.*, a.f0 as fa_f0, a.f1 as fa_f1, b.f0 as fb_f0, b.f1 as fb_f1, c.f0 as fc_f0, c.f1 as fc_f1
+  from bench_spine s
+  left join lateral (select h.f0, h.f1 from mlops_features.fa__v1 h where h.customer_id = s.customer_id
+                        and h.event_ts <= s.ts and h.event_ts >= s.ts - interval '30 days'
+                      order by h.event_ts desc limit 1) a on true
+  left join lateral (select h.f0, h.f1 from mlops_features.fb__v1 h where h.customer_id = s.customer_id
+                        and h.event_ts <= s.ts and h.event_ts >= s.ts - interval '30 days'
+                      order by h.event_ts desc limit 1) b on true
+  left join lateral (select h.f0, h.f1 from mlops_features.fc__v1 h where h.customer_id = s.customer_id
+                        and h.event_ts <= s.ts and h.event_ts >= s.ts - interval '30 days'
+                      order by h.event_ts desc limit 1) c on true"""
+
+
+def main(quick: bool = False) -> list[dict[str, Any]]:
+    console = Console()
+    entities, history, spine = (20_000, 200_000, 20_000) if quick else (100_000, 1_000_000, 100_000)
+    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-features-"))
+    base.chmod(0o755)
+    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
+                                                     ("full_page_writes", "off"), ("shared_buffers", "256MB")))
+    server.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        dsn = server.url("postgres")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            console.print(f"loading {len(GROUPS)} groups x {history:,} history rows, spine {spine:,} ...")
+            _setup(conn, entities, history, spine)
+        with pgmlops.connect(dsn) as client:
+            fs = client.features
+            features = [f"{g}:f{i}" for g in ("fa", "fb") for i in range(5)]  # 10 features, 2 groups
+            keys = list(range(0, entities, max(1, entities // 1000)))[:1000]
+            fs.online_raw("customer", [1], features)  # warm: cache the query, prepare
+            plain = client.conn
+            for _ in range(10):
+                plain.execute("select * from bench_plain where id = %s::int8", (1,), prepare=True).fetchall()
+            n = 300 if quick else 1000
+            it = iter(range(10**9))
+            ours1 = _median_seconds(lambda: fs.online_raw("customer", [next(it) % entities], features), n)
+            base1 = _median_seconds(lambda: plain.execute("select * from bench_plain where id = %s::int8",
+                                                          (next(it) % entities,), prepare=True).fetchall(), n)
+            ours_df = _median_seconds(lambda: fs.online("customer", [next(it) % entities], features), n // 3)
+            oursb = _median_seconds(lambda: fs.online_raw("customer", keys, features), 30)
+            baseb = _median_seconds(lambda: plain.execute("select * from bench_plain where id = any(%s::int8[])",
+                                                          (keys,), prepare=True).fetchall(), 30)
+            rows += [
+                {"case": "online 1 key x 10 features / 2 groups", "ours": ours1 * 1e3, "baseline": base1 * 1e3,
+                 "unit": "ms"},
+                {"case": "online 1 key, as DataFrame", "ours": ours_df * 1e3, "baseline": base1 * 1e3, "unit": "ms"},
+                {"case": "online 1,000 keys x 10 features", "ours": oursb * 1e3, "baseline": baseb * 1e3,
+                 "unit": "ms"},
+            ]
+            ts_features = [f"{g}:f{i}" for g in GROUPS for i in range(2)]
+            counter = iter(range(100))
+
+            def ours_ts() -> None:
+                fs.create_training_set(f"bench_ts_{next(counter)}", "bench_spine", ts_features)
+
+            def hand_ts() -> None:
+                client.conn.execute(HAND_WRITTEN.format(name=f"bench_hand_{next(counter)}"))  # type: ignore[arg-type]
+
+            ours_t, hand_t = [], []
+            for _ in range(3):
+                ours_t.append(_median_seconds(ours_ts, 1))
+                hand_t.append(_median_seconds(hand_ts, 1))
+            rows.append({"case": f"training set {spine // 1000}k spine x 3 groups x {history // 1000}k",
+                         "ours": statistics.median(ours_t), "baseline": statistics.median(hand_t), "unit": "s"})
+    finally:
+        server.destroy()
+    for r in rows:
+        r["ours"] = round(r["ours"], 4)
+        r["baseline"] = round(r["baseline"], 4)
+        r["ratio"] = round(r["ours"] / r["baseline"], 2) if r["baseline"] else None
+    table = Table(title=f"feature store ({'quick' if quick else 'full'} sizes), medians")
+    for col in ("case", "ours", "baseline", "ratio", "unit"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
+    console.print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    main(quick=parser.parse_args().quick)
