@@ -80,8 +80,8 @@ def acknowledged(ack_dir: Path) -> dict[str, str]:
 def missing(url: str, acks: dict[str, str]) -> list[str]:
     """Acknowledged-but-missing rows (or acknowledged resolutions that were lost)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        rows = dict(conn.execute("select subject, resolved_at is not null from mlops.alerts where source = %s::text",
-                                 (SOURCE,)).fetchall())
+        rows: dict[str, bool] = dict(conn.execute(
+            "select subject, resolved_at is not null from mlops.alerts where source = %s::text", (SOURCE,)).fetchall())
     return sorted(k for k, state in acks.items() if k not in rows or (state == "resolved" and not rows[k]))
 
 

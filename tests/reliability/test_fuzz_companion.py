@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pgmlops
@@ -22,7 +23,7 @@ from .test_dump_restore import populate
 APP_ROLE = "rel_app"
 
 
-def python_function_names(conn: psycopg.Connection[object]) -> set[str]:
+def python_function_names(conn: psycopg.Connection[Any]) -> set[str]:
     rows = conn.execute("""
         select p.proname::text from pg_catalog.pg_proc p join pg_catalog.pg_language l on l.oid = p.prolang
          where p.pronamespace = 'mlops'::regnamespace and l.lanname = 'plpython3u'""").fetchall()
