@@ -433,3 +433,48 @@ def test_bi_views_follow_the_rules(conn: Conn) -> None:
         "select pg_catalog.has_function_privilege('mlops_admin', "
         "'mlops.set_alias(text,text,integer,text,boolean)', 'execute')"
     ).fetchone() == (True,)
+
+
+def test_stage_transitions(conn: Conn) -> None:
+    conn.execute("select mlops.register_model('stage_m', 'regression')")
+    new_version(conn, "stage_m")
+    new_version(conn, "stage_m")
+    assert conn.execute("select mlops.transition_stage('stage_m', 1, 'staging')").fetchone() == ("staging",)
+    assert conn.execute("select mlops.transition_stage('stage_m', 1, 'production')").fetchone() == ("production",)
+    assert conn.execute("select mlops.transition_stage('stage_m', 2, 'staging')").fetchone() == ("staging",)
+    assert conn.execute("select mlops.transition_stage('stage_m', 1, 'archived')").fetchone() == ("archived",)
+    assert conn.execute("select production_version, staging_version from mlops.models_bi where model = 'stage_m'"
+                        ).fetchone() == (None, 2)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument stage"):
+        conn.execute("select mlops.transition_stage('stage_m', 2, 'live')")
+
+
+def test_roles_can_do_their_part_and_no_more(dsn: str, conn: Conn) -> None:
+    conn.execute("create role reg_admin login in role mlops_admin")
+    conn.execute("create role reg_reader login in role mlops_reader")
+    conn.execute("select mlops.register_model('role_m', 'regression')")
+    new_version(conn, "role_m")
+    with psycopg.connect(dsn, user="reg_admin", autocommit=True) as admin:
+        admin.execute("select mlops.create_model_version('role_m', %s::bytea, flavor => 'linear')",
+                      [linear_artifact([1.0, 1.0])])
+        admin.execute("select mlops.set_promotion_policy('role_m', 'production', %s::jsonb)",
+                      [Jsonb([{"kind": "metric", "metric": "accuracy", "min": 0.5}])])
+        admin.execute("select mlops.set_alias('role_m', 'production', 1)")
+        admin.execute("select mlops.set_alias('role_m', 'production', 2, reason => 'no metrics', force => true)")
+        assert admin.execute("select mlops.rollback('role_m', 'production')").fetchone() == (1,)
+        job = admin.execute("select mlops.submit_training_job('role_m')").fetchone()
+        assert job is not None
+        admin.execute("select * from mlops.claim_training_job('w', 'role_m')")
+        admin.execute("select mlops.report_progress(%s::bigint, 0.5, log_line => 'x')", [job[0]])
+        admin.execute("select mlops.complete_training_job(%s::bigint, artifact => %s::bytea, flavor => 'linear')",
+                      [job[0], linear_artifact([2.0, 2.0])])
+    with psycopg.connect(dsn, user="reg_reader", autocommit=True) as reader:
+        assert reader.execute("select mlops.predict_sql('role_m', 'production', array[1, 1]::float8[])"
+                              ).fetchone() == (3.5,)
+        assert reader.execute("select mlops.predict('role_m', 'latest', array[1, 1]::float8[])").fetchone() == (4.0,)
+        assert reader.execute("select pg_catalog.count(*) from mlops.alias_history where model = 'role_m'"
+                              ).fetchone() == (3,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("select mlops.set_alias('role_m', 'production', 2)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("delete from mlops.alias_events")

@@ -661,3 +661,37 @@ $$;
 comment on function mlops.compare_versions(text, integer, integer) is
   'Compares two versions: every metric (delta = version_2 - version_1), params that differ, and lineage (flavor, '
   'training set, training job, sha256, semver, creation).';
+
+-- Stage transitions for users who think in stages: staging / production move the alias of the
+-- same name (policy-checked), archived removes those aliases from the version, failed marks it.
+create or replace function mlops.transition_stage(model text, version integer, stage text, reason text default null,
+                                                  force boolean default false) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  a record;
+begin
+  if stage is null or stage not in ('staging', 'production', 'archived', 'failed', 'registered') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid stage %L (argument stage)', stage),
+      hint = 'One of staging, production, archived, failed, registered.';
+  end if;
+  if stage in ('staging', 'production') then
+    perform mlops.set_alias(model, stage, version, reason, force);
+  elsif stage = 'archived' then
+    perform mlops._resolve_version(model, version::text);
+    for a in select x.alias from mlops.model_aliases x join mlops.model_versions v on v.id = x.version_id
+              where x.model_id = mid and v.version = transition_stage.version and x.alias in ('staging', 'production') loop
+      perform mlops.delete_alias(model, a.alias, coalesce(reason, 'archived'));
+    end loop;
+  else
+    perform mlops.set_version_status(model, version, stage);
+  end if;
+  return (select v.status from mlops.model_versions v where v.model_id = mid and v.version = transition_stage.version);
+end
+$$;
+comment on function mlops.transition_stage(text, integer, text, text, boolean) is
+  'Stage view of aliases: staging / production call set_alias with the alias of that name (policy-checked); archived '
+  'deletes the staging/production aliases pointing to the version (it then shows archived once it held one, registered '
+  'otherwise); failed / registered call set_version_status. Returns the resulting status.';

@@ -30,3 +30,4 @@ grant execute on function
   mlops.complete_training_job(bigint, jsonb, bytea, text, text, jsonb, jsonb, text, text, text, jsonb, text),
   mlops.fail_training_job(bigint, text, text)
   to mlops_admin;
+grant execute on function mlops.transition_stage(text, integer, text, text, boolean) to mlops_admin;
