@@ -42,8 +42,45 @@ def _write_resolve(conn: psycopg.Connection[Any], key: str) -> list[str]:
     return [f"resolved\t{key}"]
 
 
+def _write_alias(conn: psycopg.Connection[Any], key: str) -> list[str]:
+    version = 1 + int(key.rsplit("_", 1)[1]) % 2
+    row = conn.execute("select mlops.set_alias(model => 'crash_m', alias => 'champion', version => %s::integer)",
+                       (version,)).fetchone()
+    return [f"event\t{row[0]}"] if row and row[0] is not None else []
+
+
+def _write_prediction(conn: psycopg.Connection[Any], key: str) -> list[str]:
+    conn.execute("select mlops.log_prediction(model => 'crash_m', request_id => %s::text, version => 1, "
+                 "score => 0.5::float8)", (key,))
+    return [f"prediction\t{key}"]
+
+
 WRITERS: dict[str, Callable[[psycopg.Connection[Any], str], list[str]]] = {
-    "single": _write_single, "batch": _write_batch, "resolve": _write_resolve}
+    "single": _write_single, "batch": _write_batch, "resolve": _write_resolve,
+    "alias": _write_alias, "prediction": _write_prediction}
+CORE_WRITERS = ("single", "batch", "resolve")
+# Capability writers run when their function exists (probed by name: signatures still move).
+OPTIONAL: dict[str, str] = {"alias": "set_alias", "prediction": "log_prediction"}
+
+
+def prepare(url: str) -> list[str]:
+    """Core writers plus the capability writers whose functions exist; sets up their model."""
+    kinds = list(CORE_WRITERS)
+    with psycopg.connect(url, autocommit=True) as conn:
+        have = {k for k, name in OPTIONAL.items()
+                if conn.execute("select exists (select from pg_catalog.pg_proc where proname = %s::text "
+                                "and pronamespace = 'mlops'::regnamespace)", (name,)).fetchone() == (True,)}
+        if have:
+            try:
+                conn.execute("select mlops.register_model(name => 'crash_m', if_not_exists => true)")
+                for b in (b"\x01", b"\x02"):
+                    conn.execute("select mlops.create_model_version(model => 'crash_m', artifact => %s::bytea)", (b,))
+                for k in sorted(have):
+                    WRITERS[k](conn, f"{k}_probe_0")  # must work before faults, else skip it
+                    kinds.append(k)
+            except psycopg.Error:
+                pass
+    return kinds
 
 
 def writer(url: str, kind: str, ack_path: str, stop: Event) -> None:
@@ -82,6 +119,10 @@ def missing(url: str, acks: dict[str, str]) -> list[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows: dict[str, bool] = dict(conn.execute(
             "select subject, resolved_at is not null from mlops.alerts where source = %s::text", (SOURCE,)).fetchall())
+        for state, query in (("event", "select id::text from mlops.alias_events"),
+                             ("prediction", "select request_id from mlops.predictions")):
+            if any(s == state for s in acks.values()):
+                rows.update((r[0], True) for r in conn.execute(query).fetchall())
     return sorted(k for k, state in acks.items() if k not in rows or (state == "resolved" and not rows[k]))
 
 

@@ -36,7 +36,7 @@ def amcheck(server: LocalServer, dbname: str) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, check=False)
 
 
-def run_cycles(server: LocalServer, tmp_path: Path, cycles: int) -> dict[str, int]:
+def run_cycles(server: LocalServer, tmp_path: Path, cycles: int) -> dict[str, Any]:
     dbname = f"crash_{cycles}"
     url = server.url(dbname)
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
@@ -47,8 +47,9 @@ def run_cycles(server: LocalServer, tmp_path: Path, cycles: int) -> dict[str, in
     ack_dir.mkdir()
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
+    kinds = crashlib.prepare(url)
     procs = [ctx.Process(target=crashlib.writer, args=(url, kind, str(ack_dir / f"{kind}.ack"), stop), daemon=True)
-             for kind in crashlib.WRITERS]
+             for kind in kinds]
     for p in procs:
         p.start()
     rng = random.Random(20261123)
@@ -80,7 +81,7 @@ def run_cycles(server: LocalServer, tmp_path: Path, cycles: int) -> dict[str, in
     assert crashlib.missing(url, acks) == []
     check = amcheck(server, dbname)
     assert check.returncode == 0 and check.stdout.strip() == "", check.stdout + check.stderr
-    return {"cycles": cycles, "acknowledged": len(acks), "missing": worst}
+    return {"cycles": cycles, "acknowledged": len(acks), "missing": worst, "writers": ",".join(kinds)}
 
 
 def test_kill9_durability_fast(private_server: LocalServer, tmp_path: Path) -> None:
