@@ -478,3 +478,23 @@ def test_roles_can_do_their_part_and_no_more(dsn: str, conn: Conn) -> None:
             reader.execute("select mlops.set_alias('role_m', 'production', 2)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             reader.execute("delete from mlops.alias_events")
+
+
+def test_opt_in_result_cache(conn: Conn) -> None:
+    conn.execute("select mlops.register_model('cache_m', 'regression')")
+    new_version(conn, "cache_m")
+    new_version(conn, "cache_m", coefficients=[10.0, 10.0])
+    conn.execute("select mlops.set_alias('cache_m', 'production', 1)")
+    q = "select mlops.predict('cache_m', 'production', array[1, 1]::float8[])"
+    assert conn.execute(q).fetchone() == (3.5,)
+    stats = conn.execute("select mlops.predict_cache()").fetchone()
+    assert stats is not None and stats[0]["ttl_seconds"] == 0 and stats[0]["entries"] == 0  # off by default
+    conn.execute("select mlops.predict_cache(ttl_seconds => 60)")
+    assert [conn.execute(q).fetchone() for _ in range(3)] == [(3.5,)] * 3
+    stats = conn.execute("select mlops.predict_cache()").fetchone()
+    assert stats is not None and (stats[0]["hits"], stats[0]["misses"]) == (2, 1)
+    # the cache is keyed by the resolved version: moving the alias is seen at once
+    conn.execute("select mlops.set_alias('cache_m', 'production', 2)")
+    assert conn.execute(q).fetchone() == (20.5,)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument ttl_seconds"):
+        conn.execute("select mlops.predict_cache('NaN')")

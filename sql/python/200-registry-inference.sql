@@ -24,7 +24,7 @@ else:
 
 
 class Loaded:
-    __slots__ = ("flavor", "width", "predict_rows")
+    __slots__ = ("flavor", "width", "predict_rows", "key")
 
 
 def load(vid):
@@ -115,8 +115,32 @@ def model(name, ref):
     m = cache.get(key)
     if m is None:
         m = load(row["id"])
+        m.key = key
         cache[key] = m
     return m
+
+
+def cached_predict(m, x):
+    """One-row prediction through the opt-in result cache (see mlops.predict_cache)."""
+    import time
+    c = GD["pgmlops_registry"]["cache"]
+    if c["ttl"] <= 0:
+        return float(m.predict_rows(x)[0])
+    now = time.monotonic()
+    key = (m.key, x.tobytes())
+    hit = c["entries"].get(key)
+    if hit is not None and hit[1] > now:
+        c["hits"] += 1
+        return hit[0]
+    c["misses"] += 1
+    value = float(m.predict_rows(x)[0])
+    entries = c["entries"]
+    if len(entries) >= c["max_entries"]:
+        for old in list(entries)[: len(entries) // 10 + 1]:
+            del entries[old]
+    entries.pop(key, None)
+    entries[key] = (value, now + c["ttl"])
+    return value
 
 
 def matrix(features, m, rows):
@@ -140,7 +164,8 @@ def matrix(features, m, rows):
     return x if rows else x.reshape(1, -1)
 
 
-GD["pgmlops_registry"] = {"model": model, "matrix": matrix}
+GD["pgmlops_registry"] = {"model": model, "matrix": matrix, "predict_one": cached_predict,
+                          "cache": {"ttl": 0.0, "max_entries": 100000, "entries": {}, "hits": 0, "misses": 0}}
 $$;
 comment on function mlops._py_registry_setup() is
   'Private: installs the per-session model cache (keyed by version id + sha256) and loaders (linear, sklearn, onnx) into GD.';
@@ -156,7 +181,7 @@ if reg is None:
 m = reg["model"](model, alias_or_version)
 if features is None:
     plpy.error("features must not be null (argument features)", sqlstate="22023")
-return float(m.predict_rows(reg["matrix"](features, m, False))[0])
+return reg["predict_one"](m, reg["matrix"](features, m, False))
 $$;
 comment on function mlops.predict(text, text, float8[]) is
   'Scores one feature vector with a version (number, semver, latest or alias) of a model: linear (numpy, same as '
@@ -187,7 +212,7 @@ if isinstance(data, dict):
     data = [data[n] for n in names]
 if not isinstance(data, list):
     plpy.error("features must be a jsonb object or array (argument features)", sqlstate="22023")
-return float(m.predict_rows(reg["matrix"](data, m, False))[0])
+return reg["predict_one"](m, reg["matrix"](data, m, False))
 $$;
 comment on function mlops.predict(text, text, jsonb) is
   'Scores features given as jsonb (array, or object keyed by the signature''s input names) with any in-database flavor.';
@@ -208,5 +233,33 @@ $$;
 comment on function mlops.predict_batch(text, text, float8[]) is
   'Scores a 2-D array of feature rows with any in-database flavor in one call; returns one prediction per row, in order.';
 
+-- Opt-in inference result cache of this session (seed: neonexcore): one-row predictions of the same
+-- version and features are served from memory for ttl_seconds. Results of a version never change
+-- (versions are immutable; aliases are resolved on every call), so the TTL only bounds memory.
+create or replace function mlops.predict_cache(ttl_seconds float8 default null) returns jsonb
+language plpython3u volatile set search_path = pg_catalog, pg_temp
+as $$
+import json
+import math
+reg = GD.get("pgmlops_registry")
+if reg is None:
+    plpy.execute("select mlops._py_registry_setup()")
+    reg = GD["pgmlops_registry"]
+c = reg["cache"]
+if ttl_seconds is not None:
+    if math.isnan(ttl_seconds) or math.isinf(ttl_seconds) or ttl_seconds < 0:
+        plpy.error("ttl_seconds must be a finite number >= 0 (argument ttl_seconds)", sqlstate="22023")
+    c["ttl"] = float(ttl_seconds)
+    if ttl_seconds == 0:
+        c["entries"].clear()
+models = [{"version_id": k[0], "sha256": k[1], "flavor": v.flavor} for k, v in GD.get("pgmlops_models", {}).items()]
+return json.dumps({"ttl_seconds": c["ttl"], "entries": len(c["entries"]), "hits": c["hits"], "misses": c["misses"],
+                   "loaded_models": models})
+$$;
+comment on function mlops.predict_cache(float8) is
+  'Session inference result cache for one-row mlops.predict (opt-in): ttl_seconds > 0 enables it, 0 disables and '
+  'clears it, null only reports. Returns ttl, entries, hits, misses and the artifacts loaded in this session.';
+
+grant execute on function mlops.predict_cache(float8) to mlops_reader;
 grant execute on function mlops._py_registry_setup(), mlops.predict(text, text, float8[]), mlops.predict(text, text, jsonb),
                           mlops.predict_batch(text, text, float8[]) to mlops_reader;
