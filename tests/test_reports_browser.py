@@ -1,0 +1,138 @@
+"""HTML reports opened in a real browser (Debian's chromium through Playwright, no browser
+download): no request leaves the file, the expected number of plotly plots renders, no
+console errors. A screenshot of each report goes to docs/img/."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pgmlops
+import psycopg
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from .conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IMG = ROOT / "docs" / "img"
+LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")
+
+
+@dataclass
+class Opened:
+    plots: int
+    external: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    text: str = ""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_report(browser: Any, path: Path, expected_plots: int, screenshot: Path | None = None) -> Opened:
+    """Open ``path``, wait for ``expected_plots`` plotly plots, record external requests and errors."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    out = Opened(plots=0)
+
+    def on_request(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(LOCAL_SCHEMES):
+            route.continue_()
+        else:
+            out.external.append(url)
+            route.abort()
+
+    page.route("**/*", on_request)
+    page.on("console", lambda m: out.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: out.errors.append(f"page error: {e}"))
+    page.goto(path.as_uri(), wait_until="load")
+    rendered = "[...document.querySelectorAll('.js-plotly-plot')].filter(d => d.querySelector('.main-svg')).length"
+    with contextlib.suppress(PlaywrightTimeout):  # a shortfall shows in out.plots
+        page.wait_for_function(f"{rendered} >= {expected_plots}", timeout=30000)
+    page.wait_for_timeout(300)
+    out.plots = page.evaluate(rendered)
+    out.text = page.inner_text("body")
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    return out
+
+
+def test_checker_catches_external_requests_and_errors(browser: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><img src='https://example.invalid/x.png'>"
+                   "<script>console.error('boom'); undefinedFn();</script></body></html>")
+    opened = open_report(browser, bad, 0)
+    assert opened.external == ["https://example.invalid/x.png"]
+    assert any("boom" in e for e in opened.errors) and any("undefinedFn" in e for e in opened.errors)
+    assert opened.plots == 0
+
+
+def test_generic_report_renders_offline(browser: Any, tmp_path: Path) -> None:
+    import plotly.graph_objects as go
+    from pgmlops.report import Section, render_report
+
+    figs = [go.Figure(go.Bar(x=["a", "b"], y=[1, i])) for i in range(3)]
+    html = render_report("Machinery check", [Section("Numbers", metrics={"n": 3}, table=[{"k": "v"}],
+                                                      figures=figs)])
+    path = tmp_path / "generic.html"
+    path.write_text(html)
+    opened = open_report(browser, path, 3)
+    assert opened.external == [] and opened.errors == [] and opened.plots == 3
+    assert "Machinery check" in opened.text
+
+
+@pytest.fixture(scope="module")
+def drift_db(database_factory: Callable[..., str]) -> str:
+    dsn = database_factory("extension", prefix="report_drift")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        row = c.execute("select pg_catalog.to_regprocedure('mlops.run_drift_monitor(text)') is null").fetchone()
+        if row == (True,):
+            pytest.skip("drift capability (mlops.run_drift_monitor) not installed yet")
+        c.execute("create table public.ref as select (g % 97)::float8 / 97 as amount, "
+                  "(array['a','b','c'])[g % 3 + 1] as plan from generate_series(1, 600) g")
+        c.execute("create table public.cur as select (g % 97)::float8 / 97 + 0.6 as amount, "
+                  "(array['a','b','c'])[g % 3 + 1] as plan from generate_series(1, 600) g")
+        c.execute("select mlops.create_reference_profile(name => 'br_ref', query => 'select * from public.ref')")
+        c.execute("select mlops.create_drift_monitor(name => 'br_monitor', profile => 'br_ref', "
+                  "query => 'select * from public.cur')")
+        c.execute("select * from mlops.run_drift_monitor('br_monitor')")
+    return dsn
+
+
+def test_drift_report_in_browser(browser: Any, drift_db: str, tmp_path: Path) -> None:
+    path = tmp_path / "drift.html"
+    with pgmlops.connect(drift_db) as client:
+        client.drift.report("br_monitor", path)
+        columns = len(client.drift.results("br_monitor")["column_name"].unique())
+    opened = open_report(browser, path, columns, IMG / "drift_report.png")
+    assert opened.external == [], f"report requested other hosts: {opened.external}"
+    assert opened.errors == [], opened.errors
+    assert opened.plots == columns == 2
+    assert "br_monitor" in opened.text and "amount" in opened.text
+
+
+@pytest.mark.parametrize(("kind", "attr"), [("model", "registry"), ("experiment", "experiments")])
+def test_other_reports_in_browser(kind: str, attr: str, dsn: str) -> None:
+    with pgmlops.connect(dsn) as client:
+        if not hasattr(getattr(client, attr), "report"):
+            pytest.skip(f"no {kind} report yet (pgmlops client.{attr}.report does not exist)")
+    pytest.fail(f"client.{attr}.report exists: add its browser check to tests/test_reports_browser.py")
