@@ -97,7 +97,7 @@ def test_online_status_ttl_enforced_on_read_and_purge(client: pgmlops.Client) ->
     assert list(df["entity_key"]) == ["2", "1", "3"]
     assert list(df["x__status"]) == ["EXPIRED", "PRESENT", "MISSING"]
     assert df["x"].iloc[1] == 1.5 and pd.isna(df["x"].iloc[0]) and pd.isna(df["x"].iloc[2])
-    assert df["emb"].iloc[1] == [1.0, 2.0]
+    assert df["emb"].iloc[1].tolist() == [1.0, 2.0]
     assert fs.purge_expired() >= 1
     assert list(fs.online("customer", [2, 1], ["ttlg:x"])["x__status"]) == ["MISSING", "PRESENT"]
     assert client.conn.execute("select count(*) as n from mlops_features.ttlg__v1").fetchone() == {"n": 2}

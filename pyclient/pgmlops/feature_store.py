@@ -183,12 +183,13 @@ class FeatureStore:
         now = time.monotonic()
         if cached and now - cached[0] < ONLINE_QUERY_CACHE_SECONDS:
             return cached[1]
-        query = str(self._one("select mlops.online_query(%s::text, %s::text[])", (entity, list(features))))
+        query = str(self._one("select mlops.online_query(%s::text, %s::text[], 'columns')", (entity, list(features))))
         self._online_cache[key] = (now, query)
         return query
 
     def online_raw(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> list[dict[str, Any]]:
-        """Online lookup rows as dicts (entity_key, values, status, event_ts), prepared statement."""
+        """Online lookup rows as dicts (entity_key, one value and one ``<name>__status`` per feature,
+        event_ts) through a prepared statement (the query comes from ``mlops.online_query``)."""
         query = self._online_sql(entity, tuple(features))
         conn = self.client.read_conn
         with RawCursor(conn, row_factory=dict_row) as cur:  # the query uses $1: PostgreSQL placeholders
@@ -198,15 +199,11 @@ class FeatureStore:
     def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
         """Online features: one row per key (given order) with a column per feature, ``<feature>__status``
         (PRESENT / EXPIRED / MISSING; TTL enforced on read) and ``event_ts``."""
-        rows = self.online_raw(entity, keys, features)
-        records: list[dict[str, Any]] = []
-        for r in rows:
-            rec: dict[str, Any] = {"entity_key": r["entity_key"]}
-            rec.update(r["values"])
-            rec.update({f"{k}__status": v for k, v in r["status"].items()})
-            rec["event_ts"] = r["event_ts"]
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
+        df = pd.DataFrame(self.online_raw(entity, keys, features))
+        for col in df.columns:  # pgvector values -> numpy arrays
+            if df[col].map(lambda v: hasattr(v, "to_numpy")).any():
+                df[col] = df[col].map(lambda v: v.to_numpy() if hasattr(v, "to_numpy") else v)
+        return df
 
     def purge_expired(self) -> int:
         """Delete online rows past their group's ttl; returns how many."""

@@ -446,7 +446,7 @@ comment on function mlops._feature_value_sql(text, text, text, text) is 'Private
 -- event_ts timestamptz), one row per key in the given order. TTL is enforced here, on read:
 -- a row older than the group's ttl is EXPIRED and its values are null. The Python client
 -- prepares this query once and reuses it; get_online_features runs it directly.
-create or replace function mlops.online_query(entity text, features text[]) returns text
+create or replace function mlops.online_query(entity text, features text[], shape text default 'json') returns text
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -465,7 +465,11 @@ declare
   lo integer;
   cnt integer;
   st text;
+  cols text := '';
 begin
+  if shape is null or shape not in ('json', 'columns') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json or columns', shape);
+  end if;
   select * into ent from mlops.entities e where e.name = online_query.entity;
   if not found then
     raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', online_query.entity);
@@ -489,6 +493,10 @@ begin
           'vals', '[]'::jsonb, 'names', '[]'::jsonb));
       end if;
       select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
+      cols := cols || pg_catalog.format(', case when %s then %I.%I end as %I', grp #>> array[alias, 'live'], alias, r.feature,
+                                        r.out_name)
+                   || pg_catalog.format(', case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end as %I',
+                                        alias, grp #>> array[alias, 'live'], r.out_name || '__status');
       grp := pg_catalog.jsonb_set(grp, array[alias, 'vals'], (grp #> array[alias, 'vals']) || pg_catalog.to_jsonb(
         pg_catalog.format('%L, %s', r.out_name, mlops._feature_value_sql(r.kind, alias, r.feature, dtype))));
       grp := pg_catalog.jsonb_set(grp, array[alias, 'names'], (grp #> array[alias, 'names']) || pg_catalog.to_jsonb(r.out_name));
@@ -501,10 +509,17 @@ begin
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
         r.table_name, r.key_column, r.key_sqltype, r.window_size, alias);
       vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, %I.v)', r.out_name, alias);
+      cols := cols || pg_catalog.format(', %I.v as %I, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end as %I',
+                                        alias, r.out_name, alias, r.out_name || '__status');
       stats := stats || pg_catalog.format(
         ' || pg_catalog.jsonb_build_object(%L, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end)', r.out_name, alias);
     end if;
   end loop;
+  if shape = 'columns' then
+    return pg_catalog.format(
+      'select k.key as entity_key%s, %s as event_ts from pg_catalog.unnest($1::text[]) with ordinality k(key, ord)%s order by k.ord',
+      cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end, joins);
+  end if;
   -- one jsonb_build_object per group and chunk of 50 features (at most 100 arguments each)
   for a in select e.key as alias, e.value as g from pg_catalog.jsonb_each(grp) e loop
     cnt := pg_catalog.jsonb_array_length(a.g -> 'vals');
@@ -532,8 +547,8 @@ begin
     joins);
 end
 $$;
-comment on function mlops.online_query(text, text[]) is
-  'SQL of the online lookup for (entity, features ''group:feature''): takes $1 text[] keys, returns (entity_key, values jsonb, status jsonb, event_ts). Clients prepare it once.';
+comment on function mlops.online_query(text, text[], text) is
+  'SQL of the online lookup for (entity, features ''group:feature''): takes $1 text[] keys; shape json returns (entity_key, values jsonb, status jsonb, event_ts), shape columns returns (entity_key, one typed column and one <name>__status column per feature, event_ts). Clients prepare it once.';
 
 -- Online lookup: one row per key (in the given order) with feature values, a status per
 -- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the
@@ -546,7 +561,7 @@ begin
   if keys is null then
     raise exception using errcode = '22023', message = 'keys must not be null';
   end if;
-  return query execute mlops.online_query(entity, features) using keys;
+  return query execute mlops.online_query(entity, features, 'json') using keys;
 end
 $$;
 comment on function mlops.get_online_features(text, text[], text[]) is
