@@ -337,6 +337,12 @@ def test_configurable_interval(database_factory: Callable[..., str]) -> None:
                               " order by name").fetchall()
         assert [(r["name"], r["w"]) for r in rows] == [("predictions_p20250101_000000", timedelta(hours=6)),
                                                        ("predictions_p20250101_060000", timedelta(hours=6))]
+        # retention policy applied by the scheduled upkeep: old partitions go, recent ones stay
+        c.predictions.configure(retention="30 days")
+        c.predictions.log("m", request_id="recent")
+        assert c.predictions.maintain()["dropped"] == 2
+        left = c.conn.execute("select request_id from mlops.predictions").fetchall()
+        assert [r["request_id"] for r in left] == ["recent"]
 
 
 def test_writer_role_can_log_and_reader_cannot(conn: Conn) -> None:
