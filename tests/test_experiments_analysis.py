@@ -175,15 +175,17 @@ def test_srm_blocks_automatic_promotion(conn: psycopg.Connection[Any]) -> None:
     setup_model(conn, "srm_model")
     conn.execute("select mlops.create_experiment('srm_ab', model => 'srm_model', variants => %s::jsonb)", (Jsonb(AB),))
     conn.execute("select mlops.start_experiment('srm_ab')")
-    # planted broken split: 5500 / 4500 units with a strong treatment effect
+    # planted broken split: 1100 / 900 units (55/45) with a strong treatment effect
     conn.execute("""insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
-                    select e.id, 'p' || g, case when g <= 5500 then 0 else 1 end
-                      from mlops.experiments e, generate_series(1, 10000) g where e.name = 'srm_ab'""")
-    preds = [{"model": "srm_model", "request_id": f"srm{g}", "version": 1 if g <= 5500 else 2, "unit_id": f"p{g}",
-              "experiment": "srm_ab", "variant": "control" if g <= 5500 else "treatment"} for g in range(1, 10001)]
+                    select e.id, 'p' || g, case when g <= 1100 then 0 else 1 end
+                      from mlops.experiments e, generate_series(1, 2000) g where e.name = 'srm_ab'""")
+    preds = [{"model": "srm_model", "request_id": f"srm{g}", "version": 1 if g <= 1100 else 2, "unit_id": f"p{g}",
+              "experiment": "srm_ab", "variant": "control" if g <= 1100 else "treatment"} for g in range(1, 2001)]
     conn.execute("select mlops.log_predictions(%s::jsonb)", (Jsonb(preds),))
-    conn.execute("select count(mlops.log_feedback('srm' || g, reward => case when g > 5500 and g % 4 = 0 then 1"
-                 " when g % 10 = 0 then 1 else 0 end)) from generate_series(1, 10000) g")
+    conn.execute("select count(mlops.log_feedback('srm' || g, reward => case when g > 1100 and g % 4 = 0 then 1"
+                 " when g % 10 = 0 then 1 else 0 end)) from generate_series(1, 2000) g")
+    srm = conn.execute("select p_value from mlops.srm_test('{1100,900}', '{0.5,0.5}')").fetchone()
+    assert srm is not None and srm[0] == pytest.approx(stats.chisquare([1100, 900]).pvalue, rel=1e-9)
     rows = conn.execute("select variant, srm_warning, srm_p_value, p_value from mlops.experiment_results('srm_ab')"
                         " order by variant").fetchall()
     assert all(r[1] for r in rows) and rows[0][2] < 0.001 and rows[1][3] < 0.05

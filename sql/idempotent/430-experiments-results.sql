@@ -32,15 +32,20 @@ begin
     select p.variant as vname, p.unit_id, f.correct, f.reward, f.value
       from mlops.predictions p left join mlops.prediction_feedback f on f.request_id = p.request_id
      where p.experiment = e.name),
-  per_unit as (
-    select a.variant as position, a.unit_id,
-           coalesce(bool_or(coalesce(pf.reward, pf.value, pf.correct::integer::float8) > 0), false)::integer::float8 as conversion,
-           coalesce(sum(pf.reward), 0) as reward, coalesce(sum(pf.value), 0) as value
-      from mlops.experiment_assignments a
-      join mlops.experiment_variants v on v.experiment_id = a.experiment_id and v.position = a.variant
-      left join pf on pf.unit_id = a.unit_id collate "default" and pf.vname = v.name
-     where a.experiment_id = e.id
-     group by a.variant, a.unit_id),
+  per_unit as (  -- union + group by instead of a join: no plan depends on row estimates
+    select u.position, u.unit_id,
+           coalesce(bool_or(u.converted), false)::integer::float8 as conversion,
+           coalesce(sum(u.reward), 0) as reward, coalesce(sum(u.value), 0) as value
+      from (select a.variant as position, a.unit_id, true as assigned, null::boolean as converted,
+                   null::float8 as reward, null::float8 as value
+              from mlops.experiment_assignments a where a.experiment_id = e.id
+            union all
+            select v.position, pf.unit_id collate "C", false,
+                   coalesce(pf.reward, pf.value, pf.correct::integer::float8) > 0, pf.reward, pf.value
+              from pf join mlops.experiment_variants v on v.experiment_id = e.id and v.name = pf.vname
+             where pf.unit_id is not null) u
+     group by u.position, u.unit_id
+    having bool_or(u.assigned)),
   unit_stats as (
     select u.position, pg_catalog.count(*) as n,
            avg(case e.primary_metric when 'reward' then u.reward when 'value' then u.value else u.conversion end) as mean,
