@@ -498,3 +498,24 @@ def test_opt_in_result_cache(conn: Conn) -> None:
     assert conn.execute(q).fetchone() == (20.5,)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument ttl_seconds"):
         conn.execute("select mlops.predict_cache('NaN')")
+
+
+def test_predict_entity_from_online_features(conn: Conn) -> None:
+    conn.execute("select mlops.create_entity('reg_customer', 'int8')")
+    conn.execute("""select mlops.create_feature_group('reg_fa', 'reg_customer', '{"x": "float8", "y": "float8"}')""")
+    conn.execute("""select mlops.create_feature_group('reg_fb', 'reg_customer', '{"x": "float8"}')""")
+    conn.execute("""select mlops.write_features('reg_fa', '[{"reg_customer_id": 1, "x": 1.5, "y": 2,
+                    "event_ts": "2026-01-01"}]')""")
+    conn.execute("""select mlops.write_features('reg_fb', '[{"reg_customer_id": 1, "x": 3,
+                    "event_ts": "2026-01-01"}]')""")
+    conn.execute("select mlops.register_model('ent_m', 'regression')")
+    conn.execute("select mlops.create_model_version('ent_m', %s::bytea, flavor => 'linear', signature => %s::jsonb)",
+                 [linear_artifact([1.0, 10.0, 100.0], 0.5),
+                  Jsonb({"entity": "reg_customer", "features": ["reg_fa:x", "reg_fa:y", "reg_fb:x"]})])
+    assert conn.execute("select mlops.predict_entity('ent_m', '1', '1')").fetchone() == (322.0,)
+    assert conn.execute("select mlops.predict_sql('ent_m', '1', array[1.5, 2, 3]::float8[])").fetchone() == (322.0,)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="MISSING"):
+        conn.execute("select mlops.predict_entity('ent_m', '1', '2')")
+    new_version(conn, "ent_m", coefficients=[1.0, 1.0, 1.0])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="no feature-store signature"):
+        conn.execute("select mlops.predict_entity('ent_m', 'latest', '1')")

@@ -139,3 +139,65 @@ end
 $$;
 comment on function mlops.predict_batch_sql(text, text, float8[]) is
   'Scores a 2-D array of feature rows with a linear-flavor version in plain SQL; returns one prediction per row, in order.';
+
+-- Scores an entity from its online features: the version's signature names the entity and the
+-- feature refs, {"entity": "customer", "features": ["group:feature", ...]} (in coefficient order).
+-- Linear versions are scored in plain SQL; other flavors through mlops.predict when pgmlops_python is installed.
+create or replace function mlops.predict_entity(model text, alias_or_version text, entity_key text) returns float8
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  vid bigint := mlops._resolve_version(model, alias_or_version);
+  sig jsonb;
+  flav text;
+  refs text[];
+  vals jsonb;
+  stat jsonb;
+  names text[];
+  x float8[];
+  bad text;
+  result float8;
+  vnum integer;
+begin
+  select v.signature, v.flavor into sig, flav from mlops.model_versions v where v.id = vid;
+  if pg_catalog.jsonb_typeof(sig -> 'entity') is distinct from 'string'
+     or pg_catalog.jsonb_typeof(sig -> 'features') is distinct from 'array' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('version %s of model %L has no feature-store signature (argument model)', alias_or_version, model),
+      hint = 'Register the version with signature => ''{"entity": "customer", "features": ["group:feature", ...]}''.';
+  end if;
+  if entity_key is null then
+    raise exception using errcode = '22023', message = 'entity_key must not be null (argument entity_key)';
+  end if;
+  refs := array(select pg_catalog.jsonb_array_elements_text(sig -> 'features'));
+  select o."values", o.status into vals, stat
+    from mlops.get_online_features(sig ->> 'entity', array[entity_key], refs) o;
+  -- the lookup names a value by its feature, or group__feature when two groups share a name
+  names := array(select case when vals ? pg_catalog.replace(r, ':', '__') then pg_catalog.replace(r, ':', '__')
+                             else pg_catalog.split_part(r, ':', 2) end
+                   from pg_catalog.unnest(refs) with ordinality u(r, i) order by i);
+  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', n, coalesce(stat ->> n, 'MISSING')), ', ') into bad
+    from pg_catalog.unnest(names) n
+   where stat ->> n is distinct from 'PRESENT' or pg_catalog.jsonb_typeof(vals -> n) is distinct from 'number';
+  if bad is not null then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('entity %s %s has no usable online value for %s (argument entity_key)', sig ->> 'entity', entity_key, bad);
+  end if;
+  x := array(select (vals ->> n)::float8 from pg_catalog.unnest(names) with ordinality u(n, i) order by i);
+  select v.version into vnum from mlops.model_versions v where v.id = vid;
+  if flav = 'linear' then
+    return mlops.predict_sql(model, vnum::text, x);
+  end if;
+  if pg_catalog.to_regprocedure('mlops.predict(text,text,float8[])') is null then
+    raise exception using errcode = '0A000',
+      message = pg_catalog.format('flavor %s needs pgmlops_python (argument model)', flav),
+      hint = 'CREATE EXTENSION pgmlops_python.';
+  end if;
+  execute 'select mlops.predict($1, $2, $3)' into result using model, vnum::text, x;
+  return result;
+end
+$$;
+comment on function mlops.predict_entity(text, text, text) is
+  'Scores one entity from its online features (feature store): the version signature gives {"entity": name, '
+  '"features": ["group:feature", ...]} in model input order; missing or expired values raise 22023. Linear in plain '
+  'SQL, other flavors through mlops.predict (pgmlops_python).';

@@ -31,3 +31,4 @@ grant execute on function
   mlops.fail_training_job(bigint, text, text)
   to mlops_admin;
 grant execute on function mlops.transition_stage(text, integer, text, text, boolean) to mlops_admin;
+grant execute on function mlops.predict_entity(text, text, text) to mlops_reader;
