@@ -181,7 +181,8 @@ begin
                               coalesce(' || ' || extra, ''), sub) into result;
   exception when data_exception then
     raise exception using errcode = '22000',
-      message = pg_catalog.format('%s data cannot be profiled: %s', argument, sqlerrm),
+      message = pg_catalog.format('%s data cannot be summarized (vector columns: %s): %s', argument,
+                                  (select pg_catalog.string_agg(c, ', ') from unnest(cols, kinds) t(c, k) where k = 'vector'), sqlerrm),
       hint = 'Vectors of one column must all have the same dimension.';
   end;
   for v in select c from unnest(cols, kinds) t(c, k) where k = 'vector' loop
@@ -251,6 +252,9 @@ begin
 
   for i in 1..pg_catalog.cardinality(cols) loop
     c := cols[i]; k := kinds[i]; col := summary -> c;
+    if (col ->> 'count')::bigint = 0 and columns is null and src.kind = 'model' then
+      continue;  -- a default prediction-log column this model never fills (e.g. feature_vector)
+    end if;
     if (col ->> 'count')::bigint = 0 then
       raise exception using errcode = '22023',
         message = pg_catalog.format('reference column %L has no usable value (all NULL or non-finite)', c),
@@ -297,8 +301,9 @@ begin
     returning id into prof_id;
   end if;
   delete from mlops.drift_profile_vectors v where v.profile_id = prof_id;
+  perform pg_catalog.setseed(0.42);  -- reproducible vector samples (resets this session's random() sequence)
   for i in 1..pg_catalog.cardinality(cols) loop
-    continue when kinds[i] <> 'vector';
+    continue when kinds[i] <> 'vector' or not prof ? cols[i];
     execute pg_catalog.format(
       'insert into mlops.drift_profile_vectors (profile_id, column_name, ordinal, embedding) '
       'select %1$s, %2$L, pg_catalog.row_number() over (), v from (select %2$I as v from %3$s s where %2$I is not null '

@@ -388,7 +388,9 @@ begin
                  from unnest(refc, curc, refvar) u(a, b, v));
       perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
                                   pg_catalog.jsonb_build_object('rule', '|mean_current - mean_reference| >= 0.1 reference std'));
-      -- a random sample of current vectors (second scan, vector columns only)
+      -- a random sample of current vectors (second scan, vector columns only); seeded so a run is
+      -- reproducible on the same data (resets this session's random() sequence)
+      perform pg_catalog.setseed(0.42);
       if pg_catalog.to_regclass('pg_temp._drift_cur_sample') is not null then
         drop table pg_temp._drift_cur_sample;
       end if;
