@@ -337,10 +337,16 @@ def test_configurable_interval(database_factory: Callable[..., str]) -> None:
                               " order by name").fetchall()
         assert [(r["name"], r["w"]) for r in rows] == [("predictions_p20250101_000000", timedelta(hours=6)),
                                                        ("predictions_p20250101_060000", timedelta(hours=6))]
+        # a new width starts where the old partitions end
+        c.predictions.configure(partition_interval="1 day")
+        c.predictions.log("m", created_at=datetime(2025, 1, 1, 13, 0, tzinfo=UTC))
+        row = c.conn.execute("select upper_bound - lower_bound as w from mlops.prediction_partitions"
+                             " where name = 'predictions_p20250101_120000'").fetchone()
+        assert row is not None and row["w"] == timedelta(hours=12)
         # retention policy applied by the scheduled upkeep: old partitions go, recent ones stay
         c.predictions.configure(retention="30 days")
         c.predictions.log("m", request_id="recent")
-        assert c.predictions.maintain()["dropped"] == 2
+        assert c.predictions.maintain()["dropped"] == 3
         left = c.conn.execute("select request_id from mlops.predictions").fetchall()
         assert [r["request_id"] for r in left] == ["recent"]
 

@@ -14,6 +14,7 @@ declare
   made integer := 0;
   i integer;
   part text;
+  probe timestamptz;
 begin
   if ts is null or not pg_catalog.isfinite(ts) then
     raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at %s: must be a finite time', ts);
@@ -22,13 +23,14 @@ begin
   select * into cfg from mlops.prediction_settings;
   -- partitions ahead only around now: a backfill of old rows makes just the partition it needs
   for i in 0 .. case when ts >= pg_catalog.now() - cfg.partition_interval then cfg.premake else 0 end loop
-    lo := pg_catalog.date_bin(cfg.partition_interval, ts + cfg.partition_interval * i, '2000-01-01 00:00+00');
+    probe := ts + cfg.partition_interval * i;
     continue when exists (select from mlops.prediction_partitions p
-                           where p.lower_bound <= lo and p.upper_bound > lo);
+                           where p.lower_bound <= probe and p.upper_bound > probe);
+    lo := pg_catalog.date_bin(cfg.partition_interval, probe, '2000-01-01 00:00+00');
     hi := lo + cfg.partition_interval;
-    -- clip to neighbours made with another interval
-    lo := greatest(lo, (select max(p.upper_bound) from mlops.prediction_partitions p where p.upper_bound <= lo));
-    hi := least(hi, (select min(p.lower_bound) from mlops.prediction_partitions p where p.lower_bound > lo));
+    -- clip to the free gap around probe (neighbours may have been made with another interval)
+    lo := greatest(lo, (select max(p.upper_bound) from mlops.prediction_partitions p where p.upper_bound <= probe));
+    hi := least(hi, (select min(p.lower_bound) from mlops.prediction_partitions p where p.lower_bound > probe));
     part := 'predictions_p' || pg_catalog.to_char(lo at time zone 'UTC', 'YYYYMMDD"_"HH24MISS');
     execute pg_catalog.format('create table mlops.%I partition of mlops.predictions for values from (%L) to (%L)',
                               part, lo, hi);
