@@ -3,6 +3,7 @@ stickiness, coverage ramps, namespaces, statuses, bad input, concurrency of firs
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from growthbook import GrowthBook
 from growthbook import Experiment as GbExperiment
+from growthbook import GrowthBook
 from psycopg.types.json import Jsonb
 from scipy import stats
 
@@ -159,7 +160,7 @@ def test_coverage_ramp_only_adds_units(conn: psycopg.Connection[Any]) -> None:
         if cov != 0.2:
             conn.execute("select mlops.set_experiment_traffic('ramp', coverage => %s::float8)", (cov,))
         phases.append(batch(conn, "ramp", ids))
-    for low, high in zip(phases, phases[1:], strict=False):
+    for low, high in itertools.pairwise(phases):
         assert all(h == lo for lo, h in zip(low, high, strict=True) if lo is not None)
         assert sum(v is not None for v in high) > sum(v is not None for v in low)
     assert all(v is not None for v in phases[-1])
@@ -278,7 +279,7 @@ def test_first_exposure_recorded_once_under_concurrency(conn: psycopg.Connection
                 else:
                     results.append([c.execute("select mlops.assign('race', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
                                     for u in ids])
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]

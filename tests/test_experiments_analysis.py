@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 from scipy import stats
-from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.proportion import proportions_ztest  # type: ignore[import-untyped]
 
 AB = [{"name": "control", "alias": "champion", "weight": 0.5},
       {"name": "treatment", "alias": "challenger", "weight": 0.5}]
@@ -47,7 +47,9 @@ def test_welch_ttest_vs_scipy(conn: psycopg.Connection[Any], seed: int) -> None:
 
 
 def test_srm_chi_square_and_normal_vs_scipy(conn: psycopg.Connection[Any]) -> None:
-    for observed, weights in [([5500, 4500], [0.5, 0.5]), ([1000, 2100, 2900], [0.2, 0.3, 0.5]), ([50, 52], [1, 1])]:
+    cases: list[tuple[list[int], list[float]]] = [([5500, 4500], [0.5, 0.5]), ([1000, 2100, 2900], [0.2, 0.3, 0.5]),
+                                                  ([50, 52], [1, 1])]
+    for observed, weights in cases:
         row = conn.execute("select chi2, p_value from mlops.srm_test(%s::bigint[], %s::float8[])",
                            (observed, [float(w) for w in weights])).fetchone()
         total = sum(observed)
@@ -56,8 +58,8 @@ def test_srm_chi_square_and_normal_vs_scipy(conn: psycopg.Connection[Any]) -> No
         assert row[0] == pytest.approx(oracle.statistic, rel=1e-12)
         assert row[1] == pytest.approx(oracle.pvalue, rel=1e-9)
     zs = [-8.5, -3.1, -1.0, 0.0, 0.3, 1.96, 6.0]
-    got = conn.execute("select array_agg(mlops._norm_cdf(z) order by o) from unnest(%s::float8[]) with ordinality u(z, o)",
-                       (zs,)).fetchone()
+    got = conn.execute("select array_agg(mlops._norm_cdf(z) order by o)"
+                       " from unnest(%s::float8[]) with ordinality u(z, o)", (zs,)).fetchone()
     assert got is not None and got[0] == pytest.approx(list(stats.norm.cdf(zs)), rel=1e-12)
     ctb = conn.execute("select mlops.chance_to_beat(0.10, 0.01, 0.12, 0.012)").fetchone()
     assert ctb is not None and ctb[0] == pytest.approx(stats.norm.cdf(0.02 / np.hypot(0.01, 0.012)), rel=1e-12)
@@ -128,15 +130,15 @@ def test_results_route_and_conclude_promote(client: pgmlops.Client, conn: psycop
     res = exp.results("churn_ab")
     assert isinstance(res, pd.DataFrame) and list(res["variant"]) == ["control", "treatment"]
     c, t = outcomes["control"], outcomes["treatment"]
-    row = res.set_index("variant")
-    assert row.loc["control", "units"] == len(c) and row.loc["treatment", "exposures"] == len(t)
-    assert row.loc["treatment", "metric_mean"] == pytest.approx(np.mean(t), rel=1e-12)
+    row: dict[Any, dict[Any, Any]] = {r["variant"]: r for r in res.to_dict("records")}
+    assert row["control"]["units"] == len(c) and row["treatment"]["exposures"] == len(t)
+    assert row["treatment"]["metric_mean"] == pytest.approx(np.mean(t), rel=1e-12)
     _, p = proportions_ztest([sum(t), sum(c)], [len(t), len(c)])
-    assert row.loc["treatment", "p_value"] == pytest.approx(p, rel=1e-9)
-    assert row.loc["treatment", "lift"] == pytest.approx(np.mean(t) / np.mean(c) - 1, rel=1e-9)
-    assert row.loc["treatment", "lift_ci_low"] < row.loc["treatment", "lift"] < row.loc["treatment", "lift_ci_high"]
-    assert not row.loc["treatment", "srm_warning"] and row.loc["control", "srm_p_value"] > 0.001
-    assert row.loc["treatment", "chance_to_beat_control"] > 0.99
+    assert row["treatment"]["p_value"] == pytest.approx(p, rel=1e-9)
+    assert row["treatment"]["lift"] == pytest.approx(np.mean(t) / np.mean(c) - 1, rel=1e-9)
+    assert row["treatment"]["lift_ci_low"] < row["treatment"]["lift"] < row["treatment"]["lift_ci_high"]
+    assert not row["treatment"]["srm_warning"] and row["control"]["srm_p_value"] > 0.001
+    assert row["treatment"]["chance_to_beat_control"] > 0.99
     outcome = exp.conclude("churn_ab")
     assert outcome["winner"] == "treatment" and outcome["promoted_version"] == 2 and outcome["automatic"]
     assert conn.execute("select v.version from mlops.model_aliases a join mlops.model_versions v on v.id = a.version_id"
@@ -165,7 +167,7 @@ def test_continuous_metric_uses_welch(client: pgmlops.Client, conn: psycopg.Conn
     conn.execute("select mlops.log_predictions(%s::jsonb)", (Jsonb(preds),))
     conn.execute("select count(mlops.log_feedback(r, reward => x)) from unnest(%s::text[], %s::float8[]) u(r, x)",
                  ([p["request_id"] for p in preds], rewards))
-    row = client.experiments.results("ltv_ab").set_index("variant").loc["treatment"]
+    row = next(r for r in client.experiments.results("ltv_ab").to_dict("records") if r["variant"] == "treatment")
     oracle = stats.ttest_ind(values["treatment"], values["control"], equal_var=False)
     assert row["p_value"] == pytest.approx(oracle.pvalue, rel=1e-8)
     assert row["metric_sd"] == pytest.approx(np.std(values["treatment"], ddof=1), rel=1e-9)
