@@ -94,11 +94,21 @@ def test_dashboard_structure() -> None:
 
 
 def test_dashboard_with_foundation_sdk() -> None:
-    """When grafana-foundation-sdk is installed, its dashboard model must accept our JSON."""
+    """When grafana-foundation-sdk is installed, its typed dashboard model must read our JSON and
+    write it back with every panel's title and SQL intact."""
     sdk = pytest.importorskip("grafana_foundation_sdk.models.dashboard",
                               reason="grafana-foundation-sdk not installed; the schema check above covers it")
-    board = sdk.Dashboard.from_json(load())
-    assert board.title == "pgmlops" and len(board.panels or []) == len(load()["panels"])
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+
+    register_default_plugins()
+    source = load()
+    board = sdk.Dashboard.from_json(source)
+    back = json.loads(json.dumps(board, cls=JSONEncoder))
+    assert back["title"] == source["title"] and back["uid"] == source["uid"]
+    assert [(p["title"], p["type"], [t["rawSql"] for t in p["targets"]]) for p in back["panels"]] == \
+        [(p["title"], p["type"], [t["rawSql"] for t in p["targets"]]) for p in source["panels"]]
+    assert back["templating"]["list"][0]["query"] == source["templating"]["list"][0]["query"]
 
 
 @pytest.fixture(scope="module")
