@@ -193,7 +193,7 @@ class FeatureStore:
         query = self._online_sql(entity, tuple(features))
         conn = self.client.read_conn
         with RawCursor(conn, row_factory=dict_row) as cur:  # the query uses $1: PostgreSQL placeholders
-            cur.execute(query, ([str(k) for k in keys],), prepare=True)
+            cur.execute(query, ([str(k) for k in keys],), prepare=True, binary=True)
             return cur.fetchall()
 
     def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
@@ -201,7 +201,7 @@ class FeatureStore:
         (PRESENT / EXPIRED / MISSING; TTL enforced on read) and ``event_ts``."""
         df = pd.DataFrame(self.online_raw(entity, keys, features))
         for col in df.columns:  # pgvector values -> numpy arrays
-            if df[col].map(lambda v: hasattr(v, "to_numpy")).any():
+            if df[col].dtype == object and df[col].map(lambda v: hasattr(v, "to_numpy")).any():
                 df[col] = df[col].map(lambda v: v.to_numpy() if hasattr(v, "to_numpy") else v)
         return df
 

@@ -484,8 +484,8 @@ begin
       if alias is null then
         n := n + 1;
         alias := 'g' || n;
-        joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key::%s',
-                                            r.online_table, alias, alias, r.key_column, r.key_sqltype);
+        joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key',
+                                            r.online_table, alias, alias, r.key_column);
         times := times || pg_catalog.format(', %I.event_ts', alias);
         grp := grp || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object('id', r.group_id,
           'live', case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
@@ -505,9 +505,9 @@ begin
       alias := 'a' || n;
       joins := joins || pg_catalog.format(
         ' left join lateral (select %s(%s) as v, pg_catalog.count(*) as n from mlops_features.%I h'
-        ' where h.%I = k.key::%s and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
+        ' where h.%I = k.key and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
-        r.table_name, r.key_column, r.key_sqltype, r.window_size, alias);
+        r.table_name, r.key_column, r.window_size, alias);
       vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, %I.v)', r.out_name, alias);
       cols := cols || pg_catalog.format(', %I.v as %I, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end as %I',
                                         alias, r.out_name, alias, r.out_name || '__status');
@@ -517,8 +517,9 @@ begin
   end loop;
   if shape = 'columns' then
     return pg_catalog.format(
-      'select k.key as entity_key%s, %s as event_ts from pg_catalog.unnest($1::text[]) with ordinality k(key, ord)%s order by k.ord',
-      cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end, joins);
+      'select k.key::text as entity_key%s, %s as event_ts from pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)%s '
+      'order by k.ord', cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
+      mlops._key_sqltype(ent.key_type), joins);
   end if;
   -- one jsonb_build_object per group and chunk of 50 features (at most 100 arguments each)
   for a in select e.key as alias, e.value as g from pg_catalog.jsonb_each(grp) e loop
@@ -541,10 +542,10 @@ begin
     end loop;
   end loop;
   return pg_catalog.format(
-    'select k.key as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
-    'from pg_catalog.unnest($1::text[]) with ordinality k(key, ord)%s order by k.ord',
+    'select k.key::text as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
+    'from pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)%s order by k.ord',
     vals, stats, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
-    joins);
+    mlops._key_sqltype(ent.key_type), joins);
 end
 $$;
 comment on function mlops.online_query(text, text[], text) is
