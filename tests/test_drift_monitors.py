@@ -148,8 +148,8 @@ def test_alert_notify_and_resolve(db: str) -> None:
         load(conn, "cur_alert", frame(np.random.default_rng(3), 2000, shift=1.0, cat_shift=0.8))
         monitor(conn, "m_alert", "p_big", "cur_alert", about_model="churn")
         run(conn, "m_alert")
-        alert = conn.execute("select severity, details from mlops.alerts where source = 'drift' and subject = 'm_alert' "
-                             "and resolved_at is null").fetchone()
+        alert = conn.execute("select severity, details from mlops.alerts where source = 'drift' "
+                             "and subject = 'm_alert' and resolved_at is null").fetchone()
         assert alert is not None and alert[1]["model"] == "churn" and alert[1]["share_drifted"] >= 0.5
         notes = [json.loads(n.payload) for n in listener.notifies(timeout=1.0, stop_after=3)]
         assert any(n.get("monitor") == "m_alert" and n["dataset_drift"] for n in notes)
@@ -206,12 +206,14 @@ def test_unseen_categories_nan_nulls_constant(db: str) -> None:
      "no numeric, text, boolean or vector column"),
     ("select mlops.create_reference_profile(name => 'p_small', query => 'select x1 from public.ref_small')",
      "42710", "already exists"),
-    ("select mlops.create_drift_monitor(name => 'e6', profile => 'nope', query => 'select 1')", "42704", "does not exist"),
+    ("select mlops.create_drift_monitor(name => 'e6', profile => 'nope', query => 'select 1')", "42704",
+     "does not exist"),
     ("select mlops.create_drift_monitor(name => 'e7', profile => 'p_small', query => 'select * from public.ref_small', "
      "columns => '{\"x1\": \"js\"}')", "22023", "method 'js' is not valid for numeric"),
     ("select mlops.create_drift_monitor(name => 'e8', profile => 'p_small', query => 'select * from public.ref_small', "
      "thresholds => '{\"kss\": 0.1}')", "22023", "unknown method"),
-    ("select mlops.create_drift_monitor(name => 'e9', profile => 'p_small', query => 'select x1 from public.ref_small')",
+    ("select mlops.create_drift_monitor(name => 'e9', profile => 'p_small', "
+     "query => 'select x1 from public.ref_small')",
      "42703", "is not in the source"),
     ("select mlops.create_drift_monitor(name => 'e10', profile => 'p_small', "
      "query => 'select c1 as x1, x2, x3, c1 from public.ref_small')", "42804", "is categorical in the current source"),
@@ -276,7 +278,7 @@ def test_vector_dimension_mismatch(db: str) -> None:
             monitor(conn, "m_emb_bad", "p_emb", "emb_bad")
             conn.execute("select * from mlops.run_drift_monitor('m_emb_bad')")
         conn.execute("create table public.emb_mixed as select '[1,2,3]'::vector as e union all select '[1,2]'")
-        with pytest.raises(psycopg.errors.DataException, match="vector columns: e.*dimensions"):
+        with pytest.raises(psycopg.errors.DataException, match=r"vector columns: e.*dimensions"):
             profile(conn, "p_mixed", "emb_mixed")
 
 
@@ -284,7 +286,8 @@ def test_prediction_and_concept_drift_from_the_log(db: str) -> None:
     rng = np.random.default_rng(11)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("select mlops.register_model('churn', 'classification')")
-        conn.execute("select mlops.create_model_version('churn', artifact_uri => 's3://m/1', sha256 => repeat('a', 64))")
+        conn.execute("select mlops.create_model_version('churn', artifact_uri => 's3://m/1', "
+                     "sha256 => repeat('a', 64))")
 
         def log(n: int, days_ago: int, shift: float, accuracy: float) -> None:
             preds = [{"model": "churn", "version": 1, "request_id": f"r{days_ago}_{i}",
@@ -338,7 +341,8 @@ def test_roles(db: str) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("grant select on public.cur_small_same, public.ref_small to mlops_admin")
         conn.execute("set role mlops_admin")
-        conn.execute("select mlops.create_reference_profile(name => 'p_admin', query => 'select * from public.ref_small')")
+        conn.execute("select mlops.create_reference_profile(name => 'p_admin', "
+                     "query => 'select * from public.ref_small')")
         monitor(conn, "m_admin", "p_admin", "cur_small_same")
         assert len(run(conn, "m_admin")) == 4
         conn.execute("set role mlops_reader")

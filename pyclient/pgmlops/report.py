@@ -78,7 +78,7 @@ def render_report(title: str, sections: Sequence[Section], template: str = "repo
             rows = [{str(k): _cell(v) for k, v in r.items()} for r in s.table]
         columns = list(rows[0].keys()) if rows else []
         figure_html = [fig.to_html(full_html=False, include_plotlyjs=False,
-                                   config={"displaylogo": False, "showLink": False, "topojsonURL": ""})
+                                   config={"displaylogo": False})
                        for fig in s.figures]
         rendered.append({"heading": s.heading, "text": s.text, "metrics": dict(s.metrics), "table": rows,
                          "table_columns": columns, "figure_html": figure_html})
