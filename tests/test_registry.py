@@ -13,6 +13,8 @@ import numpy as np
 import pgmlops
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pgmlops.registry import LinearModel
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -500,7 +502,7 @@ def test_opt_in_result_cache(conn: Conn) -> None:
         conn.execute("select mlops.predict_cache('NaN')")
 
 
-def test_predict_entity_from_online_features(conn: Conn) -> None:
+def test_predict_entity_from_online_features(dsn: str, conn: Conn) -> None:
     conn.execute("select mlops.create_entity('reg_customer', 'int8')")
     conn.execute("""select mlops.create_feature_group('reg_fa', 'reg_customer', '{"x": "float8", "y": "float8"}')""")
     conn.execute("""select mlops.create_feature_group('reg_fb', 'reg_customer', '{"x": "float8"}')""")
@@ -514,8 +516,31 @@ def test_predict_entity_from_online_features(conn: Conn) -> None:
                   Jsonb({"entity": "reg_customer", "features": ["reg_fa:x", "reg_fa:y", "reg_fb:x"]})])
     assert conn.execute("select mlops.predict_entity('ent_m', '1', '1')").fetchone() == (322.0,)
     assert conn.execute("select mlops.predict_sql('ent_m', '1', array[1.5, 2, 3]::float8[])").fetchone() == (322.0,)
+    with pgmlops.connect(dsn) as client:
+        assert client.registry.predict_entity("ent_m", "1", 1) == 322.0
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="MISSING"):
         conn.execute("select mlops.predict_entity('ent_m', '1', '2')")
     new_version(conn, "ent_m", coefficients=[1.0, 1.0, 1.0])
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="no feature-store signature"):
         conn.execute("select mlops.predict_entity('ent_m', 'latest', '1')")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(features=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=6))
+def test_property_bad_feature_vectors_are_refused_cleanly(conn: Conn, features: list[float]) -> None:
+    conn.execute("select mlops.register_model('prop_m', 'regression', if_not_exists => true)")
+    count = "select pg_catalog.count(*) from mlops.model_versions_bi where model = 'prop_m'"
+    if conn.execute(count).fetchone() == (0,):
+        conn.execute("select mlops.create_model_version('prop_m', %s::bytea, flavor => 'linear')",
+                     [linear_artifact([1.0, -2.0, 0.5])])
+    valid = len(features) == 3 and all(np.isfinite(features))
+    expected = 0.0 + features[0] - 2 * features[1] + 0.5 * features[2] if valid else None
+    for fn in ("mlops.predict_sql", "mlops.predict"):
+        if valid:
+            got = conn.execute(f"select {fn}('prop_m', '1', %s::float8[])", [features]).fetchone()
+            assert got is not None
+            assert got[0] == pytest.approx(expected, rel=1e-9, abs=1e-9) or not np.isfinite(got[0])
+        else:
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument features"):
+                conn.execute(f"select {fn}('prop_m', '1', %s::float8[])", [features])
+    assert conn.execute(count).fetchone() == (1,)

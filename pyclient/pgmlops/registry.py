@@ -247,6 +247,13 @@ class Registry:
         assert row is not None
         return [float(v) for v in row["p"]]
 
+    def predict_entity(self, model: str, alias_or_version: str | int, entity_key: str | int) -> float:
+        """Score one entity from its online features (the version's signature names entity and feature refs)."""
+        row = self.client.conn.execute("select mlops.predict_entity(%s::text, %s::text, %s::text) as p",
+                                       [model, str(alias_or_version), str(entity_key)]).fetchone()
+        assert row is not None
+        return float(row["p"])
+
     def submit_job(self, model: str, config: dict[str, Any] | None = None, lease_seconds: int = 300,
                    max_attempts: int = 3) -> int:
         """Queue a training job for ``pgmlops.worker.run_worker``; returns its id."""
