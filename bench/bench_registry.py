@@ -65,7 +65,8 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
             conn.execute("create extension pgmlops cascade")
             conn.execute("create extension pgmlops_python cascade")
             conn.execute(f"""create table bench_features as
-                select i::int8 as id, array(select random() from generate_series(1, {WIDTH}) where i >= 0)::float8[] as f
+                select i::int8 as id,
+                       array(select random() from generate_series(1, {WIDTH}) where i >= 0)::float8[] as f
                   from generate_series(0, {ROWS - 1}) i""")
             conn.execute("alter table bench_features add primary key (id)")
             conn.execute("analyze bench_features")
