@@ -1,0 +1,128 @@
+"""A/B experiment benchmarks (issue 6), side by side in one run:
+
+1. assign_batch of N new unit ids without recording (pure GrowthBook v2 bucketing in SQL) vs the
+   growthbook Python SDK's hash + chooseVariation on the same ids (assignments/s);
+2. assign_batch recording N first exposures vs a bare INSERT ... SELECT of the same rows (assignments/s);
+3. assign_batch of the same N ids again (all sticky: lookups only) vs the bare INSERT;
+4. single ``mlops.assign`` round trip vs a bare ``select 1`` (median per call).
+
+    .venv/bin/python -m bench.bench_experiments [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from growthbook.core import chooseVariation, gbhash, getBucketRanges
+from pgmlops.server import LocalServer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+VARIANTS = '[{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]'
+
+
+def setup(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create extension if not exists pgmlops cascade")
+        for name in ("bench_ab", "bench_single"):
+            conn.execute("select mlops.create_experiment(%s::text, variants => %s::jsonb)", (name, VARIANTS))
+            conn.execute("select mlops.start_experiment(%s::text)", (name,))
+        conn.execute("create table bench_bare (experiment_id bigint, unit_id text collate \"C\", variant integer,"
+                     " assigned_at timestamptz not null default now(), primary key (experiment_id, unit_id))")
+
+
+def timed(conn: psycopg.Connection[Any], query: str, params: Any) -> float:
+    started = time.perf_counter()
+    conn.execute(query, params).fetchall()
+    return time.perf_counter() - started
+
+
+def sdk_rate(ids: list[str]) -> float:
+    ranges = getBucketRanges(2, 1.0, [0.5, 0.5])
+    started = time.perf_counter()
+    for u in ids:
+        n = gbhash("bench_ab", u, 2)
+        chooseVariation(n if n is not None else -1.0, ranges)
+    return len(ids) / (time.perf_counter() - started)
+
+
+def row(case: str, ours: float, baseline: float, unit: str) -> dict[str, Any]:
+    return {"case": case, "ours": round(ours, 1), "baseline": round(baseline, 1),
+            "ratio": round(ours / baseline, 2) if baseline else None, "unit": unit}
+
+
+def bench_batch(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
+    compute, record, sticky, bare, sdk = [], [], [], [], []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for rep in track(range(reps), description="assign_batch"):
+            ids = [f"user-{rep}-{i}" for i in range(n)]
+            compute.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[],"
+                                           " false)", (ids,)))
+            record.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[])",
+                                    (ids,)))
+            sticky.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[])",
+                                    (ids,)))
+            bare.append(n / timed(conn, "insert into bench_bare (experiment_id, unit_id, variant)"
+                                        " select 1, u, 0 from unnest(%s::text[]) u returning 1", (ids,)))
+            sdk.append(sdk_rate(ids[: min(n, 200_000)]))
+    return [row(f"assign_batch {n:,} ids, compute only vs growthbook SDK (Python)", statistics.median(compute),
+                statistics.median(sdk), "assignments/s"),
+            row(f"assign_batch {n:,} new ids, recorded vs bare INSERT", statistics.median(record),
+                statistics.median(bare), "assignments/s"),
+            row(f"assign_batch {n:,} sticky ids vs bare INSERT", statistics.median(sticky), statistics.median(bare),
+                "assignments/s")]
+
+
+def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
+    ours, bare = [], []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select 1", prepare=True)
+        for i in track(range(calls), description="single assign"):
+            started = time.perf_counter()
+            conn.execute("select mlops.assign('bench_single', %s::text)", (f"u{i}",), prepare=True).fetchone()
+            ours.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            conn.execute("select 1", prepare=True).fetchone()
+            bare.append(time.perf_counter() - started)
+    return [row("single assign (new unit) round trip vs select 1", statistics.median(ours) * 1e6,
+                statistics.median(bare) * 1e6, "µs/call")]
+
+
+def main(quick: bool = False) -> list[dict[str, Any]]:
+    console = Console()
+    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-exp-"))
+    base.chmod(0o755)
+    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
+                                                     ("full_page_writes", "off"), ("max_connections", "20")))
+    server.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        dsn = server.url()
+        setup(dsn)
+        n, reps = (100_000, 3) if quick else (1_000_000, 1)
+        rows += bench_batch(dsn, n, reps)
+        rows += bench_single(dsn, 500 if quick else 3000)
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+    table = Table(title="experiments (medians)")
+    for col in ("case", "ours", "baseline", "ratio", "unit"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
+    console.print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    main(quick=parser.parse_args().quick)
