@@ -5,6 +5,7 @@ lineage, freshness alerts, validation, NOTIFY, bad input."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,8 @@ import pandas as pd
 import pgmlops
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pgmlops.errors import PgmlopsError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,7 +49,7 @@ def test_group_layout_constraints_online_table_and_hnsw(conn: psycopg.Connection
     assert dict(cols)["emb"].endswith("vector(3)")
     checks = {r[0] for r in conn.execute("""select conname from pg_constraint
                where conrelid = 'mlops_features.layout__v1'::regclass and contype = 'c'""")}
-    assert {"amount__min", "amount__max", "amount__not_null", "amount__not_nan", "seg__allowed"} <= checks
+    assert {"amount__min", "amount__max", "amount__not_null", "amount__finite", "seg__allowed"} <= checks
     idx = {r[0]: r[1] for r in conn.execute(
         """select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index where indrelid
              in ('mlops_features.layout__v1'::regclass, 'mlops_features.layout__v1_online'::regclass)""")}
@@ -333,7 +336,8 @@ def strict_group(dsn: str) -> str:
 BAD_ROWS = [
     ({"x": "abc", "n": 1}, "22P02", "feature x"),
     ({"e": [1, 2], "n": 1}, "22000", "feature e"),
-    ({"x": "NaN", "n": 1}, "23514", "x__not_nan"),
+    ({"x": "NaN", "n": 1}, "23514", "x__finite"),
+    ({"x": "-Infinity", "n": 1}, "23514", "x__finite"),
     ({"x": 11, "n": 1}, "23514", "x__max"),
     ({"c": "zz", "n": 1}, "23514", "c__allowed"),
     ({"x": 1}, "23514", "n__not_null"),
@@ -356,7 +360,7 @@ def test_bad_rows_rejected_nothing_written(conn: psycopg.Connection[Any], strict
 def test_bad_dataframe_write_nothing_written(client: pgmlops.Client, strict_group: str) -> None:
     fs = client.features
     good = {"customer_id": [1, 2], "event_ts": [T0, T0], "n": [1, 2]}
-    with pytest.raises(psycopg.errors.CheckViolation, match="x__not_nan"):
+    with pytest.raises(psycopg.errors.CheckViolation, match="x__finite"):
         fs.write("strict", pd.DataFrame({**good, "x": [1.0, float("nan")]}))
     with pytest.raises(psycopg.errors.DataException, match="dimensions"):
         fs.write("strict", pd.DataFrame({**good, "e": [[1.0, 2.0, 3.0], [1.0, 2.0]]}))
@@ -427,3 +431,48 @@ def test_reader_and_writer_roles(conn: psycopg.Connection[Any], strict_group: st
     finally:
         conn.execute("reset role")
         conn.execute("delete from mlops_features.strict__v1; delete from mlops_features.strict__v1_online")
+
+
+def test_online_json_and_column_shapes_agree(client: pgmlops.Client, conn: psycopg.Connection[Any]) -> None:
+    fs = client.features
+    fs.create_group("shp", "customer", {"a": "float8", "b": "text"}, ttl="1 hour")
+    now = datetime.now(UTC)
+    fs.write_rows("shp", [{"customer_id": 1, "event_ts": now.isoformat(), "a": 0.25, "b": "x"},
+                          {"customer_id": 2, "event_ts": (now - timedelta(hours=2)).isoformat(), "a": 1.0, "b": "y"}])
+    df = fs.online("customer", [1, 2, 3], ["shp:a", "shp:b"])
+    rows = conn.execute("select entity_key, values, status from mlops.get_online_features('customer', "
+                        "'{1,2,3}', '{shp:a,shp:b}')").fetchall()
+    for (key, values, status), (_, rec) in zip(rows, df.iterrows(), strict=True):
+        assert key == rec["entity_key"]
+        assert status == {"a": rec["a__status"], "b": rec["b__status"]}
+        for f in ("a", "b"):
+            assert values[f] == rec[f] or (values[f] is None and pd.isna(rec[f])), (key, f)
+    assert list(df["a__status"]) == ["PRESENT", "EXPIRED", "MISSING"]
+
+
+def test_training_set_spine_table_resolved_in_callers_search_path(client: pgmlops.Client) -> None:
+    fs = client.features
+    fs.create_group("sp", "customer", {"v": "int8"})
+    fs.write_rows("sp", [{"customer_id": 1, "event_ts": "2026-01-01", "v": 3}])
+    client.conn.execute("create table public.my_spine as select 1::int8 as customer_id, "
+                        "timestamptz '2026-02-01' as event_ts, true as label")
+    df = fs.training_set("my_spine", ["sp:v"], name="sp_set")
+    assert df[["customer_id", "v"]].values.tolist() == [[1, 3]]
+    with pytest.raises(psycopg.Error, match="Schema-qualify"):
+        client.conn.execute("select mlops.create_training_set('sp_set2', 'my_spine', '{sp:v}')")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(min_size=0, max_size=70))
+def test_group_names_property(conn: psycopg.Connection[Any], name: str) -> None:
+    """Any string: either a valid identifier (created) or 22023 with nothing written."""
+    name = name.replace("\x00", "")
+    before = scalar(conn, "select count(*) from mlops.feature_group_versions")
+    valid = re.fullmatch(r"[a-z][a-z0-9_]{0,44}", name) is not None
+    try:
+        conn.execute("""select mlops.create_feature_group(%s, 'customer', '{"a": "int8"}')""", (name,))
+    except psycopg.Error as err:
+        assert not valid and err.sqlstate == "22023", (name, err)
+        assert scalar(conn, "select count(*) from mlops.feature_group_versions") == before
+    else:
+        assert valid, name

@@ -62,15 +62,13 @@ def _pg_type(series: pd.Series[Any]) -> str:
 
 def _cell(value: Any, data_type: str | None) -> Any:
     """A DataFrame cell as COPY wants it (vectors as '[..]' text, jsonb as JSON text, NA as NULL)."""
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if data_type == "vector":
         return "[" + ",".join(repr(float(x)) for x in value) + "]"
     if data_type == "jsonb":
         return json.dumps(value)
     if isinstance(value, float) and math.isnan(value) and data_type not in ("float8", "float4"):
-        return None
-    if value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()

@@ -264,7 +264,8 @@ begin
                   (select pg_catalog.array_agg(a) from pg_catalog.jsonb_array_elements_text(f -> 'allowed') a));
     end if;
     if f ->> 'type' in ('float8', 'float4') and not (f ->> 'allow_nan')::boolean then
-      checks := checks || pg_catalog.format(', constraint %I check (%I <> ''NaN'')', col || '__not_nan', col);
+      checks := checks || pg_catalog.format(', constraint %I check (%I not in (''NaN'', ''Infinity'', ''-Infinity''))',
+                                            col || '__finite', col);
     end if;
   end loop;
   execute pg_catalog.format(
@@ -308,7 +309,7 @@ end
 $$;
 comment on function mlops.create_feature_group(text, text, json, interval, text, text, interval, boolean) is
   'Creates a feature group version: table mlops_features.<name>__v<version> with columns (<entity key_column>, event_ts timestamptz, created_at timestamptz, one column per feature), '
-  'index (key, event_ts desc), CHECK constraints from rules (not_null, min, max, allowed; NaN rejected unless allow_nan), online table <table>_online kept by trigger, HNSW on vector features. '
+  'index (key, event_ts desc), CHECK constraints <feature>__<rule> from rules (not_null, min, max, allowed; NaN and +-Infinity rejected (__finite) unless allow_nan), online table <table>_online kept by trigger, HNSW on vector features. '
   'features: json {name: type | {type, rules}} or [{name, type, rules}]; types int8|int4|float8|float4|bool|text|jsonb|timestamptz|vector(N). '
   'A different definition creates a new version (old tables stay readable); the same one only updates ttl/sla/description. Returns the table name.';
 
@@ -953,7 +954,7 @@ comment on function mlops.check_freshness() is
   'Checks every current feature group against its SLA: raises (or refreshes) a feature_freshness alert (mlops.alerts + NOTIFY mlops_feature_freshness) for stale groups and resolves it for fresh ones. Returns one row per group.';
 
 -- Rule report over existing data of a group ('name' or 'name@version'): per feature the
--- null count and rate, and violations of each rule (not_null, min, max, allowed, NaN).
+-- null count and rate, and violations of each rule (not_null, min, max, allowed, finite).
 create or replace function mlops.validate_features("group" text)
 returns table (feature text, rule text, row_count bigint, violations bigint, violation_rate float8)
 language plpgsql stable set search_path = pg_catalog, pg_temp
@@ -977,7 +978,8 @@ begin
       union all select 'allowed', pg_catalog.format('not (%I::text = any (%L::text[]))', d.name,
                                                     (select pg_catalog.array_agg(a) from pg_catalog.jsonb_array_elements_text(d.allowed) a))
                  where d.allowed is not null
-      union all select 'nan', pg_catalog.format('%I = ''NaN''', d.name) where d.data_type in ('float8', 'float4')
+      union all select 'finite', pg_catalog.format('%I in (''NaN'', ''Infinity'', ''-Infinity'')', d.name)
+                 where d.data_type in ('float8', 'float4')
     loop
       i := i + 1;
       aggs := aggs || pg_catalog.format(', pg_catalog.count(*) filter (where %s) as c%s', expr, i);
@@ -991,4 +993,4 @@ begin
 end
 $$;
 comment on function mlops.validate_features(text) is
-  'Rule report over the existing rows of a feature group (name or name@version): per feature the null count/rate and violations of not_null, min, max, allowed and NaN.';
+  'Rule report over the existing rows of a feature group (name or name@version): per feature the null count/rate and violations of not_null, min, max, allowed and finite (NaN/Infinity).';
