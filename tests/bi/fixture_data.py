@@ -26,6 +26,8 @@ class Populated:
     alerts: dict[str, int] = field(default_factory=dict)  # severity -> count
     predictions: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    newest_event: dict[str, datetime] = field(default_factory=dict)  # feature group -> newest event_ts
+    drift_share: dict[str, float] = field(default_factory=dict)  # monitor -> planted share of drifted columns
 
 
 def has_function(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -42,6 +44,8 @@ def populate(conn: psycopg.Connection[Any]) -> Populated:
         conn.execute("select mlops._raise_alert(%s::text, %s::text, %s::text, %s::text, '{}'::jsonb)",
                      ("drift" if i % 2 else "feature_freshness", f"bi_subject_{i}", severity, f"alert {i}"))
         out.alerts[severity] = out.alerts.get(severity, 0) + 1
+    populate_features(conn, out)
+    populate_drift(conn, out)
     if not (has_function(conn, "register_model") and has_function(conn, "log_predictions")):
         out.missing.append("predictions")
         return out
@@ -69,3 +73,35 @@ def populate(conn: psycopg.Connection[Any]) -> Populated:
                          (r["request_id"], r["actual"]))
     out.predictions = rows
     return out
+
+
+def populate_features(conn: psycopg.Connection[Any], out: Populated) -> None:
+    if not (has_function(conn, "create_feature_group") and has_function(conn, "write_features")):
+        out.missing.append("features")
+        return
+    conn.execute("select mlops.create_entity('bi_customer', 'int8', 'BI test customers')")
+    conn.execute("""select mlops.create_feature_group('bi_activity', 'bi_customer', '{"spend": "float8"}')""")
+    rows = [{"bi_customer_id": k, "event_ts": (out.base + timedelta(hours=k)).isoformat(), "spend": 10.0 * k}
+            for k in (1, 2)]
+    conn.execute("select mlops.write_features('bi_activity', %s::jsonb)", (json.dumps(rows),))
+    out.newest_event["bi_activity"] = out.base + timedelta(hours=2)
+
+
+def populate_drift(conn: psycopg.Connection[Any], out: Populated) -> None:
+    """Column amount is shifted, column plan is not: drift share 1/2."""
+    if not (has_function(conn, "create_reference_profile") and has_function(conn, "run_drift_monitor")):
+        out.missing.append("drift")
+        return
+    conn.execute("create table public.bi_ref as select (g % 97)::float8 / 97 as amount, "
+                 "(array['a','b','c'])[g % 3 + 1] as plan from pg_catalog.generate_series(1, 600) g")
+    conn.execute("create table public.bi_cur as select (g % 97)::float8 / 97 + 0.6 as amount, "
+                 "(array['a','b','c'])[g % 3 + 1] as plan from pg_catalog.generate_series(1, 600) g")
+    conn.execute("select mlops.create_reference_profile(name => 'bi_ref', query => 'select * from public.bi_ref')")
+    conn.execute("select mlops.create_drift_monitor(name => 'bi_monitor', profile => 'bi_ref', "
+                 "query => 'select * from public.bi_cur')")
+    conn.execute("select * from mlops.run_drift_monitor('bi_monitor')")
+    out.drift_share["bi_monitor"] = 0.5
+    # The planted shift raises the drift capability's own alert: count it with ours.
+    for (severity,) in conn.execute("select severity from mlops.alerts where source = 'drift' "
+                                    "and subject = 'bi_monitor'").fetchall():
+        out.alerts[severity] = out.alerts.get(severity, 0) + 1

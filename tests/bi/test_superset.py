@@ -143,3 +143,28 @@ def test_chart_model_error_rate(superset: Superset, datasets: dict[str, dict[str
     for p in populated.predictions:
         expected[p["version"]] += p["error"] is not None
     assert {r["model_version"]: r["value"] for r in rows} == dict(expected)
+
+
+def test_chart_drift_share_per_run(superset: Superset, datasets: dict[str, dict[str, Any]],
+                                   populated: Populated) -> None:
+    if "drift_summary" not in datasets or "drift" in populated.missing:
+        pytest.skip("drift capability has no drift_summary view / functions yet")
+    rows = chart_data(superset, datasets, "drift_summary", "Drift share per run", ["monitor", "run_id"],
+                      "MAX(share_drifted)")
+    assert {r["monitor"]: r["value"] for r in rows} == populated.drift_share
+
+
+def test_chart_feature_freshness(superset: Superset, datasets: dict[str, dict[str, Any]],
+                                 populated: Populated) -> None:
+    if "feature_freshness" not in datasets or "features" in populated.missing:
+        pytest.skip("feature store has no feature_freshness view / functions yet")
+    rows = chart_data(superset, datasets, "feature_freshness", "Feature freshness", ["group_name"],
+                      "MAX(newest_event)")
+    got = {r["group_name"]: as_datetime(r["value"]) for r in rows}
+    assert got == populated.newest_event
+
+
+def as_datetime(value: Any) -> datetime:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
