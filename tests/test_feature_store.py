@@ -476,3 +476,20 @@ def test_group_names_property(conn: psycopg.Connection[Any], name: str) -> None:
         assert scalar(conn, "select count(*) from mlops.feature_group_versions") == before
     else:
         assert valid, name
+
+
+def test_admin_role_creates_groups_and_training_sets(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("do $$ begin if not exists (select from pg_roles where rolname = 'fs_admin') then "
+                 "create role fs_admin; end if; end $$")
+    conn.execute("grant mlops_admin to fs_admin")
+    conn.execute("set role fs_admin")
+    try:
+        conn.execute("""select mlops.create_feature_group('adm', 'customer', '{"v": "int8"}', ttl => '1 day')""")
+        conn.execute("""select mlops.write_features('adm', '[{"customer_id": 1, "event_ts": "2026-01-01", "v": 4}]')""")
+        conn.execute("select mlops.create_aggregate_feature('adm', 'v_sum', 'v', 'sum', '7 days')")
+        conn.execute("select mlops.create_training_set('adm_set', 'select 1::int8 as customer_id, "
+                     "timestamptz ''2026-01-01 12:00'' as ts', '{adm:v,adm:v_sum}')")
+        assert conn.execute("select v, v_sum from mlops_features.adm_set").fetchall() == [(4, 4)]
+        assert scalar(conn, "select count(*) from mlops.check_freshness()") >= 1
+    finally:
+        conn.execute("reset role")
