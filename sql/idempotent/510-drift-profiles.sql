@@ -140,7 +140,7 @@ declare
 begin
   for i in 1..coalesce(pg_catalog.cardinality(cols), 0) loop
     if kinds[i] = 'numeric' then
-      e := mlops._drift_num(cols[i]);
+      e := pg_catalog.format('%I', 'n#' || cols[i]);  -- computed once per row by mlops._drift_scan
       parts := parts || pg_catalog.format(
         'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''numeric'', ''count'', pg_catalog.count(%2$s), '
         '''nulls'', pg_catalog.count(*) - pg_catalog.count(%3$I), ''non_finite'', pg_catalog.count(%3$I) - pg_catalog.count(%2$s), '
@@ -168,17 +168,35 @@ comment on function mlops._drift_scan_exprs(text[], text[]) is
   'Private: builds the one-scan aggregate expression summarizing columns of a drift source.';
 
 -- Private: runs the one-scan summary, turning pgvector dimension mismatches into a clear error.
-create or replace function mlops._drift_scan(sub text, cols text[], kinds text[], argument text, extra text default null)
+-- Each numeric column is cleaned once per row into "n#<col>" (and, when a profile is given, its
+-- PSI bin into "b#<col>") in an optimization-fenced subquery, so the aggregates reuse them.
+create or replace function mlops._drift_scan(sub text, cols text[], kinds text[], argument text, extra text default null,
+                                             prof jsonb default null)
 returns jsonb
 language plpgsql volatile set search_path from current
 as $$
 declare
   result jsonb;
   v text;
+  inner_sql text := sub;
+  clean text;
+  buckets text;
 begin
+  select pg_catalog.string_agg(pg_catalog.format('%s as %I', mlops._drift_num(c), 'n#' || c), ', ')
+    into clean from unnest(cols, kinds) t(c, k) where k = 'numeric';
+  if clean is not null then
+    inner_sql := pg_catalog.format('(select s.*, %s from %s s offset 0)', clean, sub);
+    if prof is not null then
+      select pg_catalog.string_agg(pg_catalog.format('pg_catalog.width_bucket(%I, %L::float8[]) as %I', 'n#' || c,
+                                                     (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(prof -> c -> 'edges') x),
+                                                     'b#' || c), ', ')
+        into buckets from unnest(cols, kinds) t(c, k) where k = 'numeric';
+      inner_sql := pg_catalog.format('(select q.*, %s from %s q offset 0)', buckets, inner_sql);
+    end if;
+  end if;
   begin
     execute pg_catalog.format('select %s%s from %s s', mlops._drift_scan_exprs(cols, kinds),
-                              coalesce(' || ' || extra, ''), sub) into result;
+                              coalesce(' || ' || extra, ''), inner_sql) into result;
   exception when data_exception then
     raise exception using errcode = '22000',
       message = pg_catalog.format('%s data cannot be summarized (vector columns: %s): %s', argument,
@@ -195,7 +213,7 @@ begin
   return result;
 end
 $$;
-comment on function mlops._drift_scan(text, text[], text[], text, text) is
+comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb) is
   'Private: one aggregate scan of a drift source returning per-column summaries.';
 
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a

@@ -64,12 +64,11 @@ declare
 begin
   for i in 1..coalesce(pg_catalog.cardinality(cols), 0) loop
     if kinds[i] = 'numeric' then
-      e := mlops._drift_num(cols[i]);
+      e := pg_catalog.format('%I', 'n#' || cols[i]);  -- cleaned value, and its bin "b#<col>", from mlops._drift_scan
       edges := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(prof -> cols[i] -> 'edges') x);
       parts := parts || pg_catalog.format(
         'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_array(%s))', '__hist_' || cols[i],
-        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where pg_catalog.width_bucket(%s, %L::float8[]) = %s)',
-                                                        e, edges, b), ', ' order by b)
+        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where %I = %s)', 'b#' || cols[i], b), ', ' order by b)
            from pg_catalog.generate_series(0, coalesce(pg_catalog.cardinality(edges), 0)) b));
       if methods[i] in ('ks', 'chi2') and prof -> cols[i] -> 'values' <> 'null'::jsonb then
         parts := parts || pg_catalog.format(
@@ -276,7 +275,8 @@ begin
       else 'embedding' end;
   end loop;
   perform mlops._drift_columns(src.sub, cols);  -- current source still has the columns (42703 otherwise)
-  summary := mlops._drift_scan(src.sub, cols, kinds, 'current', nullif(mlops._drift_current_exprs(cols, kinds, methods, prof.columns), ''));
+  summary := mlops._drift_scan(src.sub, cols, kinds, 'current',
+                               nullif(mlops._drift_current_exprs(cols, kinds, methods, prof.columns), ''), prof.columns);
   if (summary ->> '__rows')::bigint = 0 then
     raise exception using errcode = '22023', message = pg_catalog.format('the current data of monitor %L is empty', name),
       hint = 'Check the query, model name or time_window.';
