@@ -200,3 +200,22 @@ def test_job_bad_input(conn: Conn) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument artifact"):
         conn.execute(f"select mlops.complete_training_job({j[0]}, artifact => 'x'::bytea, flavor => 'linear')")
     assert conn.execute(f"select status from mlops.training_job_queue where id = {j[0]}").fetchone() == ("running",)
+
+
+def test_heartbeat_keeps_a_long_job(dsn: str, conn: Conn) -> None:
+    conn.execute("select mlops.register_model('beat_m', 'regression')")
+    job_id = conn.execute("select mlops.submit_training_job('beat_m', '{}', lease_seconds => 1)").fetchone()
+    assert job_id is not None
+    stolen: list[Any] = []
+
+    def slow(job: TrainingJob) -> TrainingResult:
+        time.sleep(2.5)  # longer than the lease, no progress calls: only the heartbeat renews it
+        with psycopg.connect(dsn, autocommit=True, row_factory=psycopg.rows.dict_row) as other:
+            stolen.append(claim(other, "thief", "beat_m"))
+        return TrainingResult(LinearModel([1.0]))
+
+    assert run_worker(slow, dsn, worker="steady", model="beat_m", stop_when_empty=True) == 1
+    assert stolen == [None]
+    row = conn.execute("select status, attempts, worker from mlops.training_jobs where job_id = %s::bigint",
+                       [job_id[0]]).fetchone()
+    assert row == ("succeeded", 1, "steady")

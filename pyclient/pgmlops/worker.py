@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class TrainingJob:
     attempt: int
     worker: str
     conn: Connection
+    lease_seconds: float = 300.0
 
     def progress(self, fraction: float | None = None, metrics: dict[str, float] | None = None,
                  log: str | None = None) -> None:
@@ -77,11 +79,13 @@ def default_worker_name() -> str:
 
 def claim(conn: Connection, worker: str, model: str | None = None) -> TrainingJob | None:
     """Claim the next queued job (or None)."""
-    row = conn.execute("select * from mlops.claim_training_job(worker => %s::text, model => %s::text)",
+    row = conn.execute("select c.*, extract(epoch from c.lease_until - pg_catalog.clock_timestamp())::float8 "
+                       "as lease_left from mlops.claim_training_job(worker => %s::text, model => %s::text) c",
                        [worker, model]).fetchone()
     if row is None:
         return None
-    return TrainingJob(int(row["job"]), str(row["model_name"]), dict(row["config"]), int(row["attempt"]), worker, conn)
+    return TrainingJob(int(row["job"]), str(row["model_name"]), dict(row["config"]), int(row["attempt"]), worker, conn,
+                       float(row["lease_left"]))
 
 
 def complete(job: TrainingJob, result: TrainingResult) -> int:
@@ -103,14 +107,45 @@ def fail(job: TrainingJob, error: str) -> None:
                      [job.id, error[:2000] or "failed", job.worker])
 
 
+class Heartbeat:
+    """Renews a job's lease from a second connection while the train function runs, so long steps
+    without ``job.progress`` calls do not lose the job. Stops at exit or when the lease is lost."""
+
+    def __init__(self, dsn: str, job: TrainingJob, interval: float) -> None:
+        self.dsn, self.job, self.interval = dsn, job, interval
+        self.stop = threading.Event()
+        self.lost = False
+        self.thread = threading.Thread(target=self._run, name=f"pgmlops-heartbeat-{job.id}", daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(self.interval):
+                try:
+                    conn.execute("select mlops.report_progress(job => %s::bigint, worker => %s::text)",
+                                 [self.job.id, self.job.worker])
+                except psycopg.errors.ObjectNotInPrerequisiteState:
+                    self.lost = True
+                    return
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run_worker(train_fn: Callable[[TrainingJob], TrainingResult], dsn: str | None = None, *,
                worker: str | None = None, model: str | None = None, max_jobs: int | None = None,
-               stop_when_empty: bool = False, poll_interval: float = 1.0) -> int:
+               stop_when_empty: bool = False, poll_interval: float = 1.0, heartbeat: bool = True) -> int:
     """Claim and run jobs until ``max_jobs`` are done (or the queue is empty with ``stop_when_empty``).
-    A train function that raises fails its job; a lost lease abandons it. Returns how many jobs it finished."""
+    A train function that raises fails its job; a lost lease abandons it. With ``heartbeat`` a background
+    connection renews the lease every third of it while training. Returns how many jobs it finished."""
     name = worker or default_worker_name()
     done = 0
-    with open_connection(resolve_dsn(dsn)) as conn:
+    url = resolve_dsn(dsn)
+    with open_connection(url) as conn:
         while max_jobs is None or done < max_jobs:
             job = claim(conn, name, model)
             if job is None:
@@ -119,7 +154,11 @@ def run_worker(train_fn: Callable[[TrainingJob], TrainingResult], dsn: str | Non
                 time.sleep(poll_interval)
                 continue
             try:
-                result = train_fn(job)
+                if heartbeat:
+                    with Heartbeat(url, job, max(job.lease_seconds / 3.0, 0.2)):
+                        result = train_fn(job)
+                else:
+                    result = train_fn(job)
             except LeaseLost:
                 continue
             except Exception as exc:  # any training failure is recorded on the job
