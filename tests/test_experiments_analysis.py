@@ -3,6 +3,7 @@ prediction log + feedback, routing and conclusion through the registry, Python c
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -216,6 +217,29 @@ def test_start_refuses_failed_version_and_unknown_alias(conn: psycopg.Connection
     with pytest.raises(psycopg.Error) as info:
         conn.execute("select mlops.conclude_experiment('gate_ab')")
     assert info.value.sqlstate == "55000"
+
+
+def test_routed_prediction_is_logged_with_variant(client: pgmlops.Client, conn: psycopg.Connection[Any]) -> None:
+    conn.execute("select mlops.register_model('lin', 'regression')")
+    for coef, icpt in (([1, 2], 0), ([10, 20], 1)):
+        conn.execute("select mlops.create_model_version('lin', artifact => %s::bytea, flavor => 'linear')",
+                     (json.dumps({"coefficients": coef, "intercept": icpt}).encode(),))
+    conn.execute("select mlops.set_alias('lin', 'champion', 1)")
+    client.experiments.create("lin_ab", [{"name": "control", "version": 1, "weight": 0.5},
+                                         {"name": "treatment", "version": 2, "weight": 0.5}], model="lin")
+    client.experiments.start("lin_ab")
+    got = [client.experiments.predict("lin", f"u{i}", [1.0, 1.0], request_id=f"lin-{i}") for i in range(40)]
+    for i, g in enumerate(got):
+        assert g["variant"] == client.experiments.assign("lin_ab", f"u{i}")
+        assert (g["version"], g["score"]) == ((1, 3.0) if g["variant"] == "control" else (2, 31.0))
+    logged = conn.execute("select request_id, model_version, experiment, variant, score from mlops.predictions"
+                          " where model = 'lin' order by request_id").fetchall()
+    assert sorted(logged) == sorted((g["logged_request_id"], g["version"], "lin_ab", g["variant"], g["score"])
+                                    for g in got)
+    assert {g["variant"] for g in got} == {"control", "treatment"}
+    with pytest.raises(psycopg.Error) as info:
+        client.experiments.predict("lin", "", [1.0, 1.0])
+    assert info.value.sqlstate == "22023"
 
 
 # --- BI views and roles ---------------------------------------------------------------------------

@@ -91,6 +91,17 @@ class Experiments:
         assert row is not None
         return int(row["v"])
 
+    def predict(self, experiment_or_model: str, unit_id: str, features: Mapping[str, float] | Sequence[float],
+                request_id: str | None = None) -> dict[str, Any]:
+        """Routed, logged in-database prediction (``mlops.predict_routed``): request id, model, experiment,
+        variant, version and score."""
+        row = self.client.conn.execute(
+            "select * from mlops.predict_routed(%s::text, %s::text, %s::jsonb, %s::text)",
+            (experiment_or_model, unit_id, Jsonb(dict(features) if isinstance(features, Mapping) else list(features)),
+             request_id)).fetchone()
+        assert row is not None
+        return dict(row)
+
     def results(self, experiment: str) -> pd.DataFrame:
         """Per-variant analysis (``mlops.experiment_results``) as a DataFrame."""
         rows = self.client.read_conn.execute("select * from mlops.experiment_results(%s::text)",

@@ -420,13 +420,13 @@ comment on function mlops.assign_batch(text, text[], boolean) is
 
 -- Model version to serve a unit: through the named experiment, or the running experiment of
 -- the named model; units outside it (or no running experiment) get the champion alias,
--- else the control variant's version.
-create or replace function mlops.route(experiment_or_model text, unit_id text) returns integer
+-- else the control variant's version. Also says which experiment and variant served it.
+create or replace function mlops._route(experiment_or_model text, unit_id text, out model text,
+                                        out experiment text, out variant text, out version integer)
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
   e mlops.experiments;
-  variant text;
   mid bigint;
   vid bigint;
 begin
@@ -452,6 +452,7 @@ begin
   if e.id is not null and e.status in ('running', 'paused') then
     variant := mlops.assign(e.name, unit_id);
     if variant is not null then
+      experiment := e.name;
       vid := mlops._variant_version_id(e.id, (select x.position from mlops.experiment_variants x
                                                where x.experiment_id = e.id and x.name = variant));
     end if;
@@ -464,10 +465,61 @@ begin
   end if;
   if vid is null then
     raise exception using errcode = 'P0002',
-      message = pg_catalog.format('nothing to route %L to: no running experiment variant and no champion alias', experiment_or_model);
+      message = pg_catalog.format('nothing to route %L to: no running experiment variant and no champion alias (argument experiment_or_model)',
+                                  experiment_or_model);
   end if;
-  return (select mv.version from mlops.model_versions mv where mv.id = vid);
+  select m.name, mv.version into model, version
+    from mlops.model_versions mv join mlops.models m on m.id = mv.model_id where mv.id = vid;
 end
 $$;
+comment on function mlops._route(text, text) is
+  'Private: model, experiment, variant and version number serving unit_id (see mlops.route).';
+
+create or replace function mlops.route(experiment_or_model text, unit_id text) returns integer
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$ select (mlops._route(experiment_or_model, unit_id)).version $$;
 comment on function mlops.route(text, text) is
   'Model version number to serve unit_id: via the experiment (or the model''s running experiment), else the champion alias.';
+
+-- Routed, logged prediction: picks the version through the experiment, scores the features
+-- (linear flavor in plain SQL; other flavors through mlops.predict of pgmlops_python when
+-- installed) and logs the prediction with experiment and variant.
+create or replace function mlops.predict_routed(experiment_or_model text, unit_id text, features jsonb,
+                                                request_id text default null)
+returns table (logged_request_id text, model text, experiment text, variant text, version integer, score float8)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record := mlops._route(experiment_or_model, unit_id);
+  flavor text;
+  started timestamptz := pg_catalog.clock_timestamp();
+begin
+  if features is null or pg_catalog.jsonb_typeof(features) not in ('object', 'array') then
+    raise exception using errcode = '22023', message = 'features must be a JSON object or array (argument features)';
+  end if;
+  select mv.flavor into flavor from mlops.model_versions mv join mlops.models m on m.id = mv.model_id
+   where m.name = r.model and mv.version = r.version;
+  if flavor = 'linear' then
+    score := mlops.predict_sql(r.model, r.version::text, features);
+  elsif pg_catalog.to_regprocedure('mlops.predict(text, text, float8[])') is not null
+        and pg_catalog.jsonb_typeof(features) = 'array' then
+    execute 'select mlops.predict($1, $2, $3)' into score
+      using r.model, r.version::text,
+            (select array_agg(x::float8 order by o) from pg_catalog.jsonb_array_elements_text(features) with ordinality t(x, o));
+  else
+    raise exception using errcode = '0A000',
+      message = pg_catalog.format('version %s of %s is %s: in-database inference needs the linear flavor or pgmlops_python with a features array (argument features)',
+                                  r.version, r.model, flavor);
+  end if;
+  logged_request_id := coalesce(predict_routed.request_id, pg_catalog.gen_random_uuid()::text);
+  perform mlops.log_prediction(r.model, request_id => logged_request_id, version => r.version,
+                               features => features, score => predict_routed.score, unit_id => predict_routed.unit_id,
+                               experiment => r.experiment, variant => r.variant,
+                               latency_ms => extract(epoch from pg_catalog.clock_timestamp() - started)::float8 * 1000);
+  model := r.model; experiment := r.experiment; variant := r.variant; version := r.version;
+  return next;
+end
+$$;
+comment on function mlops.predict_routed(text, text, jsonb, text) is
+  'Scores features for unit_id with the version the experiment (or model''s running experiment / champion) routes '
+  'it to, and logs the prediction with experiment and variant; returns logged_request_id, model, experiment, variant, version, score.';

@@ -17,7 +17,8 @@ grant execute on function
   mlops.experiment_results(text)
   to mlops_reader;
 grant insert on mlops.experiment_assignments to mlops_writer;
-grant execute on function mlops.assign(text, text), mlops.assign_batch(text, text[], boolean), mlops.route(text, text)
+grant execute on function mlops.assign(text, text), mlops.assign_batch(text, text[], boolean), mlops.route(text, text),
+  mlops._route(text, text), mlops.predict_routed(text, text, jsonb, text)
   to mlops_writer;
 grant insert, update on mlops.experiments, mlops.experiment_variants to mlops_admin;
 grant insert on mlops.experiment_history to mlops_admin;
