@@ -28,6 +28,7 @@ class Populated:
     missing: list[str] = field(default_factory=list)
     newest_event: dict[str, datetime] = field(default_factory=dict)  # feature group -> newest event_ts
     drift_share: dict[str, float] = field(default_factory=dict)  # monitor -> planted share of drifted columns
+    assignments: dict[str, int] = field(default_factory=dict)  # experiment variant -> units assigned
 
 
 def has_function(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -46,6 +47,7 @@ def populate(conn: psycopg.Connection[Any]) -> Populated:
         out.alerts[severity] = out.alerts.get(severity, 0) + 1
     populate_features(conn, out)
     populate_drift(conn, out)
+    populate_experiment(conn, out)
     if not (has_function(conn, "register_model") and has_function(conn, "log_predictions")):
         out.missing.append("predictions")
         return out
@@ -105,3 +107,16 @@ def populate_drift(conn: psycopg.Connection[Any], out: Populated) -> None:
     for (severity,) in conn.execute("select severity from mlops.alerts where source = 'drift' "
                                     "and subject = 'bi_monitor'").fetchall():
         out.alerts[severity] = out.alerts.get(severity, 0) + 1
+
+
+def populate_experiment(conn: psycopg.Connection[Any], out: Populated) -> None:
+    if not (has_function(conn, "create_experiment") and has_function(conn, "assign_batch")):
+        out.missing.append("experiments")
+        return
+    variants = [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
+    conn.execute("select mlops.create_experiment('bi_exp', variants => %s::jsonb)", (json.dumps(variants),))
+    conn.execute("select mlops.start_experiment('bi_exp')")
+    rows = conn.execute("select variant from mlops.assign_batch('bi_exp', %s::text[])",
+                        ([f"unit_{i}" for i in range(40)],)).fetchall()
+    for (variant,) in rows:
+        out.assignments[variant] = out.assignments.get(variant, 0) + 1

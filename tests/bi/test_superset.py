@@ -168,3 +168,13 @@ def as_datetime(value: Any) -> datetime:
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value / 1000, UTC)
     return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+def test_chart_experiment_assignments(superset: Superset, datasets: dict[str, dict[str, Any]],
+                                      populated: Populated) -> None:
+    if "experiment_assignments_daily" not in datasets or "experiments" in populated.missing:
+        pytest.skip("experiments capability has no experiment_assignments_daily view / functions yet")
+    rows = chart_data(superset, datasets, "experiment_assignments_daily", "Units per variant", ["variant"],
+                      "SUM(new_units)", [{"col": "experiment", "op": "==", "val": "bi_exp"}])
+    assert {r["variant"]: r["value"] for r in rows} == populated.assignments
+    assert sum(populated.assignments.values()) == 40
