@@ -256,3 +256,47 @@ def drift(ctx: Context) -> str:
     alerts = ctx.one("select count(*) from mlops.alerts where source = 'drift' and resolved_at is null")
     ctx.facts["drifted"] = drifted
     return f"{len(drifted)}/{len(results)} columns drifted ({', '.join(drifted)}); open drift alerts: {alerts}"
+
+
+def rollback(ctx: Context) -> str:
+    """An incident: production rolls back to the previous version in one call, then forward again."""
+    reg = ctx.client.registry
+    before = reg.get_version(MODEL, "production").version
+    back = reg.rollback(MODEL, "production", reason="demo: incident drill")
+    reg.set_alias(MODEL, "production", before, reason="demo: incident resolved, roll forward")
+    moves = ctx.one("select count(*) from mlops.alias_history where model = %s and alias = 'production'", (MODEL,))
+    return f"production v{before} → v{back} (rollback) → v{before}; {moves} moves in alias_history"
+
+
+def conclude(ctx: Context) -> str:
+    """The drift alert is acknowledged (the policy blocks promotions while it is open), then the
+    experiment is concluded: the significant winner moves to production through the registry."""
+    conn = ctx.client.conn
+    blocked = ""
+    try:
+        with conn.transaction():
+            conn.execute("select mlops.conclude_experiment(experiment => %s::text, promote => true, "
+                         "alias => 'production')", (EXPERIMENT,))
+    except Exception as exc:
+        blocked = f"first attempt refused ({str(exc).splitlines()[0][:70]}…); "
+    if blocked:
+        conn.execute("select mlops.resolve_alerts('drift', %s::text)", (MONITOR,))
+        conn.execute("select mlops.conclude_experiment(experiment => %s::text, promote => true, "
+                     "alias => 'production', reason => 'drift reviewed: shift in engagement is real')",
+                     (EXPERIMENT,))
+    row = ctx.sql("select winner, promoted_version from mlops.experiments where name = %s", (EXPERIMENT,))[0]
+    prod = ctx.client.registry.get_version(MODEL, "production").version
+    return f"{blocked}winner {row['winner']} (v{row['promoted_version']}); production = v{prod}"
+
+
+def reports(ctx: Context) -> str:
+    """Self-contained HTML reports: drift, model, experiment."""
+    from ..report_registry import experiment_report_html, model_report_html
+
+    out = ctx.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    ctx.client.drift.report(MONITOR, out / "drift.html")
+    (out / "model.html").write_text(model_report_html(ctx.client, MODEL))
+    (out / "experiment.html").write_text(experiment_report_html(ctx.client, EXPERIMENT))
+    ctx.reports = {"drift": out / "drift.html", "model": out / "model.html", "experiment": out / "experiment.html"}
+    return ", ".join(str(p) for p in ctx.reports.values())
