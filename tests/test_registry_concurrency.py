@@ -200,6 +200,11 @@ def test_job_bad_input(conn: Conn) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument artifact"):
         conn.execute(f"select mlops.complete_training_job({j[0]}, artifact => 'x'::bytea, flavor => 'linear')")
     assert conn.execute(f"select status from mlops.training_job_queue where id = {j[0]}").fetchone() == ("running",)
+    conn.execute(f"select mlops.cancel_training_job({j[0]}, 'no longer needed')")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cancelled"):
+        conn.execute(f"select mlops.report_progress({j[0]}, 0.7, worker => 'w')")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="already cancelled"):
+        conn.execute(f"select mlops.cancel_training_job({j[0]})")
 
 
 def test_heartbeat_keeps_a_long_job(dsn: str, conn: Conn) -> None:

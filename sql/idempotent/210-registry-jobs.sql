@@ -195,3 +195,24 @@ begin
 end
 $$;
 comment on function mlops.fail_training_job(bigint, text, text) is 'Marks a running training job failed with an error message (no version is created).';
+
+-- Cancels a queued or running job; its worker learns it at the next progress report (lease lost).
+create or replace function mlops.cancel_training_job(job bigint, reason text default null) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  j mlops.training_job_queue := mlops._job(job);
+begin
+  if j.status not in ('queued', 'running') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('training job %s is already %s (argument job)', job, j.status);
+  end if;
+  update mlops.training_job_queue q
+     set status = 'cancelled', error = coalesce(reason, 'cancelled'), finished_at = pg_catalog.clock_timestamp(),
+         lease_until = null
+   where q.id = job;
+  insert into mlops.training_job_logs (job_id, worker, line) values (job, j.worker, 'cancelled: ' || coalesce(reason, ''));
+end
+$$;
+comment on function mlops.cancel_training_job(bigint, text) is
+  'Cancels a queued or running training job; a running worker gets 55000 (lease lost) at its next report and stops.';

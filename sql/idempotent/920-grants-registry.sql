@@ -32,3 +32,4 @@ grant execute on function
   to mlops_admin;
 grant execute on function mlops.transition_stage(text, integer, text, text, boolean) to mlops_admin;
 grant execute on function mlops.predict_entity(text, text, text) to mlops_reader;
+grant execute on function mlops.cancel_training_job(bigint, text) to mlops_admin;
