@@ -341,7 +341,7 @@ begin
     claimed as (
       insert into mlops.prediction_requests (request_id, prediction_id, created_at)
       select s.request_id, s.id, s.created_at from src s
-       order by s.request_id  -- concurrent batches claim keys in one order: no deadlock
+       order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
       on conflict (request_id) do nothing
       returning prediction_id),
     ins as (

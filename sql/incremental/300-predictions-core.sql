@@ -20,7 +20,7 @@ comment on sequence mlops.predictions_id_seq is 'Ids of mlops.predictions rows.'
 
 create table mlops.predictions (
   id bigint not null default pg_catalog.nextval('mlops.predictions_id_seq'),
-  request_id text not null,
+  request_id text collate "C" not null,
   model text not null,
   model_version integer not null,
   model_version_id bigint not null,
@@ -64,7 +64,7 @@ comment on column mlops.predictions.created_at is 'When the prediction was made 
 select mlops._config_dump('mlops.predictions_id_seq');
 
 create table mlops.prediction_requests (
-  request_id text primary key,
+  request_id text collate "C" primary key,
   prediction_id bigint not null,
   created_at timestamptz not null
 );
@@ -84,7 +84,7 @@ comment on table mlops.prediction_partitions is 'Partitions of mlops.predictions
 select mlops._config_dump('mlops.prediction_partitions');
 
 create table mlops.prediction_feedback (
-  request_id text primary key,
+  request_id text collate "C" primary key,
   actual jsonb,
   label text,
   value float8,
