@@ -23,7 +23,7 @@ build-sql:
 	$(MAKE) -s -C extension PG_CONFIG=$(PG_CONFIG) install
 
 demo: setup
-	$(PY) -m pgmlops.cli demo
+	$(PY) -m pgmlops.cli demo --reset
 
 lint: venv
 	python3 sql/build.py --check
