@@ -6,8 +6,8 @@ Findings must be 0 except entries of pgspot_allow.tsv, each with a reason.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,17 +42,48 @@ def allow_list() -> list[Allowed]:
 
 
 def findings(script: Path) -> list[tuple[str, str]]:
-    proc = subprocess.run([str(PGSPOT), "--ignore-lang", "plpython3u", str(script)],
-                          capture_output=True, text=True, check=False)
-    out = [(m.group(1), m.group(2)) for line in proc.stdout.splitlines() if (m := FINDING.match(line.strip()))]
-    summary = re.search(r"Errors: (\d+) Warnings: (\d+) Unknown: (\d+)", proc.stdout)
-    assert summary, proc.stdout + proc.stderr
-    # pgspot stops at a statement it cannot parse (pglast): everything after it is unchecked.
-    other = [line for line in proc.stdout.splitlines()
-             if line.strip() and not FINDING.match(line.strip()) and not line.strip().startswith("Errors:")]
-    assert other == [], f"pgspot could not analyze all of {script.name}: {other}"
-    assert sum(int(x) for x in summary.groups()[:2]) == len(out), proc.stdout
-    return out
+    return _findings(script.read_text())  # upgrade copies equal their target script: analyzed once
+
+
+@functools.cache
+def _findings(source: str) -> list[tuple[str, str]]:
+    """pgspot's findings, statement by statement: pgspot stops a whole file at the first statement
+    it cannot analyze (pglast parse/deparse limits), so each one is run on its own (sharing the
+    search_path state) and a statement it cannot analyze is a finding of its own, PSFATAL."""
+    import argparse
+    import contextlib
+    import io
+
+    from pglast import ast, parse_sql
+    from pgspot.state import Counter, State  # type: ignore[import-untyped]
+    from pgspot.visitors import SQLVisitor  # type: ignore[import-untyped]
+
+    args = argparse.Namespace(ignore=[], ignore_lang=["plpython3u"], proc_without_search_path=[], plpgsql=True,
+                              sql_fn=[], summary_only=False, append=False, files=[], explain=None)
+    text = re.sub(r"^\\", "-- \\\\", source, flags=re.MULTILINE)
+    # head.sql ends with set_config('search_path', 'pg_catalog, <vector schema>, pg_temp'), which pgspot
+    # cannot evaluate: tell it, assuming the vector schema is trusted (test_hostile covers a writable one).
+    text = text.replace("\n$head$;\n", "\n$head$;\nset local search_path = pg_catalog, pg_temp;\n", 1)
+    counter = Counter(args)
+    state = State(counter)
+    counter.sql = text
+    visitor = SQLVisitor(state)
+    out = io.StringIO()
+    fatal: list[tuple[str, str]] = []
+    with contextlib.redirect_stdout(out):
+        for stmt in parse_sql(text):
+            counter.stmt_location = stmt.stmt_location
+            try:
+                visitor(stmt)
+            except Exception as exc:
+                node = stmt.stmt
+                what = ".".join(s.sval for s in node.funcname) if isinstance(node, ast.CreateFunctionStmt) \
+                    else type(node).__name__
+                fatal.append(("PSFATAL", f"cannot analyze {what}: {exc}"))
+    found = [(m.group(1), m.group(2)) for line in out.getvalue().splitlines() if (m := FINDING.match(line.strip()))]
+    other = [line for line in out.getvalue().splitlines() if line.strip() and not FINDING.match(line.strip())]
+    assert counter.errors + counter.warnings == len(found), out.getvalue()
+    return found + fatal + [("PSUNKNOWN", line.strip()) for line in other]
 
 
 def unexplained(script: Path, entries: list[Allowed]) -> list[str]:
