@@ -406,6 +406,11 @@ def test_python_client_round_trip(client: pgmlops.Client) -> None:
     assert reg.get_version("cli_m", "1.0.0").version == v1
     with pytest.raises(psycopg.errors.NoDataFound):
         reg.load("cli_m", "champion")
+    assert reg.transition_stage("cli_m", v2, "staging") == "staging"
+    job = reg.submit_job("cli_m", {"lr": 0.1})
+    reg.cancel_job(job, "changed my mind")
+    jobs = reg.jobs("cli_m")
+    assert list(jobs["status"]) == ["cancelled"] and list(jobs["error"]) == ["changed my mind"]
 
 
 def test_bi_views_follow_the_rules(conn: Conn) -> None:

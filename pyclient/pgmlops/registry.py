@@ -174,6 +174,15 @@ class Registry:
         assert row is not None
         return int(row["v"])
 
+    def transition_stage(self, model: str, version: int, stage: str, reason: str | None = None,
+                         force: bool = False) -> str:
+        """Stage view of aliases (staging / production / archived / failed); returns the resulting status."""
+        row = self.client.conn.execute(
+            "select mlops.transition_stage(model => %s::text, version => %s::integer, stage => %s::text, "
+            "reason => %s::text, force => %s::boolean) as s", [model, version, stage, reason, force]).fetchone()
+        assert row is not None
+        return str(row["s"])
+
     def set_promotion_policy(self, model: str, alias: str, rules: list[dict[str, Any]]) -> None:
         self.client.conn.execute(
             "select mlops.set_promotion_policy(model => %s::text, alias => %s::text, rules => %s::jsonb)",
@@ -262,6 +271,10 @@ class Registry:
             "max_attempts => %s::integer) as j", [model, Jsonb(config or {}), lease_seconds, max_attempts]).fetchone()
         assert row is not None
         return int(row["j"])
+
+    def cancel_job(self, job: int, reason: str | None = None) -> None:
+        self.client.conn.execute("select mlops.cancel_training_job(job => %s::bigint, reason => %s::text)",
+                                 [job, reason])
 
     def jobs(self, model: str | None = None) -> pd.DataFrame:
         rows = self.client.conn.execute(
