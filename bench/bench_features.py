@@ -121,7 +121,7 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                 fs.create_training_set(f"bench_ts_{next(counter)}", "bench_spine", ts_features)
 
             def hand_ts() -> None:
-                client.conn.execute(HAND_WRITTEN.format(name=f"bench_hand_{next(counter)}"))  # type: ignore[arg-type]
+                client.conn.execute(HAND_WRITTEN.format(name=f"bench_hand_{next(counter)}"))
 
             ours_t, hand_t = [], []
             for _ in range(3):
