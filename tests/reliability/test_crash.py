@@ -36,6 +36,19 @@ def amcheck(server: LocalServer, dbname: str) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, check=False)
 
 
+def verify(url: str, ack_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Acknowledged and lost rows once the server accepts connections again (the postmaster may
+    start crash recovery just after a first successful connection: retry then)."""
+    for _ in range(20):
+        crashlib.wait_ready(url)
+        acks = crashlib.acknowledged(ack_dir)
+        try:
+            return acks, crashlib.missing(url, acks)
+        except psycopg.OperationalError:
+            time.sleep(0.5)
+    raise AssertionError("server did not stay up after restart")
+
+
 def run_cycles(server: LocalServer, tmp_path: Path, cycles: int) -> dict[str, Any]:
     dbname = f"crash_{cycles}"
     url = server.url(dbname)
@@ -66,9 +79,7 @@ def run_cycles(server: LocalServer, tmp_path: Path, cycles: int) -> dict[str, An
             else:
                 crashlib.kill_postmaster(server)
                 server.start()
-            crashlib.wait_ready(url)
-            acks = crashlib.acknowledged(ack_dir)
-            lost = crashlib.missing(url, acks)
+            acks, lost = verify(url, ack_dir)
             worst = max(worst, len(lost))
             assert lost == [], f"cycle {cycle}: acknowledged but missing: {lost[:10]}"
     finally:
