@@ -87,7 +87,7 @@ def test_dashboard_structure() -> None:
             assert t["rawQuery"] is True and t["format"] in ("time_series", "table"), where
             sql = t["rawSql"]
             assert "$__timeFilter(" in sql, f"{where}: no $__timeFilter"
-            assert re.search(r"select\s+(\S+ as time\b|time\b|\$__timeGroupAlias\()", sql, re.I), \
+            assert re.search(r"select\s+(\S+ as time\b|(\w+\.)?time\b|\$__timeGroupAlias\()", sql, re.I), \
                 f"{where}: first column is not time"
     for var in dash["templating"]["list"]:
         assert var["datasource"]["type"] == DS_TYPE and var["query"]
