@@ -350,6 +350,8 @@ begin
   end if;
   select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
   if v is null then
+    -- shared with other single assigns, exclusive against a recording assign_batch (see there)
+    perform pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
     if not open or (e.namespace is not null
                     and not mlops.gb_in_namespace(unit_id, e.namespace, e.namespace_start, e.namespace_end)) then
       return null;
@@ -390,6 +392,12 @@ begin
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
     raise exception using errcode = '22023', message = 'unit_ids must not be NULL or contain NULL or empty ids (argument unit_ids)';
   end if;
+  if record then
+    -- Recording batches of one experiment run one at a time (and wait for single assigns), so
+    -- the anti-join below sees every recorded unit and a plain INSERT (2x faster than ON
+    -- CONFLICT) cannot collide.
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
+  end if;
   return query
   with ranges as (
     select r.variant, r.range_start, r.range_end
@@ -406,9 +414,8 @@ begin
       left join mlops.experiment_assignments a on a.experiment_id = e.id and a.unit_id = h.unit_id collate "C"),
   ins as (
     insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
-    select e.id, c.unit_id, c.fresh from c
-     where record and c.sticky is null and c.fresh is not null
-    on conflict do nothing)
+    select distinct e.id, c.unit_id, c.fresh from c
+     where record and c.sticky is null and c.fresh is not null)
   select c.unit_id, x.name
     from c left join mlops.experiment_variants x on x.experiment_id = e.id and x.position = coalesce(c.sticky, c.fresh)
    order by c.ord;

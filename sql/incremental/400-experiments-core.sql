@@ -45,8 +45,10 @@ create table mlops.experiment_variants (
 comment on table mlops.experiment_variants is
   'Variants of an experiment in GrowthBook order (position 0 is the control), each serving a model alias or version.';
 
+-- No foreign key on experiment_id: only mlops.assign/assign_batch write here, with the id of an
+-- existing experiment, and a per-row RI trigger would cost more than the hashing in bulk assignment.
 create table mlops.experiment_assignments (
-  experiment_id bigint not null references mlops.experiments (id) on delete cascade,
+  experiment_id bigint not null,
   unit_id text collate "C" not null,
   variant integer not null,
   assigned_at timestamptz not null default pg_catalog.now(),
