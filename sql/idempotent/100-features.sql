@@ -442,6 +442,14 @@ as $$
 $$;
 comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value (vectors as real[] for JSON).';
 
+-- Keys of an online lookup with their position. A function with a fixed row estimate (not
+-- inlined: pinned search_path) so custom and generic plans of the prepared online query cost the
+-- same and PostgreSQL settles on the generic plan instead of re-planning every call.
+create or replace function mlops._keys(keys anyarray) returns table (key anyelement, ord bigint)
+language sql immutable parallel safe rows 10 set search_path = pg_catalog, pg_temp
+as $$ select u.k, u.o from pg_catalog.unnest(keys) with ordinality u(k, o) $$;
+comment on function mlops._keys(anyarray) is 'Private: unnest with ordinality and a fixed row estimate, for the prepared online query.';
+
 -- Builds the online lookup query for an entity and feature references. The query takes
 -- $1 text[] (entity keys) and returns (entity_key text, "values" jsonb, status jsonb,
 -- event_ts timestamptz), one row per key in the given order. TTL is enforced here, on read:
@@ -518,7 +526,7 @@ begin
   end loop;
   if shape = 'columns' then
     return pg_catalog.format(
-      'select k.key::text as entity_key%s, %s as event_ts from pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)%s '
+      'select k.key::text as entity_key%s, %s as event_ts from mlops._keys($1::text[]::%s[]) k%s '
       'order by k.ord', cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
       mlops._key_sqltype(ent.key_type), joins);
   end if;
@@ -544,7 +552,7 @@ begin
   end loop;
   return pg_catalog.format(
     'select k.key::text as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
-    'from pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)%s order by k.ord',
+    'from mlops._keys($1::text[]::%s[]) k%s order by k.ord',
     vals, stats, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
     mlops._key_sqltype(ent.key_type), joins);
 end
