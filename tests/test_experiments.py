@@ -13,6 +13,9 @@ import psycopg
 import pytest
 from growthbook import Experiment as GbExperiment
 from growthbook import GrowthBook
+from growthbook.core import gbhash
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 from scipy import stats
 
@@ -82,6 +85,23 @@ def test_bucket_ranges_and_choose_variation_vectors(conn: psycopg.Connection[Any
         row = conn.execute("select mlops.gb_in_namespace(%s::text, %s::text, %s::float8, %s::float8)",
                            (unit, ns, lo, hi)).fetchone()
         assert row is not None and row[0] == expected, (unit, ns)
+
+
+# PostgreSQL text holds any Unicode scalar except NUL: no surrogates, no "\x00".
+PG_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=70)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=PG_TEXT, values=st.lists(PG_TEXT.filter(bool), min_size=1, max_size=8))
+def test_hash_property_matches_sdk_for_any_text(conn: psycopg.Connection[Any], seed: str, values: list[str]) -> None:
+    """Cross-SDK mismatches come from non-ASCII ids: any text, single and batch, v1 and v2, equals the SDK."""
+    rows = conn.execute("select mlops.gb_hash(%s::text, v, 2), mlops.gb_hash(%s::text, v, 1) from unnest(%s::text[])"
+                        " with ordinality u(v, o) order by o", (seed, seed, values)).fetchall()
+    assert rows == [(gbhash(seed, v, 2), gbhash(seed, v, 1)) for v in values]
+    for version in (1, 2):
+        batch_rows = conn.execute("select n from mlops.gb_hash_batch(%s::text, %s::text[], %s::int) order by ord",
+                                  (seed, values, version)).fetchall()
+        assert [r[0] for r in batch_rows] == [gbhash(seed, v, version) for v in values]
 
 
 @pytest.mark.parametrize(("weights", "coverage", "seed", "namespace"), [
