@@ -69,8 +69,9 @@ def test_snapshot_matches_expected(snap: list[str]) -> None:
     expected = [line for line in EXPECTED.read_text().splitlines() if line and not line.startswith("#")]
     missing = sorted(set(expected) - set(snap))
     extra = sorted(set(snap) - set(expected))
+    shown = "\n".join([f"- {m}" for m in missing[:15]] + [f"+ {x}" for x in extra[:15]])
     assert (missing, extra) == ([], []), "privileges differ from tests/data/privileges.expected " \
-        "(regenerate with PGMLOPS_UPDATE_EXPECTED=1 after review)"
+        f"(regenerate with PGMLOPS_UPDATE_EXPECTED=1 after review):\n{shown}"
 
 
 def test_public_has_nothing(snap: list[str]) -> None:
@@ -138,3 +139,24 @@ def test_no_user_data_in_unlogged_tables(dsn: str) -> None:
              where n.nspname in ('mlops', 'mlops_features') and c.relkind in ('r', 'p')
                and c.relpersistence = 'u'""").fetchall()
     assert [name for name, comment in rows if "cache" not in (comment or "").lower()] == []
+
+
+# Registry and experiment changes are admin-only (issue 10: the writer cannot move aliases or
+# change experiments). Probed by name, so functions that do not exist yet are skipped.
+ADMIN_ONLY = ("register_model", "create_model_version", "set_alias", "delete_alias", "rollback",
+              "set_promotion_policy", "set_version_status", "create_experiment", "start_experiment",
+              "pause_experiment", "set_experiment_traffic", "conclude_experiment", "create_feature_group",
+              "create_entity")
+
+
+def test_writer_and_reader_cannot_change_registry_or_experiments(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("""
+            select p.oid::regprocedure::text, r.role
+              from pg_catalog.pg_proc p cross join unnest(array['mlops_reader', 'mlops_writer']) r(role)
+             where p.pronamespace = 'mlops'::regnamespace and p.proname = any(%s::text[])
+               and pg_catalog.has_function_privilege(r.role, p.oid, 'EXECUTE')""", (list(ADMIN_ONLY),)).fetchall()
+        present = conn.execute("select count(*) from pg_catalog.pg_proc where pronamespace = 'mlops'::regnamespace "
+                               "and proname = any(%s::text[])", (list(ADMIN_ONLY),)).fetchone()
+    assert present is not None and present[0] >= 1
+    assert rows == []
