@@ -500,7 +500,7 @@ begin
   targets := case when s.building_table is null then array['current'] else array['current', 'building'] end;
   if tg_op = 'INSERT' then
     execute pg_catalog.format(
-      'insert into mlops.embedding_queue (sync_id, target, key) select %s, t, %s from new_rows n, pg_catalog.unnest($1) t '
+      'insert into mlops.embedding_queue (sync_id, target, key) select %s, tg._pgmlops_target, %s from new_rows n, pg_catalog.unnest($1) tg(_pgmlops_target) '
       'on conflict (sync_id, target, key) do update set attempts = 0, failed_at = null, last_error = null, '
       'next_attempt_at = pg_catalog.now(), enqueued_at = pg_catalog.now()',
       s.id, mlops._sync_key_expr(s.key_columns, 'n')) using targets;
@@ -510,7 +510,7 @@ begin
     -- changed text, or a key that did not exist before (primary key updated)
     execute pg_catalog.format(
       'insert into mlops.embedding_queue (sync_id, target, key) '
-      'select %s, t, %s from new_rows n left join old_rows o on %s, pg_catalog.unnest($1) t '
+      'select %s, tg._pgmlops_target, %s from new_rows n left join old_rows o on %s, pg_catalog.unnest($1) tg(_pgmlops_target) '
       'where o is null or %s '
       'on conflict (sync_id, target, key) do update set attempts = 0, failed_at = null, last_error = null, '
       'next_attempt_at = pg_catalog.now(), enqueued_at = pg_catalog.now()',
@@ -624,19 +624,22 @@ begin
         s.id, tgt, s.source_table, mlops._sync_key_match(s.source_table, s.key_columns)) using queue_ids;
       execute pg_catalog.format(
         'with src as ('
-        '  select q.id as qid, s.*, %s as txt from mlops.embedding_queue q join %s s on %s'
+        '  select q.id as _pgmlops_qid, %s, %s as _pgmlops_txt from mlops.embedding_queue q join %s s on %s'
         '   where q.id = any ($1) and q.sync_id = %s and q.target = %L), '
         'ok as ('
-        '  select src.*, c.embedding as emb, c.content_sha256 as sha from src join mlops.embedding_cache c'
-        '    on c.model_version_id = %s and c.content_sha256 = mlops.content_sha256(src.txt)'
-        '   where pg_catalog.btrim(src.txt, E'' \t\r\n'') <> ''''), '
+        '  select src.*, c.embedding as _pgmlops_emb, c.content_sha256 as _pgmlops_sha from src'
+        '    join mlops.embedding_cache c'
+        '    on c.model_version_id = %s and c.content_sha256 = mlops.content_sha256(src._pgmlops_txt)'
+        '   where pg_catalog.btrim(src._pgmlops_txt, E'' \t\r\n'') <> ''''), '
         'ins as ('
         '  insert into %s as d (%s, embedding, metadata, content_sha256, model_version_id, embedded_at)'
-        '  select %s, ok.emb, %s, ok.sha, %s, pg_catalog.now() from ok'
+        '  select %s, ok._pgmlops_emb, %s, ok._pgmlops_sha, %s, pg_catalog.now() from ok'
         '  on conflict (%s) do update set embedding = excluded.embedding, metadata = excluded.metadata,'
         '     content_sha256 = excluded.content_sha256, model_version_id = excluded.model_version_id,'
         '     embedded_at = excluded.embedded_at) '
-        'select pg_catalog.array_agg(ok.qid) from ok',
+        'select pg_catalog.array_agg(ok._pgmlops_qid) from ok',
+        (select pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ')
+           from (select distinct x as c from pg_catalog.unnest(s.key_columns || s.metadata_columns) x) u),
         s.text_sql, s.source_table, mlops._sync_key_match(s.source_table, s.key_columns),
         s.id, tgt, mv, tbl,
         (select pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') from pg_catalog.unnest(s.key_columns) c),
