@@ -62,7 +62,7 @@ def _median(conn: psycopg.Connection[Any], sql: str, repeat: int) -> tuple[float
     times, rows = [], 0
     for _ in range(repeat):
         t = time.perf_counter()
-        rows = len(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+        rows = len(conn.execute(sql).fetchall())
         times.append(time.perf_counter() - t)
     return statistics.median(times), rows
 

@@ -120,7 +120,7 @@ def populated(dsn: str) -> Populated:
 def run(conn: psycopg.Connection[Any], sql: str, populated: Populated) -> list[tuple[Any, ...]]:
     start = populated.base - timedelta(hours=1)
     end = datetime.now(UTC) + timedelta(hours=1)
-    return conn.execute(expand(sql, start, end, {"model": [MODEL]})).fetchall()  # type: ignore[arg-type]
+    return conn.execute(expand(sql, start, end, {"model": [MODEL]})).fetchall()
 
 
 def panel_ids() -> list[str]:

@@ -27,7 +27,8 @@ def section_blocks(text: str, title: str, language: str) -> list[str] | None:
     """Fenced blocks of ``language`` under the heading containing ``title`` (up to the next heading
     of the same or a higher level); None when there is no such heading."""
     lines = text.splitlines()
-    level, blocks, current = 0, [], None
+    level, blocks = 0, []
+    current: list[str] | None = None
     fence_lang: str | None = None
     for line in lines:
         if fence_lang is None:

@@ -85,8 +85,8 @@ def test_session_queries_and_relationships(dsn: str, conn: psycopg.Connection[An
 def test_vector_columns_use_pgvector_type() -> None:
     from pgvector.sqlalchemy import Vector
 
-    assert isinstance(pm.EmbeddingCache.__table__.c.embedding.type, Vector)  # type: ignore[attr-defined]
-    assert isinstance(pm.Prediction.__table__.c.feature_vector.type, Vector)  # type: ignore[attr-defined]
+    assert isinstance(pm.EmbeddingCache.__table__.c.embedding.type, Vector)
+    assert isinstance(pm.Prediction.__table__.c.feature_vector.type, Vector)
 
 
 def test_views_and_tables_listed() -> None:

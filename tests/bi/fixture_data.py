@@ -55,7 +55,7 @@ def populate(conn: psycopg.Connection[Any]) -> Populated:
     for v in (1, 2):
         conn.execute("select mlops.create_model_version(model => %s::text, artifact => %s::bytea)",
                      (MODEL, f"bi model {v}".encode()))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for h in range(HOURS):
         for i in range(20):
             variant = VARIANTS[i % 2]
