@@ -86,7 +86,7 @@ def _setup(conn: psycopg.Connection[Any], n: int, progress: Progress) -> None:
                     latency_ms, error, created_at)
             select 'r' || i, (array{list(MODELS)})[i % 2 + 1], i % 4 / 2 + 1, 'ab', (array['a','b'])[i % 4 / 2 + 1],
                    'u' || (i % 5000), (i % 100) / 100.0, case when i % 3 = 0 then 'yes' else 'no' end,
-                   0.5 + (i % 50) / 100.0, 1 + (i * 7919 % 1000) / 10.0,
+                   0.5 + (i % 50) / 100.0, 1 + (i::int8 * 7919 % 1000) / 10.0,
                    case when i % 97 = 0 then 'timeout' end,
                    '{now.isoformat()}'::timestamptz - (i % 2880) * interval '1 minute'
               from generate_series({lo}, {hi - 1}) i""")

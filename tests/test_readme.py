@@ -1,6 +1,7 @@
 """The README's SQL tour and Python tour work: every ```sql block under the heading "SQL tour"
 runs in one psql session (ON_ERROR_STOP) on a fresh database, every ```python block under
-"Python tour" runs in one namespace with PGMLOPS_DSN pointing at another fresh database.
+"Python tour" runs in one namespace with PGMLOPS_DSN pointing at that database.
+The Python tour continues in the SQL tour's database (it builds on its objects).
 A failure names the block (number and first line).
 
 Before the README has a tour the tests skip; once a committed README has had the heading,
@@ -98,20 +99,32 @@ def test_sql_runner_names_failing_block(database_factory: Callable[..., str]) ->
     assert code != 0 and failed_block(out) == 2 and "no_such_function" in err
 
 
-def test_sql_tour(database_factory: Callable[..., str]) -> None:
+@pytest.fixture(scope="module")
+def tour_db(database_factory: Callable[..., str]) -> dict[str, object]:
+    """One database for both tours: the Python tour continues where the SQL tour stopped."""
+    return {"dsn": database_factory("extension", prefix="readme_tour"), "sql_done": False}
+
+
+def run_sql_tour(tour_db: dict[str, object]) -> None:
+    if tour_db["sql_done"]:
+        return
     blocks = tour("SQL tour", "sql")
-    dsn = database_factory("extension", prefix="readme_sql")
-    code, out, err = run_sql_blocks(dsn, blocks)
+    code, out, err = run_sql_blocks(str(tour_db["dsn"]), blocks)
     if code != 0:
         n = failed_block(out)
         first = blocks[n - 1].strip().splitlines()[0] if n else "?"
         pytest.fail(f"README SQL tour block {n} ({first!r}) failed:\n{err[-2000:]}")
+    tour_db["sql_done"] = True
 
 
-def test_python_tour(database_factory: Callable[..., str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_sql_tour(tour_db: dict[str, object]) -> None:
+    run_sql_tour(tour_db)
+
+
+def test_python_tour(tour_db: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     blocks = tour("Python tour", "python")
-    dsn = database_factory("extension", prefix="readme_py")
-    monkeypatch.setenv("PGMLOPS_DSN", dsn)
+    run_sql_tour(tour_db)  # the Python tour builds on the SQL tour's objects
+    monkeypatch.setenv("PGMLOPS_DSN", str(tour_db["dsn"]))
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__readme__"}
     for i, block in enumerate(blocks, 1):
