@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..client import Client
 from ..errors import PgmlopsError
@@ -34,10 +30,11 @@ FEATURES = ["sessions_7d", "spend_30d", "tickets_30d"]
 EXPERIMENT = "churn_ab"
 MONITOR = "churn_features"
 NOTES = "support_notes"
+DEMO_SCHEMA = "pgmlops_demo"  # the demo's own tables (notes and their embeddings); --reset drops it
 DEMO_OBJECTS = {
     "entity customer": "select 1 from mlops.entities where name = 'customer'",
     f"model {MODEL}": f"select 1 from mlops.models where name = '{MODEL}'",
-    f"table public.{NOTES}": f"select pg_catalog.to_regclass('public.{NOTES}')::text",
+    f"schema {DEMO_SCHEMA}": f"select pg_catalog.to_regnamespace('{DEMO_SCHEMA}')::text",
 }
 
 
@@ -51,15 +48,15 @@ class Context:
     reports: dict[str, Path] = field(default_factory=dict)
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        return list(self.client.conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+        return list(self.client.conn.execute(query, params).fetchall())
 
     def one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        row = self.client.conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        row = self.client.conn.execute(query, params).fetchone()
         return None if row is None else next(iter(row.values()))
 
 
 def _demo_objects_present(ctx: Context) -> list[str]:
-    if installed_version(ctx.client.conn) is None:  # type: ignore[arg-type]
+    if installed_version(ctx.client.conn) is None:
         return []
     found = []
     for name, query in DEMO_OBJECTS.items():
@@ -77,19 +74,19 @@ def prepare(ctx: Context, reset: bool) -> str:
         raise PgmlopsError(f"the database already holds {', '.join(found)}; run `pgmlops demo --reset` "
                            "to wipe pgmlops data in it and start over")
     if reset:
-        conn.execute(f"drop table if exists public.{NOTES} cascade")
+        conn.execute(f"drop schema if exists {DEMO_SCHEMA} cascade")
         conn.execute("drop extension if exists pgmlops_python cascade")
         conn.execute("drop extension if exists pgmlops cascade")
         conn.execute("drop schema if exists mlops cascade")
         conn.execute("drop schema if exists mlops_features cascade")
-    if installed_version(conn) is None:  # type: ignore[arg-type]
-        install(conn)  # type: ignore[arg-type]
+    if installed_version(conn) is None:
+        install(conn)
     return f"pgmlops {ctx.client.version()} ready" + (" (reset)" if reset else "")
 
 
 def features(ctx: Context) -> str:
     """Entity, a typed feature group with validation rules, and its history via COPY."""
-    ctx.data = demo_data.generate(customers=ctx.customers)
+    ctx.data = demo_data.generate(customers=ctx.customers, notes=max(100, min(2_000, ctx.customers // 25)))
     fs = ctx.client.features
     fs.create_entity("customer", key_type="text", description="A subscriber of the demo service")
     fs.create_group(GROUP, "customer", {
@@ -133,7 +130,8 @@ def train_models(ctx: Context) -> str:
 def promote(ctx: Context) -> str:
     """A policy on production (AUC >= 0.6); v1 goes staging → production, v2 becomes challenger."""
     reg = ctx.client.registry
-    reg.set_promotion_policy(MODEL, "production", [{"kind": "metric", "metric": "auc", "min": 0.6}, {"kind": "no_open_drift_alert"}])
+    reg.set_promotion_policy(MODEL, "production", [{"kind": "metric", "metric": "auc", "min": 0.6},
+                                                   {"kind": "no_open_drift_alert"}])
     reg.set_alias(MODEL, "staging", 1, reason="demo: first candidate")
     refused = ""
     try:
@@ -149,13 +147,14 @@ def embeddings(ctx: Context) -> str:
     """Support notes synced into embeddings by trigger + worker; near-duplicates clustered."""
     assert ctx.data is not None
     conn = ctx.client.conn
-    conn.execute(f"create table public.{NOTES} (note_id bigint primary key, customer_id text not null, "
+    conn.execute(f"create schema {DEMO_SCHEMA}")
+    conn.execute(f"create table {DEMO_SCHEMA}.{NOTES} (note_id bigint primary key, customer_id text not null, "
                  "body text not null)")
-    with conn.cursor().copy(f"copy public.{NOTES} (note_id, customer_id, body) from stdin") as copy:
+    with conn.cursor().copy(f"copy {DEMO_SCHEMA}.{NOTES} (note_id, customer_id, body) from stdin") as copy:
         for row in ctx.data.notes.itertuples(index=False):
-            copy.write_row((int(row.note_id), row.customer_id, row.body))
+            copy.write_row((row.note_id, row.customer_id, row.body))
     emb = ctx.client.embeddings
-    emb.create_sync(NOTES, f"public.{NOTES}", columns=["body"], metadata_columns=["customer_id"])
+    emb.create_sync(NOTES, f"{DEMO_SCHEMA}.{NOTES}", columns=["body"], metadata_columns=["customer_id"])
     embedded = emb.work(NOTES, batch_size=64)
     clusters = emb.dedupe(NOTES, threshold=0.9)
     sizes = pd.DataFrame(clusters)
@@ -163,8 +162,8 @@ def embeddings(ctx: Context) -> str:
     ctx.facts["duplicate_clusters"] = n_clusters
     example = ""
     if not sizes.empty:
-        first = sizes[sizes["cluster_id"] == sizes["cluster_id"].iloc[0]]["key"].tolist()[:2]
-        bodies = [ctx.one(f"select body from public.{NOTES} where note_id::text = %s::text", (str(k),)) for k in first]
+        first = [k["note_id"] for k in sizes[sizes["cluster_id"] == sizes["cluster_id"].iloc[0]]["key"].tolist()[:2]]
+        bodies = [ctx.one(f"select body from {DEMO_SCHEMA}.{NOTES} where note_id = %s::bigint", (k,)) for k in first]
         example = f"; e.g. {bodies[0]!r} ≈ {bodies[1]!r}" if len(bodies) == 2 else ""
     return f"{embedded:,} notes embedded, {n_clusters} near-duplicate clusters at 0.90{example}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from ..client import Client
 from . import run
 
-STEPS = (
+STEPS: tuple[tuple[str, Callable[..., str]], ...] = (
     ("install", run.prepare),
     ("feature store", run.features),
     ("training set", run.training_set),
@@ -43,7 +44,7 @@ def run_demo(dsn: str, reset: bool = False, customers: int = 50_000, out_dir: Pa
             for name, step in STEPS:
                 bar.update(task, description=name)
                 t0 = time.perf_counter()
-                outcome = step(ctx, reset) if step is run.prepare else step(ctx)  # type: ignore[operator]
+                outcome = run.prepare(ctx, reset) if step is run.prepare else step(ctx)
                 results.append((name, outcome, time.perf_counter() - t0))
                 bar.console.print(f"[green]✓[/green] {name}: {outcome}")
                 bar.advance(task)
