@@ -98,3 +98,31 @@ def drift_run_due(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
         console.print(table)
     if df["error"].notna().any():
         raise typer.Exit(1)
+
+
+@report_app.command("model")
+@fails_cleanly
+def report_model(model: Annotated[str, typer.Argument(help="Model name.")],
+                 html: Annotated[Path, typer.Option("--html", help="Output HTML file.")],
+                 dsn: DsnOption = None) -> None:
+    """Versions, alias history and live performance of a model.  Example: pgmlops report model churn --html m.html"""
+    from .client import connect
+    from .report_registry import model_report_html
+
+    with connect(dsn) as client:
+        html.write_text(model_report_html(client, model), encoding="utf-8")
+    console.print(f"model report written to {html}")
+
+
+@report_app.command("experiment")
+@fails_cleanly
+def report_experiment(experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+                      html: Annotated[Path, typer.Option("--html", help="Output HTML file.")],
+                      dsn: DsnOption = None) -> None:
+    """Per-variant results, lift, p-values and the SRM check.  Example: pgmlops report experiment ab --html e.html"""
+    from .client import connect
+    from .report_registry import experiment_report_html
+
+    with connect(dsn) as client:
+        html.write_text(experiment_report_html(client, experiment), encoding="utf-8")
+    console.print(f"experiment report written to {html}")
