@@ -197,10 +197,10 @@ $$;
 comment on function mlops.create_drift_monitor(text, text, text, text, text, interval, jsonb, jsonb, double precision, interval, text, boolean) is
   'Creates a drift monitor of current data (query, model prediction log over time_window, or feature group) against a reference profile. Example: mlops.create_drift_monitor(name => ''m'', profile => ''ref'', query => ''select * from t'').';
 
--- Private: writes one result row.
+-- Private: writes one result row (significant = false vetoes a distance that sampling noise explains).
 create or replace function mlops._drift_result(run_id bigint, column_name text, column_type text, method text,
                                                statistic double precision, p_value double precision,
-                                               threshold double precision, details jsonb)
+                                               threshold double precision, details jsonb, significant boolean default true)
 returns void
 language sql volatile set search_path = pg_catalog, pg_temp
 as $$
@@ -208,11 +208,11 @@ as $$
   values (run_id, column_name, column_type, method, statistic, p_value, threshold,
           coalesce(case when method in ('ks', 'chi2', 'z', 'mmd') then p_value < threshold
                         when method = 'missing' then true
-                        else statistic >= threshold end, false),
+                        else statistic >= threshold and significant end, false),
           coalesce(details, '{}'))
 $$;
-comment on function mlops._drift_result(bigint, text, text, text, double precision, double precision, double precision, jsonb) is
-  'Private: inserts a drift result; tests drift when p < threshold, distances when statistic >= threshold.';
+comment on function mlops._drift_result(bigint, text, text, text, double precision, double precision, double precision, jsonb, boolean) is
+  'Private: inserts a drift result; tests drift when p < threshold, distances when statistic >= threshold (and significant).';
 
 -- Runs a monitor: one aggregate scan of the current data (plus a random vector sample when it
 -- has vector columns), per-column statistics against the stored profile, a run row with the
@@ -244,7 +244,8 @@ declare
   det jsonb;
   n_total integer; n_drifted integer; share double precision; drifted_cols text[];
   top text;
-  refc real[]; curc real[]; refvar double precision[];
+  refc real[]; curc real[]; refvar double precision[]; curvar double precision[];
+  nr double precision; nc double precision; noise_ratio double precision;
   cur_sample text;
 begin
   select * into mon from mlops.drift_monitors d where d.name = run_drift_monitor.name;
@@ -381,13 +382,25 @@ begin
         'current_dimension_variance', (select pg_catalog.avg(greatest(x::float8 - y::float8 * y::float8, 0))
                                          from pg_catalog.jsonb_array_elements_text(cu -> 'second_moment') with ordinality a(x, o)
                                          join pg_catalog.jsonb_array_elements_text(cu -> 'centroid') with ordinality b(y, o2) on o = o2));
+      curvar := (select pg_catalog.array_agg(greatest(x::float8 - y::float8 * y::float8, 0) order by o)
+                   from pg_catalog.jsonb_array_elements_text(cu -> 'second_moment') with ordinality a(x, o)
+                   join pg_catalog.jsonb_array_elements_text(cu -> 'centroid') with ordinality b(y, o2) on o = o2);
+      nr := (r ->> 'count')::float8; nc := (cu ->> 'count')::float8;
+      -- ||mean_c - mean_r||^2 over its expectation under no drift, sum(var_r / n_r + var_c / n_c):
+      -- about 1 without drift, so small samples do not flag a noisy centroid
+      noise_ratio := (select pg_catalog.sum((a - b) ^ 2) / nullif(pg_catalog.sum(vr / nr + vc / nc), 0)
+                        from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
       stat := coalesce(refc::vector <=> curc::vector, 0);  -- NaN-free: a zero centroid gives distance 0
       if stat = 'NaN'::float8 then stat := 0; end if;
-      perform mlops._drift_result(rid, c, k, 'centroid_cosine', stat, null, (th ->> 'centroid_cosine')::float8, det);
-      stat := (select pg_catalog.avg((pg_catalog.abs(a - b) >= 0.1 * pg_catalog.sqrt(v) and pg_catalog.abs(a - b) > 1e-12)::int)
-                 from unnest(refc, curc, refvar) u(a, b, v));
+      perform mlops._drift_result(rid, c, k, 'centroid_cosine', stat, null, (th ->> 'centroid_cosine')::float8,
+                                  det || pg_catalog.jsonb_build_object('noise_ratio', noise_ratio),
+                                  coalesce(noise_ratio > 2, true));
+      stat := (select pg_catalog.avg((pg_catalog.abs(a - b) >= 0.1 * pg_catalog.sqrt(vr)
+                                      and pg_catalog.abs(a - b) > 1.96 * pg_catalog.sqrt(vr / nr + vc / nc)
+                                      and pg_catalog.abs(a - b) > 1e-12)::int)
+                 from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
       perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
-                                  pg_catalog.jsonb_build_object('rule', '|mean_current - mean_reference| >= 0.1 reference std'));
+                                  pg_catalog.jsonb_build_object('rule', '|mean_c - mean_r| >= 0.1 std_r and significant (|z| > 1.96)'));
       -- a random sample of current vectors (second scan, vector columns only); seeded so a run is
       -- reproducible on the same data (resets this session's random() sequence)
       perform pg_catalog.setseed(0.42);
