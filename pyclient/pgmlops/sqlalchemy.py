@@ -34,12 +34,17 @@ __all__ = [
     "Alert",
     "AlertLog",
     "Base",
+    "DriftSummary",
     "EmbeddingCache",
+    "ExperimentAssignmentsDaily",
+    "FeatureFreshness",
     "Model",
     "ModelAlias",
+    "ModelPerformanceHourly",
     "ModelVersion",
     "Prediction",
     "PredictionFeedback",
+    "PredictionOutcome",
     "metadata",
     "tables",
     "views",
@@ -186,6 +191,106 @@ class AlertLog(Base):
     message: Mapped[str] = mapped_column(Text)
     resolved_at: Mapped[datetime | None]
     is_open: Mapped[bool] = mapped_column(Boolean)
+
+
+VIEW: dict[str, Any] = {"info": {"is_view": True}}
+
+
+class ModelPerformanceHourly(Base):
+    """mlops.model_performance_hourly (BI view): per model version and hour, counts, error rate,
+    latency percentiles, accuracy."""
+
+    __tablename__ = "model_performance_hourly"
+    __table_args__ = VIEW
+    time: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    error_rate: Mapped[float | None]
+    latency_p50: Mapped[float | None]
+    latency_p95: Mapped[float | None]
+    latency_p99: Mapped[float | None]
+    mean_confidence: Mapped[float | None]
+    feedback_count: Mapped[int] = mapped_column(BigInteger)
+    accuracy: Mapped[float | None]
+    mae: Mapped[float | None]
+
+
+class PredictionOutcome(Base):
+    """mlops.prediction_outcomes (BI view): one row per prediction with its feedback."""
+
+    __tablename__ = "prediction_outcomes"
+    __table_args__ = VIEW
+    time: Mapped[datetime]
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    request_id: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[int] = mapped_column(Integer)
+    alias: Mapped[str | None] = mapped_column(Text)
+    experiment: Mapped[str | None] = mapped_column(Text)
+    variant: Mapped[str | None] = mapped_column(Text)
+    unit_id: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None]
+    label: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None]
+    latency_ms: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    is_error: Mapped[bool] = mapped_column(Boolean)
+    feedback_at: Mapped[datetime | None]
+    actual_label: Mapped[str | None] = mapped_column(Text)
+    actual_value: Mapped[float | None]
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    reward: Mapped[float | None]
+    abs_error: Mapped[float | None]
+
+
+class DriftSummary(Base):
+    """mlops.drift_summary (BI view): one row per drift statistic of every monitor run."""
+
+    __tablename__ = "drift_summary"
+    __table_args__ = VIEW
+    time: Mapped[datetime]
+    monitor: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    column_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    column_type: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(Text, primary_key=True)
+    statistic: Mapped[float | None]
+    p_value: Mapped[float | None]
+    threshold: Mapped[float | None]
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    share_drifted: Mapped[float]
+    dataset_drift: Mapped[bool] = mapped_column(Boolean)
+    reference_rows: Mapped[int] = mapped_column(BigInteger)
+    current_rows: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeatureFreshness(Base):
+    """mlops.feature_freshness (BI view): freshness of every current feature group."""
+
+    __tablename__ = "feature_freshness"
+    __table_args__ = VIEW
+    time: Mapped[datetime]
+    group_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    newest_event: Mapped[datetime | None]
+    lag_seconds: Mapped[float | None]
+    sla_seconds: Mapped[float | None]
+    is_stale: Mapped[bool] = mapped_column(Boolean)
+
+
+class ExperimentAssignmentsDaily(Base):
+    """mlops.experiment_assignments_daily (BI view): units entering each variant per day."""
+
+    __tablename__ = "experiment_assignments_daily"
+    __table_args__ = VIEW
+    time: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    experiment: Mapped[str] = mapped_column(Text, primary_key=True)
+    variant: Mapped[str] = mapped_column(Text, primary_key=True)
+    new_units: Mapped[int] = mapped_column(BigInteger)
 
 
 def tables() -> list[str]:
