@@ -197,11 +197,16 @@ class FeatureStore:
     def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
         """Online features: one row per key (given order) with a column per feature, ``<feature>__status``
         (PRESENT / EXPIRED / MISSING; TTL enforced on read) and ``event_ts``."""
-        df = pd.DataFrame(self.online_raw(entity, keys, features))
-        for col in df.columns:  # pgvector values -> numpy arrays
-            if df[col].dtype == object and df[col].map(lambda v: hasattr(v, "to_numpy")).any():
-                df[col] = df[col].map(lambda v: v.to_numpy() if hasattr(v, "to_numpy") else v)
-        return df
+        rows = self.online_raw(entity, keys, features)
+        if not rows:
+            return pd.DataFrame()
+        cols = list(rows[0])
+        data = [list(r.values()) for r in rows]
+        for j in range(len(cols)):  # pgvector values -> numpy arrays
+            if any(hasattr(row[j], "to_numpy") for row in data):
+                for row in data:
+                    row[j] = row[j].to_numpy() if hasattr(row[j], "to_numpy") else row[j]
+        return pd.DataFrame(data, columns=cols)
 
     def purge_expired(self) -> int:
         """Delete online rows past their group's ttl; returns how many."""
