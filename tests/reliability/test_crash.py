@@ -5,10 +5,12 @@ The fast variant (2 cycles) runs in make test, 20 cycles under make reliability.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import random
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -117,3 +119,49 @@ def test_missing_detects_a_lost_row(private_server: LocalServer) -> None:
         crashlib._alert(conn, "lost")
         conn.execute("delete from mlops.alerts where subject = 'lost'")
     assert crashlib.missing(url, {"kept": "open", "lost": "open"}) == ["lost"]
+
+
+@pytest.mark.slow
+def test_kill9_of_a_plpython_backend_loses_no_core_rows(private_server: LocalServer) -> None:
+    """Companion isolation: a backend killed inside PL/Python (e.g. by the OOM killer) takes the
+    whole cluster through crash recovery; committed core rows survive and both extensions work."""
+    import threading
+
+    url = private_server.url("pgmlops")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create extension if not exists pgmlops cascade")
+        conn.execute("create extension if not exists pgmlops_python cascade")
+        for i in range(50):
+            crashlib._alert(conn, f"py_{i}")
+        pid_row = None
+
+        def sleeper() -> None:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(url, autocommit=True,
+                                                                     application_name="reltest_py") as c:
+                c.execute("do language plpython3u $$ import time; time.sleep(60) $$")
+
+        t = threading.Thread(target=sleeper, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 20
+        while pid_row is None and time.monotonic() < deadline:
+            pid_row = conn.execute("select pid from pg_catalog.pg_stat_activity where application_name = 'reltest_py' "
+                                   "and state = 'active'").fetchone()
+            time.sleep(0.1)
+    assert pid_row is not None
+    os.kill(int(pid_row[0]), signal.SIGKILL)
+    t.join(30)
+    acks = {f"py_{i}": "open" for i in range(50)}
+    lost: list[str] = []
+    crashlib.wait_ready(url)
+    for _ in range(20):
+        try:
+            lost = crashlib.missing(url, acks)
+            break
+        except psycopg.OperationalError:
+            time.sleep(0.5)
+            crashlib.wait_ready(url)
+    assert lost == []
+    with psycopg.connect(url, autocommit=True) as conn:
+        info = conn.execute("select mlops.python_info()").fetchone()
+        assert info is not None and info[0]["python"]
+    record("kill9_plpython_backend", committed=50, missing=len(lost))
