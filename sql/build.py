@@ -85,9 +85,8 @@ def assemble(version: str, parts: list[Path], kind: str) -> str:
             out.append(wrap_incremental(p))
         else:
             out.append(f"-- {p.parent.name}/{p.name}\n{p.read_text()}")
-    tail = SQL / ("tail.sql" if kind == "core" else "python-tail.sql")
-    if tail.exists():
-        out.append(tail.read_text().replace("@VERSION@", version))
+    # One tail for both extensions: it enforces the baseline on everything in schema mlops.
+    out.append((SQL / "tail.sql").read_text())
     return "\n".join(out).replace("@VERSION@", version)
 
 
