@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
 # Column types a BI tool (Superset, Grafana) handles as plain values.
@@ -94,3 +95,17 @@ def test_vector_column_is_rejected(conn: psycopg.Connection[Any]) -> None:
         conn.execute("create view mlops.zz_vec as select pg_catalog.now() as time, '[1,2]'::vector as v")
         problems = column_problems(bi_views(conn)["zz_vec"])
     assert any("non-simple type vector" in p for p in problems), problems
+
+
+def test_mlops_reader_can_read_every_view(conn: psycopg.Connection[Any]) -> None:
+    """BI users hold mlops_reader only: every view (and whatever it calls) must work for them."""
+    failures = []
+    for view in bi_views(conn):
+        with conn.transaction(force_rollback=True):
+            conn.execute("set local role mlops_reader")
+            try:
+                with conn.transaction():
+                    conn.execute(psycopg.sql.SQL("select * from mlops.{} limit 1").format(psycopg.sql.Identifier(view)))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                failures.append(f"mlops.{view}: {exc.diag.message_primary}")
+    assert not failures, "mlops_reader cannot read:\n" + "\n".join(failures)

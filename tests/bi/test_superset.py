@@ -48,7 +48,11 @@ def populated(dsn: str) -> Populated:
 @pytest.fixture(scope="module")
 def database_id(superset: Superset, cluster: Cluster, dsn: str) -> int:
     dbname = dsn.split("?")[0].rsplit("/", 1)[-1]
-    uri = cluster.server.tcp_url(dbname).replace("postgresql://", "postgresql+psycopg2://")
+    # Superset logs in as a BI user that holds only mlops_reader, as a deployment would.
+    with psycopg.connect(dsn, autocommit=True) as c:
+        if not c.execute("select 1 from pg_catalog.pg_roles where rolname = 'bi_superset'").fetchone():
+            c.execute("create role bi_superset login in role mlops_reader")
+    uri = f"postgresql+psycopg2://bi_superset@127.0.0.1:{cluster.server.port}/{dbname}"
     created = superset.api("POST", "/api/v1/database/", {"database_name": "pgmlops_test", "sqlalchemy_uri": uri,
                                                           "expose_in_sqllab": True})
     return int(created["id"])
