@@ -387,6 +387,8 @@ as $$
 declare
   e mlops.experiments := mlops._experiment(experiment);
   open boolean;
+  thresholds float8[];
+  names text[];
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -398,27 +400,30 @@ begin
     -- CONFLICT) cannot collide.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
   end if;
+  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
+  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
+  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
+  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
+                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
+    into thresholds, names
+    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
+                                  where v.experiment_id = e.id), e.coverage) r
+   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
   return query
-  with ranges as (
-    select r.variant, r.range_start, r.range_end
-      from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
-                                    where x.experiment_id = e.id), e.coverage) r),
-  h as (select * from mlops.gb_hash_batch(e.seed, unit_ids)),
+  with h as (select * from mlops.gb_hash_batch(e.seed, unit_ids)),
   ns as (select * from mlops.gb_hash_batch('__' || e.namespace, unit_ids, 1) where e.namespace is not null),
   c as (
     select h.ord, h.unit_id, a.variant as sticky,
            case when open and (e.namespace is null or (ns.n >= e.namespace_start and ns.n < e.namespace_end))
-                then r.variant end as fresh
+                     and pg_catalog.width_bucket(h.n, thresholds) % 2 = 1
+                then (pg_catalog.width_bucket(h.n, thresholds) - 1) / 2 end as fresh
       from h left join ns on ns.ord = h.ord
-      left join ranges r on h.n >= r.range_start and h.n < r.range_end
       left join mlops.experiment_assignments a on a.experiment_id = e.id and a.unit_id = h.unit_id collate "C"),
   ins as (
     insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
     select distinct e.id, c.unit_id, c.fresh from c
      where record and c.sticky is null and c.fresh is not null)
-  select c.unit_id, x.name
-    from c left join mlops.experiment_variants x on x.experiment_id = e.id and x.position = coalesce(c.sticky, c.fresh)
-   order by c.ord;
+  select c.unit_id, names[coalesce(c.sticky, c.fresh) + 1] from c order by c.ord;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
