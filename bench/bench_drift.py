@@ -67,11 +67,12 @@ def _numpy_scipy(conn: psycopg.Connection[Any]) -> int:
     register_vector(conn)
     out: list[tuple[str, float, float]] = []
     data = {}
-    for side in ("ref", "cur"):
-        rows = conn.execute(f"select {', '.join(NUM + CAT)} from public.{side}").fetchall()
-        data[side] = (np.array([r[:10] for r in rows], dtype=float), [r[10:] for r in rows])
-        data[side + "_emb"] = np.array([r[0].to_numpy() if hasattr(r[0], "to_numpy") else r[0]
-                                        for r in conn.execute(f"select e from public.{side}_emb").fetchall()])
+    for side in ("ref", "cur"):  # binary fetches: no text parsing of floats or vectors
+        with conn.cursor(binary=True) as cur:
+            rows = cur.execute(f"select {', '.join(NUM + CAT)} from public.{side}").fetchall()
+            data[side] = (np.array([r[:10] for r in rows], dtype=float), np.array([r[10:] for r in rows]))
+            vecs = cur.execute(f"select e from public.{side}_emb").fetchall()
+            data[side + "_emb"] = np.array([r[0].to_numpy() if hasattr(r[0], "to_numpy") else r[0] for r in vecs])
     (rn, rc), (cn, cc) = data["ref"], data["cur"]
     for i in range(len(NUM)):
         w = stats.wasserstein_distance(rn[:, i], cn[:, i]) / rn[:, i].std()
@@ -81,9 +82,9 @@ def _numpy_scipy(conn: psycopg.Connection[Any]) -> int:
         psi = float(np.sum((ca - ra) * np.log(ca / ra)))
         out.append(("num", w, psi))
     for j in range(len(CAT)):
-        cats = sorted({r[j] for r in rc} | {r[j] for r in cc})
-        rcount = [sum(1 for r in rc if r[j] == c) for c in cats]
-        ccount = [sum(1 for r in cc if r[j] == c) for c in cats]
+        cats = np.union1d(rc[:, j], cc[:, j])
+        rcount = [int(np.sum(rc[:, j] == c)) for c in cats]
+        ccount = [int(np.sum(cc[:, j] == c)) for c in cats]
         out.append(("cat", float(jensenshannon(rcount, ccount)), 0.0))
     re_, ce = data["ref_emb"], data["cur_emb"]
     rmean, cmean = re_.mean(0), ce.mean(0)

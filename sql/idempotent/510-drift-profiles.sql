@@ -40,12 +40,17 @@ begin
       model, coalesce(window_start, '-infinity'::timestamptz), coalesce(window_end, 'infinity'::timestamptz));
   else
     perform mlops._check_name(feature_group, 'feature_group');
-    if pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', feature_group)) is null then
-      raise exception using errcode = '42P01',
-        message = pg_catalog.format('feature_group %L has no table mlops_features.%s', feature_group, feature_group);
+    -- The current version's history table (mlops_features.<group>__v<n>), windowed on event_ts.
+    select g.table_name into sub from mlops.feature_group_versions g
+     where g.name = feature_group and g.is_current;
+    if sub is null then
+      raise exception using errcode = '42704',
+        message = pg_catalog.format('unknown feature_group %L (argument feature_group)', feature_group),
+        hint = 'Create it with mlops.create_feature_group(...).';
     end if;
     kind := 'feature_group'; source := feature_group;
-    sub := pg_catalog.format('(select * from mlops_features.%I)', feature_group);
+    sub := pg_catalog.format('(select * from mlops_features.%I where event_ts >= %L and event_ts < %L)', sub,
+                             coalesce(window_start, '-infinity'::timestamptz), coalesce(window_end, 'infinity'::timestamptz));
   end if;
 end
 $$;
@@ -171,7 +176,7 @@ comment on function mlops._drift_scan_exprs(text[], text[]) is
 -- Each numeric column is cleaned once per row into "n#<col>" (and, when a profile is given, its
 -- PSI bin into "b#<col>") in an optimization-fenced subquery, so the aggregates reuse them.
 create or replace function mlops._drift_scan(sub text, cols text[], kinds text[], argument text, extra text default null,
-                                             prof jsonb default null)
+                                             prof jsonb default null, base boolean default true)
 returns jsonb
 language plpgsql volatile set search_path from current
 as $$
@@ -195,7 +200,9 @@ begin
     end if;
   end if;
   begin
-    execute pg_catalog.format('select %s%s from %s s', mlops._drift_scan_exprs(cols, kinds),
+    execute pg_catalog.format('select %s%s from %s s',
+                              case when base then mlops._drift_scan_exprs(cols, kinds)
+                                   else 'pg_catalog.jsonb_build_object(''__rows'', pg_catalog.count(*))' end,
                               coalesce(' || ' || extra, ''), inner_sql) into result;
   exception when data_exception then
     raise exception using errcode = '22000',
@@ -204,7 +211,7 @@ begin
       hint = 'Vectors of one column must all have the same dimension.';
   end;
   for v in select c from unnest(cols, kinds) t(c, k) where k = 'vector' loop
-    if (result -> v ->> 'min_dim')::int <> (result -> v ->> 'dim')::int then
+    if base and (result -> v ->> 'min_dim')::int <> (result -> v ->> 'dim')::int then
       raise exception using errcode = '22000',
         message = pg_catalog.format('%s column %L mixes vector dimensions %s and %s', argument, v,
                                     result -> v ->> 'min_dim', result -> v ->> 'dim');
@@ -213,7 +220,7 @@ begin
   return result;
 end
 $$;
-comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb) is
+comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb, boolean) is
   'Private: one aggregate scan of a drift source returning per-column summaries.';
 
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
@@ -242,6 +249,8 @@ declare
   edges double precision[];
   extra jsonb;
   prof_id bigint;
+  numcols text[] := '{}';
+  valexprs text[] := '{}';
   i integer;
 begin
   perform mlops._check_name(name, 'name');
@@ -279,15 +288,16 @@ begin
         hint = 'Leave it out of columns.';
     end if;
     if k = 'numeric' then
-      e := mlops._drift_num(c);
       select pg_catalog.array_agg(distinct q order by q) into edges
         from pg_catalog.generate_series(1, 9) j,
              lateral (select (col -> 'quantiles' ->> (j * 100))::float8 as q) x;
-      execute pg_catalog.format(
-        'select pg_catalog.jsonb_build_object(''hist'', mlops._bin_counts(pg_catalog.array_agg(%1$s), %2$L::float8[]), '
-        '''values'', case when pg_catalog.count(%1$s) <= %3$s then pg_catalog.array_agg(%1$s order by %1$s) filter (where %1$s is not null) end, '
-        '''distinct'', pg_catalog.count(distinct %1$s)) from %4$s s', e, edges, sample_size, src.sub) into extra;
-      col := col || pg_catalog.jsonb_build_object('edges', edges) || extra;
+      col := col || pg_catalog.jsonb_build_object('edges', edges);
+      numcols := numcols || c;
+      if (col ->> 'count')::bigint <= sample_size then  -- small enough: keep every value (exact KS)
+        valexprs := valexprs || pg_catalog.format(
+          'pg_catalog.jsonb_build_object(%1$L, pg_catalog.array_agg(%3$I order by %3$I) filter (where %3$I is not null), '
+          '%2$L, pg_catalog.count(distinct %3$I))', '__values_' || c, '__distinct_' || c, 'n#' || c);
+      end if;
     elsif k = 'categorical' then
       execute pg_catalog.format(
         'select pg_catalog.jsonb_build_object(''categories'', coalesce(pg_catalog.jsonb_object_agg(k, n) filter (where r <= 1000), ''{}''), '
@@ -304,6 +314,22 @@ begin
     end if;
     prof := prof || pg_catalog.jsonb_build_object(c, col);
   end loop;
+
+  -- second pass, all numeric columns at once: counts per PSI bin, and values when few
+  if pg_catalog.cardinality(numcols) > 0 then
+    extra := mlops._drift_scan(src.sub, numcols, pg_catalog.array_fill('numeric'::text, array[pg_catalog.cardinality(numcols)]),
+                               'reference',
+                               pg_catalog.concat_ws(' || ', nullif(mlops._drift_current_exprs(numcols,
+                                   pg_catalog.array_fill('numeric'::text, array[pg_catalog.cardinality(numcols)]),
+                                   pg_catalog.array_fill('psi'::text, array[pg_catalog.cardinality(numcols)]), prof), ''),
+                                 nullif(pg_catalog.array_to_string(valexprs, ' || '), '')),
+                               prof, false);
+    foreach c in array numcols loop
+      prof := pg_catalog.jsonb_set(prof, array[c], prof -> c || pg_catalog.jsonb_build_object(
+                'hist', extra -> ('__hist_' || c), 'values', extra -> ('__values_' || c),
+                'distinct', extra -> ('__distinct_' || c)));
+    end loop;
+  end if;
 
   delete from mlops.drift_profiles p where p.name = create_reference_profile.name
      and not exists (select from mlops.drift_monitors m where m.profile_id = p.id);
