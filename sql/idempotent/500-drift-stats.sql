@@ -259,7 +259,7 @@ begin
            (pg_catalog.sum(c1) over w)::float8 / n1 - (pg_catalog.sum(c2) over w)::float8 / n2 as diff
       from c window w as (order by x))
   select coalesce(pg_catalog.sum(pg_catalog.abs(diff) * dx), 0) into result from cum where dx is not null;
-  if result = 'NaN'::float8 then
+  if result in ('NaN'::float8, 'Infinity'::float8) then
     raise exception using errcode = '22023', message = 'reference or current contains infinite values',
       hint = 'The Wasserstein distance is undefined with +/-Infinity.';
   end if;
