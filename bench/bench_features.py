@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -131,6 +132,7 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                          "ours": statistics.median(ours_t), "baseline": statistics.median(hand_t), "unit": "s"})
     finally:
         server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
     for r in rows:
         r["ours"] = round(r["ours"], 4)
         r["baseline"] = round(r["baseline"], 4)
