@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from .bi.fixture_data import MODEL, Populated, populate
 from .conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -130,9 +131,44 @@ def test_drift_report_in_browser(browser: Any, drift_db: str, tmp_path: Path) ->
     assert "br_monitor" in opened.text and "amount" in opened.text
 
 
-@pytest.mark.parametrize(("kind", "attr"), [("model", "registry"), ("experiment", "experiments")])
-def test_other_reports_in_browser(kind: str, attr: str, dsn: str) -> None:
-    with pgmlops.connect(dsn) as client:
-        if not hasattr(getattr(client, attr), "report"):
-            pytest.skip(f"no {kind} report yet (pgmlops client.{attr}.report does not exist)")
-    pytest.fail(f"client.{attr}.report exists: add its browser check to tests/test_reports_browser.py")
+@pytest.fixture(scope="module")
+def registry_db(database_factory: Callable[..., str]) -> tuple[str, Populated]:
+    """Model bi_churn (2 versions, predictions, feedback) and experiment bi_exp from the BI fixture."""
+    pytest.importorskip("pgmlops.report_registry", reason="model / experiment reports not shipped yet")
+    dsn = database_factory("extension", prefix="report_registry")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        populated = populate(c)
+        if "predictions" in populated.missing or "experiments" in populated.missing:
+            pytest.skip(f"capabilities not installed yet: {populated.missing}")
+        c.execute("select mlops.set_alias(model => %s::text, alias => 'production', version => 1)", (MODEL,))
+        c.execute("select mlops.set_alias(model => %s::text, alias => 'production', version => 2)", (MODEL,))
+    return dsn, populated
+
+
+def test_model_report_in_browser(browser: Any, registry_db: tuple[str, Populated], tmp_path: Path) -> None:
+    from pgmlops.report_registry import model_report_html
+
+    path = tmp_path / "model.html"
+    with pgmlops.connect(registry_db[0]) as client:
+        path.write_text(model_report_html(client, MODEL))
+    # alias history + latency per version + accuracy per version
+    opened = open_report(browser, path, 3, IMG / "model_report.png")
+    assert opened.external == [], f"report requested other hosts: {opened.external}"
+    assert opened.errors == [], opened.errors
+    assert opened.plots == 3
+    assert f"Model {MODEL}" in opened.text and "production" in opened.text
+
+
+def test_experiment_report_in_browser(browser: Any, registry_db: tuple[str, Populated], tmp_path: Path) -> None:
+    from pgmlops.report_registry import experiment_report_html
+
+    path = tmp_path / "experiment.html"
+    with pgmlops.connect(registry_db[0]) as client:
+        path.write_text(experiment_report_html(client, "bi_exp"))
+    opened = open_report(browser, path, 2, IMG / "experiment_report.png")
+    assert opened.external == [], f"report requested other hosts: {opened.external}"
+    assert opened.errors == [], opened.errors
+    assert opened.plots == 2
+    assert "Experiment bi_exp" in opened.text
+    for variant in registry_db[1].assignments:
+        assert variant in opened.text
