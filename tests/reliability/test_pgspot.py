@@ -8,7 +8,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 
 from ..conftest import ROOT
 
-PGSPOT = Path(sys.executable).parent / "pgspot"
 ALLOW = Path(__file__).with_name("pgspot_allow.tsv")
 FINDING = re.compile(r"^(PS\d{3}): (.*) at line \d+$")
 SCRIPTS = sorted((ROOT / "extension").glob("*.sql"))
