@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 import statistics
 import sys
 import sysconfig
@@ -158,7 +159,12 @@ def bench_dedupe(dsn: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _exit_on_sigterm(*_: object) -> None:
+    raise SystemExit(143)
+
+
 def main(quick: bool = False) -> list[dict[str, Any]]:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # still stop the cluster when killed by timeout
     base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-emb-"))
     base.chmod(0o755)
     server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
@@ -172,9 +178,13 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
             conn.execute("create extension pgmlops_python cascade")
             conn.execute(f"alter database {DATABASE} set pgmlops.site_packages = "
                          f"'{sysconfig.get_paths()['purelib']}'")
-        rows += bench_generation(dsn, 1000 if quick else 10000)
-        rows += bench_search(dsn, 10000 if quick else 100000, 20 if quick else 50)
-        rows += bench_dedupe(dsn)
+        for part in (lambda: bench_generation(dsn, 1000 if quick else 10000),
+                     lambda: bench_search(dsn, 10000 if quick else 100000, 20 if quick else 50),
+                     lambda: bench_dedupe(dsn)):
+            got = part()
+            for r in got:
+                console.print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()})
+            rows += got
     finally:
         server.destroy()
     speed = Table(title="embeddings: medians (seconds) and ratios")
