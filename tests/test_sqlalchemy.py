@@ -154,13 +154,13 @@ def test_user_alembic_depends_on_pgmlops_revisions(tmp_path: Path,
     assert heads == {"app_0001"}  # depends_on makes pgmlops_0_2_0 an ancestor of the app head
 
 
-def test_user_alembic_without_pgmlops_revisions_fails_clearly(tmp_path: Path,
+def test_user_alembic_without_pgmlops_revisions_fails_before_writing(tmp_path: Path,
                                                               database_factory: Callable[..., str]) -> None:
     """Depending on pgmlops without listing its versions folder is an alembic error, nothing written."""
     dsn = database_factory(None, prefix="sa_alembic_missing")
     ini = user_project(tmp_path / "app", "pgmlops_0_2_0", "", with_pgmlops=False)
     proc = run_alembic(ini, dsn, "upgrade", "heads")
-    assert proc.returncode != 0 and "pgmlops_0_2_0" in proc.stderr
+    assert proc.returncode != 0 and "'pgmlops_0_2_0'" in proc.stderr, proc.stderr
     with psycopg.connect(dsn) as c:
         assert c.execute("select pg_catalog.to_regnamespace('mlops') is null").fetchone() == (True,)
 
