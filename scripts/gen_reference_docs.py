@@ -67,6 +67,23 @@ def file_owners(sql_dir: Path = ROOT / "sql") -> dict[str, str]:
     return owners
 
 
+def readme_examples(readme: Path = ROOT / "README.md") -> dict[str, str]:
+    """Function name -> first statement of the README's ```sql blocks that calls it (tested by
+    tests/test_readme.py), so the reference shows real, working calls."""
+    if not readme.exists():
+        return {}
+    examples: dict[str, str] = {}
+    for block in re.findall(r"^```sql\n(.*?)^```", readme.read_text(), re.S | re.M):
+        for statement in block.split(";"):
+            lines = [ln for ln in statement.strip().splitlines() if ln.strip() and not ln.lstrip().startswith("--")]
+            if not lines or lines[0].lstrip().startswith("\\"):
+                continue
+            text = "\n".join(lines).strip() + ";"
+            for name in re.findall(r"mlops\.(\w+)\s*\(", text):
+                examples.setdefault(name, text)
+    return examples
+
+
 def md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -78,8 +95,10 @@ def example(name: str, argnames: list[str] | None, modes: list[str] | None, narg
     return f"select * from {call};" if result.startswith(("TABLE", "SETOF")) else f"select {call};"
 
 
-def render(conn: psycopg.Connection[Any], owners: dict[str, str]) -> dict[str, str]:
+def render(conn: psycopg.Connection[Any], owners: dict[str, str],
+           examples: dict[str, str] | None = None) -> dict[str, str]:
     """File name -> Markdown content of every page."""
+    examples = readme_examples() if examples is None else examples
     functions = conn.execute(FUNCTIONS).fetchall()
     views = conn.execute(VIEWS).fetchall()
     version = conn.execute("select mlops.version()").fetchone()
@@ -96,8 +115,10 @@ def render(conn: psycopg.Connection[Any], owners: dict[str, str]) -> dict[str, s
         vol = {"i": "immutable", "s": "stable", "v": "volatile"}[volatility]
         fn_parts[slug] += [f"### mlops.{name}({ident})", "", "```sql",
                            f"mlops.{name}({args})", f"  returns {result}", "```", "",
-                           comment or "*(no comment)*", "", f"{vol}, language {lang}. Example:", "", "```sql",
-                           example(name, argnames, modes, nargs, result), "```", ""]
+                           comment or "*(no comment)*", "",
+                           f"{vol}, language {lang}. Example" + (" (from the README's SQL tour)" if name in examples
+                                                                 else "") + ":", "", "```sql",
+                           examples.get(name) or example(name, argnames, modes, nargs, result), "```", ""]
     view_parts: dict[str, list[str]] = {s: [] for s in pages}
     for name, comment in views:
         slug = owners.get(name, "core")
