@@ -140,7 +140,9 @@ def running_superset(workdir: Path) -> Iterator[Superset]:
         run("fab", "create-admin", "--username", ADMIN[0], "--firstname", "Ada", "--lastname", "Admin",
             "--email", "admin@example.invalid", "--password", ADMIN[1])
         run("init")
-        shutil.copyfile(metadata, METADATA_TEMPLATE)
+        partial = METADATA_TEMPLATE.with_name(f"{METADATA_TEMPLATE.name}.{os.getpid()}")
+        shutil.copyfile(metadata, partial)
+        os.replace(partial, METADATA_TEMPLATE)  # atomic: a parallel run never copies half a file
     port = _free_port()
     log = (workdir / "server.log").open("w")
     server = subprocess.Popen([bin_, "run", "-h", "127.0.0.1", "-p", str(port), "--with-threads"], env=env,
