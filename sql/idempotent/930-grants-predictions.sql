@@ -22,4 +22,4 @@ grant execute on function mlops.configure_predictions(interval, integer, interva
                           mlops.drop_predictions_before(timestamptz), mlops.maintain_predictions(),
                           mlops.detect_degradation(text, interval, interval, float8, float8, float8, integer)
   to mlops_admin;
-grant update on mlops.prediction_settings to mlops_admin;
+grant insert, update on mlops.prediction_settings to mlops_admin;

@@ -10,9 +10,9 @@ create table mlops.prediction_settings (
   retention interval,
   updated_at timestamptz not null default pg_catalog.now()
 );
-insert into mlops.prediction_settings default values;
 comment on table mlops.prediction_settings is
-  'One row: partition width of mlops.predictions (default 1 day, UTC-aligned), partitions made ahead, retention.';
+  'At most one row: partition width of mlops.predictions (default 1 day, UTC-aligned), partitions made ahead, retention. '
+  'No row means the defaults (no seeded row, so pg_dump/pg_restore never collide with CREATE EXTENSION).';
 select mlops._config_dump('mlops.prediction_settings');
 
 create sequence mlops.predictions_id_seq as bigint cache 32;
@@ -39,7 +39,8 @@ create table mlops.predictions (
   created_at timestamptz not null default pg_catalog.now()
 ) partition by range (created_at);
 alter sequence mlops.predictions_id_seq owned by mlops.predictions.id;
-create index predictions_created_brin on mlops.predictions using brin (created_at);
+-- BRIN on created_at is created per partition (see _ensure_prediction_partition): an index on the
+-- extension-owned parent would be re-created on ATTACH during pg_restore and collide with the dump.
 comment on table mlops.predictions is
   'Every logged prediction, range-partitioned by created_at (see mlops.prediction_partitions). request_id is unique '
   'through mlops.prediction_requests, not through an index of this table.';
