@@ -11,7 +11,6 @@ and a separate table of M 384-d embeddings per side. Full size N = 200,000 (the 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -23,9 +22,10 @@ import numpy as np
 import psycopg
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
+
+from bench.common import print_rows, run_cli
 
 NUM = [f"x{i}" for i in range(1, 11)]
 CAT = ["c1", "c2", "c3"]
@@ -167,17 +167,10 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
         {"case": f"profile creation: {m:,} x 384-d vectors", "ours": round(t_profile_emb, 3), "baseline": "",
          "ratio": "", "unit": "s"},
     ]
-    table = Table(title=f"drift benchmark (median of {repeat})")
-    for col in ("case", "ours", "baseline", "ratio", "unit"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
-    console.print(table)
+    print_rows(f"drift benchmark (median of {repeat})", rows, console)
     console.print(f"drifted in the last in-database run: {drifted[0] if drifted else ''}")
     return rows
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes")
-    main(quick=parser.parse_args().quick)
+    run_cli(main, __doc__)

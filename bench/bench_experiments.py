@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
@@ -24,7 +23,8 @@ from growthbook.core import chooseVariation, gbhash, getBucketRanges
 from pgmlops.server import LocalServer
 from rich.console import Console
 from rich.progress import track
-from rich.table import Table
+
+from bench.common import print_rows, run_cli
 
 VARIANTS = '[{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]'
 
@@ -113,16 +113,9 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     finally:
         server.destroy()
         shutil.rmtree(base, ignore_errors=True)
-    table = Table(title="experiments (medians)")
-    for col in ("case", "ours", "baseline", "ratio", "unit"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
-    console.print(table)
+    print_rows("experiments (medians)", rows, console)
     return rows
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes")
-    main(quick=parser.parse_args().quick)
+    run_cli(main, __doc__)

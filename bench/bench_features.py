@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
@@ -25,7 +24,8 @@ import pgmlops
 import psycopg
 from pgmlops.server import LocalServer
 from rich.console import Console
-from rich.table import Table
+
+from bench.common import print_rows, run_cli
 
 GROUPS = ("fa", "fb", "fc")
 
@@ -137,16 +137,9 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
         r["ours"] = round(r["ours"], 4)
         r["baseline"] = round(r["baseline"], 4)
         r["ratio"] = round(r["ours"] / r["baseline"], 2) if r["baseline"] else None
-    table = Table(title=f"feature store ({'quick' if quick else 'full'} sizes), medians")
-    for col in ("case", "ours", "baseline", "ratio", "unit"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
-    console.print(table)
+    print_rows(f"feature store ({'quick' if quick else 'full'} sizes), medians", rows, console)
     return rows
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes")
-    main(quick=parser.parse_args().quick)
+    run_cli(main, __doc__)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import shutil
 import statistics
@@ -29,7 +28,8 @@ import pgmlops
 import psycopg
 from pgmlops.server import LocalServer
 from rich.console import Console
-from rich.table import Table
+
+from bench.common import print_rows, run_cli
 
 MODEL = "bench_model"
 
@@ -197,16 +197,9 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     finally:
         server.destroy()
         shutil.rmtree(base, ignore_errors=True)
-    table = Table(title="prediction logging (medians)")
-    for col in ("case", "ours", "baseline", "ratio", "unit"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c]) for c in ("case", "ours", "baseline", "ratio", "unit")))
-    console.print(table)
+    print_rows("prediction logging (medians)", rows, console)
     return rows
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes")
-    main(quick=parser.parse_args().quick)
+    run_cli(main, __doc__)

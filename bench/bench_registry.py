@@ -12,7 +12,6 @@ A linear model (10 features) under alias production; features stored as float8[]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pgmlops.server import LocalServer
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
+
+from bench.common import run_cli
 
 WIDTH = 10
 ROWS = 100_000
@@ -181,6 +182,4 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes")
-    main(quick=parser.parse_args().quick)
+    run_cli(main, __doc__)

@@ -6,56 +6,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from .cli_common import DsnOption, JsonOption, console, err_console, fails_cleanly, print_mapping
+from .cli_embeddings import embed_worker
+from .cli_report import drift_app, report_app
 from .errors import PgmlopsError
 
 app = typer.Typer(help="pgmlops: MLOps inside PostgreSQL.", no_args_is_help=True, add_completion=False)
 server_app = typer.Typer(help="Manage the local embedded cluster under $PGMLOPS_HOME (default ./.pgmlops).",
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
-
-DsnOption = Annotated[str | None, typer.Option("--dsn", help="Database URL (default: PGMLOPS_DSN, DATABASE_URL, "
-                                                              "then the local cluster).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fails_cleanly(fn: F) -> F:
-    """Turn expected errors into one red line and exit code 1 (no traceback)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import psycopg
-
-        try:
-            return fn(*args, **kwargs)
-        except (PgmlopsError, psycopg.Error) as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(f"[red]error:[/red] {message}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def print_mapping(title: str, data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, default=str) + "\n")
-        return
-    table = Table(title=title, show_header=False)
-    for k, v in data.items():
-        table.add_row(str(k), str(v))
-    console.print(table)
-
-
 @server_app.command("start")
 @fails_cleanly
 def server_start(install: Annotated[bool, typer.Option(help="Install pgmlops into the database.")] = True) -> None:
@@ -139,7 +102,6 @@ def info_cmd(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
         print_mapping("mlops.info()", client.info(), as_json)
 
 
-app.command("embed-worker")(__import__("pgmlops.cli_embeddings", fromlist=["embed_worker"]).embed_worker)
 
 
 @app.command("demo")
@@ -172,8 +134,9 @@ def demo_cmd(dsn: DsnOption = None,
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
 
 
-app.add_typer(__import__("pgmlops.cli_report", fromlist=["report_app"]).report_app, name="report")
-app.add_typer(__import__("pgmlops.cli_report", fromlist=["drift_app"]).drift_app, name="drift")
+app.add_typer(report_app, name="report")
+app.add_typer(drift_app, name="drift")
+app.command("embed-worker")(embed_worker)
 
 
 def main() -> None:

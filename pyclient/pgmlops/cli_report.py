@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .errors import PgmlopsError
-
-# Defined here rather than imported from .cli: cli.py imports this module while it loads.
-DsnOption = Annotated[str | None, typer.Option("--dsn", help="Database URL (default: PGMLOPS_DSN, DATABASE_URL, "
-                                                              "then the local cluster).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fails_cleanly(fn: F) -> F:
-    """Expected errors become one red line and exit code 1 (as in pgmlops.cli)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import psycopg
-
-        try:
-            return fn(*args, **kwargs)
-        except (PgmlopsError, psycopg.Error) as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(f"[red]error:[/red] {message}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+from .cli_common import DsnOption, JsonOption, console, fails_cleanly
 
 report_app = typer.Typer(help="Self-contained HTML reports.", no_args_is_help=True)
 drift_app = typer.Typer(help="Drift monitors: run one, or every monitor that is due.", no_args_is_help=True)
