@@ -244,7 +244,7 @@ class Registry:
         """Score one row in the database (mlops.predict when pgmlops_python is installed, else mlops.predict_sql)."""
         fn = "mlops.predict" if self._python() else "mlops.predict_sql"
         row = self.client.conn.execute(f"select {fn}(%s::text, %s::text, %s::float8[]) as p",
-                                       [model, str(alias_or_version), list(features)]).fetchone()
+                                       [model, str(alias_or_version), [float(x) for x in features]]).fetchone()
         assert row is not None
         return float(row["p"])
 
@@ -252,7 +252,7 @@ class Registry:
         """Score many rows in one database call."""
         fn = "mlops.predict_batch" if self._python() else "mlops.predict_batch_sql"
         row = self.client.conn.execute(f"select {fn}(%s::text, %s::text, %s::float8[]) as p",
-                                       [model, str(alias_or_version), [list(r) for r in rows]]).fetchone()
+                                       [model, str(alias_or_version), [[float(x) for x in r] for r in rows]]).fetchone()
         assert row is not None
         return [float(v) for v in row["p"]]
 
