@@ -140,7 +140,7 @@ language plpgsql volatile set search_path from current
 as $$
 declare
   s mlops.embedding_syncs := mlops._sync(sync);
-  model text := (select m.name || '@' || v.version from mlops.model_versions v join mlops.models m on m.id = v.model_id
+  model text := (select m.name || '@' || v.version::text from mlops.model_versions v join mlops.models m on m.id = v.model_id
                   where v.id = s.model_version_id);
 begin
   return query select * from mlops.similar(sync, mlops.embed(query, model), k, filter);
