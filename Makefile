@@ -27,7 +27,7 @@ demo: setup
 
 lint: venv
 	python3 sql/build.py --check
-	.venv/bin/ruff check pyclient tests bench migrations sql/build.py
+	.venv/bin/ruff check pyclient tests bench migrations scripts sql/build.py
 	.venv/bin/mypy
 
 test: setup lint

