@@ -7563,6 +7563,7 @@ grant execute on function mlops.configure_predictions(interval, integer, interva
                           mlops.detect_degradation(text, interval, interval, float8, float8, float8, integer)
   to mlops_admin;
 grant insert, update on mlops.prediction_settings to mlops_admin;
+grant execute on function mlops._prediction_settings() to mlops_reader;
 
 -- idempotent/940-grants-experiments.sql
 -- Grants of experiments. Functions are SECURITY INVOKER: roles get the table rights the
