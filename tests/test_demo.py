@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,15 @@ def test_demo_runs_the_whole_loop_and_reruns_with_reset(database_factory: Callab
         assert conn.execute("select winner from mlops.experiments where name = 'churn_ab'").fetchone() == (
             "challenger",)
         assert conn.execute("select count(*) from mlops.alias_history where model = 'churn'").fetchone()[0] >= 4
+
+    for kind, name in (("model", "churn"), ("experiment", "churn_ab"), ("drift", "churn_features")):
+        out = tmp_path / f"cli-{kind}.html"
+        proc = subprocess.run([sys.executable, "-m", "pgmlops.cli", "report", kind, name, "--html", str(out),
+                               "--json", "--dsn", dsn], capture_output=True, text=True, cwd=ROOT, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == {"report": kind, {"model": "model", "experiment": "experiment",
+                                                            "drift": "monitor"}[kind]: name, "html": str(out)}
+        assert out.stat().st_size > 100_000  # plotly.js is inlined
 
     # A second run refuses without --reset (the database holds demo objects), then works with it.
     proc = subprocess.run([sys.executable, "-m", "pgmlops.cli", "demo", "--dsn", dsn, "--customers", "2500",

@@ -150,6 +150,15 @@ def test_cli_install_into_extension_database_fails(dsn: str) -> None:
     assert proc.returncode == 1 and "already installed here as an extension" in proc.stderr
 
 
+def test_cli_install_json_upgrades_a_bundled_database(database_factory: Callable[..., str]) -> None:
+    import json
+
+    dsn = database_factory("bundled", prefix="cli_json")
+    proc = run_cli("install", "--json", "--dsn", dsn)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"installed": available_versions()[-1]}
+
+
 def test_cli_info_json(dsn: str) -> None:
     import json
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import DsnOption, JsonOption, console, err_console, fails_cleanly, print_mapping
+from .cli_common import DsnOption, JsonOption, console, err_console, fails_cleanly, print_mapping, report_done
 from .cli_embeddings import embed_worker
 from .cli_report import drift_app, report_app
 from .errors import PgmlopsError
@@ -21,7 +21,8 @@ server_app = typer.Typer(help="Manage the local embedded cluster under $PGMLOPS_
 app.add_typer(server_app, name="server")
 @server_app.command("start")
 @fails_cleanly
-def server_start(install: Annotated[bool, typer.Option(help="Install pgmlops into the database.")] = True) -> None:
+def server_start(install: Annotated[bool, typer.Option(help="Install pgmlops into the database.")] = True,
+                 as_json: JsonOption = False) -> None:
     """Start (initializing on first use) the local cluster.  Example: pgmlops server start"""
     from .install import install as do_install
     from .install import installed_version, latest_version
@@ -35,17 +36,17 @@ def server_start(install: Annotated[bool, typer.Option(help="Install pgmlops int
         with psycopg.connect(server.url(), autocommit=True) as conn:
             if installed_version(conn) != latest_version():
                 do_install(conn)
-    console.print(f"local cluster running: {server.url()}")
+    report_done(f"local cluster running: {server.url()}", {"running": True, "url": server.url()}, as_json)
 
 
 @server_app.command("stop")
 @fails_cleanly
-def server_stop() -> None:
+def server_stop(as_json: JsonOption = False) -> None:
     """Stop the local cluster.  Example: pgmlops server stop"""
     from .server import local_server
 
     local_server().stop()
-    console.print("local cluster stopped")
+    report_done("local cluster stopped", {"running": False}, as_json)
 
 
 @server_app.command("status")
@@ -80,7 +81,8 @@ def install_cmd(dsn: DsnOption = None,
                 version: Annotated[str | None, typer.Option(help="Version to install (default: latest).")] = None,
                 python: Annotated[bool | None, typer.Option("--python/--no-python",
                                                             help="Also install pgmlops_python (default: when "
-                                                                 "plpython3u is available).")] = None) -> None:
+                                                                 "plpython3u is available).")] = None,
+                as_json: JsonOption = False) -> None:
     """Install or upgrade pgmlops with the bundled SQL (no server file access needed).
 
     Example: pgmlops install --dsn postgresql://admin@db/app --no-python
@@ -89,7 +91,7 @@ def install_cmd(dsn: DsnOption = None,
     from .install import install
 
     installed = install(resolve_dsn(dsn), version=version, python=python)
-    console.print(f"pgmlops {installed} installed")
+    report_done(f"pgmlops {installed} installed", {"installed": installed}, as_json)
 
 
 @app.command("info")

@@ -49,3 +49,11 @@ def print_mapping(title: str, data: dict[str, Any], as_json: bool) -> None:
     for k, v in data.items():
         table.add_row(str(k), str(v))
     console.print(table)
+
+
+def report_done(message: str, data: dict[str, Any], as_json: bool) -> None:
+    """The closing line of a command: a sentence for people, or one JSON object for scripts."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+    else:
+        console.print(message)

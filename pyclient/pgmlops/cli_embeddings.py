@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import DsnOption, console, fails_cleanly
+from .cli_common import DsnOption, JsonOption, fails_cleanly, report_done
 
 
 @fails_cleanly
@@ -17,6 +17,7 @@ def embed_worker(
     once: Annotated[bool, typer.Option("--once/--forever", help="Stop when the queue is empty (default) or "
                                                                "keep polling.")] = True,
     poll: Annotated[float, typer.Option(help="Seconds between polls when idle (--forever).")] = 1.0,
+    as_json: JsonOption = False,
 ) -> None:
     """Embed queued rows of embedding syncs (FOR UPDATE SKIP LOCKED; run several in parallel).
 
@@ -29,4 +30,4 @@ def embed_worker(
             n = client.embeddings.work(sync=sync, batch_size=batch_size, until_empty=once, poll_seconds=poll)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    console.print(f"embedded {n} rows")
+    report_done(f"embedded {n} rows", {"embedded": n}, as_json)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .cli_common import DsnOption, JsonOption, console, fails_cleanly
+from .cli_common import DsnOption, JsonOption, console, fails_cleanly, report_done
 
 report_app = typer.Typer(help="Self-contained HTML reports.", no_args_is_help=True)
 drift_app = typer.Typer(help="Drift monitors: run one, or every monitor that is due.", no_args_is_help=True)
@@ -19,13 +19,13 @@ drift_app = typer.Typer(help="Drift monitors: run one, or every monitor that is 
 def report_drift(monitor: Annotated[str, typer.Argument(help="Drift monitor name.")],
                  html: Annotated[Path, typer.Option("--html", help="Output HTML file.")],
                  run: Annotated[int | None, typer.Option(help="Run id (default: the latest run).")] = None,
-                 dsn: DsnOption = None) -> None:
+                 dsn: DsnOption = None, as_json: JsonOption = False) -> None:
     """Write the drift report of a monitor's latest run.  Example: pgmlops report drift churn_inputs --html out.html"""
     from .client import connect
 
     with connect(dsn) as client:
         client.drift.report(monitor, html, run_id=run)
-    console.print(f"drift report written to {html}")
+    report_done(f"drift report written to {html}", {"report": "drift", "monitor": monitor, "html": str(html)}, as_json)
 
 
 @drift_app.command("run")
@@ -76,25 +76,26 @@ def drift_run_due(dsn: DsnOption = None, as_json: JsonOption = False) -> None:
 @fails_cleanly
 def report_model(model: Annotated[str, typer.Argument(help="Model name.")],
                  html: Annotated[Path, typer.Option("--html", help="Output HTML file.")],
-                 dsn: DsnOption = None) -> None:
+                 dsn: DsnOption = None, as_json: JsonOption = False) -> None:
     """Versions, alias history and live performance of a model.  Example: pgmlops report model churn --html m.html"""
     from .client import connect
     from .report_registry import model_report_html
 
     with connect(dsn) as client:
         html.write_text(model_report_html(client, model), encoding="utf-8")
-    console.print(f"model report written to {html}")
+    report_done(f"model report written to {html}", {"report": "model", "model": model, "html": str(html)}, as_json)
 
 
 @report_app.command("experiment")
 @fails_cleanly
 def report_experiment(experiment: Annotated[str, typer.Argument(help="Experiment name.")],
                       html: Annotated[Path, typer.Option("--html", help="Output HTML file.")],
-                      dsn: DsnOption = None) -> None:
+                      dsn: DsnOption = None, as_json: JsonOption = False) -> None:
     """Per-variant results, lift, p-values and the SRM check.  Example: pgmlops report experiment ab --html e.html"""
     from .client import connect
     from .report_registry import experiment_report_html
 
     with connect(dsn) as client:
         html.write_text(experiment_report_html(client, experiment), encoding="utf-8")
-    console.print(f"experiment report written to {html}")
+    report_done(f"experiment report written to {html}",
+                {"report": "experiment", "experiment": experiment, "html": str(html)}, as_json)
