@@ -11,20 +11,16 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from growthbook.core import chooseVariation, gbhash, getBucketRanges
-from pgmlops.server import LocalServer
 from rich.console import Console
 from rich.progress import track
 
-from bench.common import print_rows, run_cli
+from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
 
 VARIANTS = '[{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]'
 
@@ -98,21 +94,13 @@ def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
 
 def main(quick: bool = False) -> list[dict[str, Any]]:
     console = Console()
-    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-exp-"))
-    base.chmod(0o755)
-    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
-                                                     ("full_page_writes", "off"), ("max_connections", "20")))
-    server.start()
     rows: list[dict[str, Any]] = []
-    try:
+    with bench_server("exp", (*FAST_SETTINGS, ("max_connections", "20"))) as server:
         dsn = server.url()
         setup(dsn)
         n, reps = (100_000, 3) if quick else (1_000_000, 1)
         rows += bench_batch(dsn, n, reps)
         rows += bench_single(dsn, 500 if quick else 3000)
-    finally:
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     print_rows("experiments (medians)", rows, console)
     return rows
 

@@ -12,20 +12,16 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pgmlops
 import psycopg
-from pgmlops.server import LocalServer
 from rich.console import Console
 
-from bench.common import print_rows, run_cli
+from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
 
 GROUPS = ("fa", "fb", "fc")
 
@@ -80,13 +76,8 @@ select s.*, a.f0 as fa_f0, a.f1 as fa_f1, b.f0 as fb_f0, b.f1 as fb_f1, c.f0 as 
 def main(quick: bool = False) -> list[dict[str, Any]]:
     console = Console()
     entities, history, spine = (20_000, 200_000, 20_000) if quick else (100_000, 1_000_000, 100_000)
-    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-features-"))
-    base.chmod(0o755)
-    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
-                                                     ("full_page_writes", "off"), ("shared_buffers", "256MB")))
-    server.start()
     rows: list[dict[str, Any]] = []
-    try:
+    with bench_server("features", (*FAST_SETTINGS, ("shared_buffers", "256MB"))) as server:
         dsn = server.url("postgres")
         with psycopg.connect(dsn, autocommit=True) as conn:
             console.print(f"loading {len(GROUPS)} groups x {history:,} history rows, spine {spine:,} ...")
@@ -130,9 +121,6 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                 hand_t.append(_median_seconds(hand_ts, 1))
             rows.append({"case": f"training set {spine // 1000}k spine x 3 groups x {history // 1000}k",
                          "ours": statistics.median(ours_t), "baseline": statistics.median(hand_t), "unit": "s"})
-    finally:
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     for r in rows:
         r["ours"] = round(r["ours"], 4)
         r["baseline"] = round(r["baseline"], 4)

@@ -13,23 +13,19 @@
 from __future__ import annotations
 
 import io
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pgmlops
 import psycopg
-from pgmlops.server import LocalServer
 from rich.console import Console
 
-from bench.common import print_rows, run_cli
+from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
 
 MODEL = "bench_model"
 
@@ -181,22 +177,14 @@ def bench_concurrent(dsn: str, writers: int, per_writer: int, batch: int = 5000)
 
 def main(quick: bool = False) -> list[dict[str, Any]]:
     console = Console()
-    base = Path(tempfile.mkdtemp(prefix="pgmlops-bench-pred-"))
-    base.chmod(0o755)
-    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("synchronous_commit", "off"),
-                                                     ("full_page_writes", "off"), ("max_connections", "50")))
-    server.start()
     rows: list[dict[str, Any]] = []
-    try:
+    with bench_server("pred", (*FAST_SETTINGS, ("max_connections", "50"))) as server:
         dsn = server.url()
         setup(dsn)
         n, reps = (100_000, 3) if quick else (1_000_000, 1)
         rows += bench_bulk(dsn, n, reps)
         rows += bench_single(dsn, 500 if quick else 3000)
         rows += bench_concurrent(dsn, 8, 5_000 if quick else 50_000)
-    finally:
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
     print_rows("prediction logging (medians)", rows, console)
     return rows
 
