@@ -65,4 +65,6 @@ id pgmlops >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash p
 # Our extension files into the server (cheap; keeps the server copy current).
 here="$(cd "$(dirname "$0")/.." && pwd)"
 make -s -C "$here/extension" PG_CONFIG=$PG_CONFIG install >/dev/null
+# A second installation without PL/Python for the companion-isolation test.
+bash "$here/scripts/build-nopython-pg.sh" >/dev/null
 log "ok: $($PG_CONFIG --version), pgvector $(sed -n "s/default_version = '\(.*\)'/\1/p" "$sharedir/extension/vector.control")"

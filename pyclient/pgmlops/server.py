@@ -56,6 +56,8 @@ class LocalServer:
 
     home: Path
     settings: tuple[tuple[str, str], ...] = ()
+    # Server binaries; another installation (e.g. one without plpython3u) can be chosen per server.
+    pg_bin: Path = PG_BIN
 
     @property
     def data_dir(self) -> Path:
@@ -99,7 +101,7 @@ class LocalServer:
                 shutil.chown(d, user)
             self.log_file.touch()
             shutil.chown(self.log_file, user)
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "-A", "trust",
+        self._run(str(self.pg_bin / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "-A", "trust",
                   "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
         conf = {
             "listen_addresses": "'127.0.0.1'",
@@ -120,25 +122,25 @@ class LocalServer:
     def running(self) -> bool:
         if not self.initialized():
             return False
-        return self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "status", check=False).returncode == 0
+        return self._run(str(self.pg_bin / "pg_ctl"), "-D", str(self.data_dir), "status", check=False).returncode == 0
 
     def start(self) -> None:
         self.init()
         if self.running():
             return
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+        self._run(str(self.pg_bin / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                   "-w", "-t", "60", "start")
         self._wait_ready()
         self._ensure_database(DATABASE)
 
     def stop(self, mode: str = "fast") -> None:
         if self.running():
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+            self._run(str(self.pg_bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if subprocess.run([str(PG_BIN / "pg_isready"), "-h", str(self.socket_dir), "-p", str(self.port)],
+            if subprocess.run([str(self.pg_bin / "pg_isready"), "-h", str(self.socket_dir), "-p", str(self.port)],
                               capture_output=True, check=False).returncode == 0:
                 return
             time.sleep(0.1)

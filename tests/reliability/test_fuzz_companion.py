@@ -1,26 +1,35 @@
 """sqlsmith fuzzing as the application role against a populated database (0 backend
-crashes in the server log), and companion isolation: the core installs and works without
-pgmlops_python (bundled python=False, CREATE EXTENSION pgmlops alone)."""
+crashes in the server log), and companion isolation: the core installs and works on a
+PostgreSQL installation that has no PL/Python at all (scripts/build-nopython-pg.sh), by
+CREATE EXTENSION pgmlops alone and by the bundled install with python=False."""
 
 from __future__ import annotations
 
+import filecmp
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pgmlops
 import psycopg
 import pytest
+from pgmlops.server import LocalServer
 from psycopg import sql
 
-from ..conftest import Cluster
+from ..conftest import ROOT, Cluster
 from .sqlgen import call_everything, call_sql, functions
 from .test_crash import record
 from .test_dump_restore import populate
 
 APP_ROLE = "rel_app"
+NOPY_ROOT = Path(os.environ.get("PGMLOPS_NOPY_ROOT", "/var/lib/pgmlops-deps/pg15-nopython"))
+NOPY_BIN = NOPY_ROOT / "usr/lib/postgresql/15/bin"
+NOPY_EXT = NOPY_ROOT / "usr/share/postgresql/15/extension"
 
 
 def python_function_names(conn: psycopg.Connection[Any]) -> set[str]:
@@ -30,22 +39,49 @@ def python_function_names(conn: psycopg.Connection[Any]) -> set[str]:
     return {r[0] for r in rows}
 
 
+@pytest.fixture(scope="module")
+def nopython_cluster() -> Iterator[Cluster]:
+    """A cluster of the PostgreSQL installation without PL/Python (never skipped: missing = failure)."""
+    assert (NOPY_BIN / "postgres").exists(), f"{NOPY_BIN} missing: run scripts/install-system-deps.sh"
+    stale = [f.name for f in sorted((ROOT / "extension").glob("pgmlops*.sql"))
+             if not (NOPY_EXT / f.name).exists() or not filecmp.cmp(f, NOPY_EXT / f.name, shallow=False)]
+    assert stale == [], f"{NOPY_EXT} has stale pgmlops files {stale}: run scripts/install-system-deps.sh"
+    base = Path(tempfile.mkdtemp(prefix="pgmlops-nopy-", dir=os.environ.get("PGMLOPS_TEST_TMP", "/tmp")))
+    base.chmod(0o755)
+    server = LocalServer(base / "cluster", settings=(("fsync", "off"), ("max_connections", "30")), pg_bin=NOPY_BIN)
+    server.start()
+    try:
+        yield Cluster(server)
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_nopython_installation_has_no_plpython(nopython_cluster: Cluster) -> None:
+    """The isolation below means something only if PL/Python really cannot be loaded there."""
+    with psycopg.connect(nopython_cluster.url("postgres"), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="plpython3u"):
+            conn.execute("create extension plpython3u")
+        with pytest.raises(psycopg.errors.UndefinedFile):
+            conn.execute("load 'plpython3'")
+
+
 @pytest.mark.parametrize("mode", ["extension", "bundled"])
-def test_core_works_without_python(mode: str, dsn: str, database_factory: Callable[..., str]) -> None:
+def test_core_works_without_python(mode: str, dsn: str, nopython_cluster: Cluster) -> None:
     with psycopg.connect(dsn, autocommit=True) as full:
         py_names = python_function_names(full)
     assert py_names, "pgmlops_python has no PL/Python function: nothing to isolate"
-    url = database_factory(None, prefix=f"nopy_{mode}")
-    if mode == "extension":
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("create extension pgmlops cascade")
-    else:
-        pgmlops.install(url, python=False)
+    name = nopython_cluster.new_database(f"nopy_{mode}", mode, python=False)
+    url = nopython_cluster.url(name)
     with psycopg.connect(url, autocommit=True) as conn:
+        if mode == "extension":
+            # The companion cannot be added here: it needs a language this server lacks.
+            with pytest.raises(psycopg.Error, match="plpython3u"):
+                conn.execute("create extension pgmlops_python cascade")
         assert conn.execute("select count(*) from pg_catalog.pg_language where lanname like 'plpython%'"
                             ).fetchone() == (0,)
         info = conn.execute("select mlops.info()").fetchone()
-        assert info is not None and info[0]["pgmlops_python"] is None
+        assert info is not None and info[0]["pgmlops_python"] is None and info[0]["plpython"] is False
         errors: list[str] = []
         funcs = functions(conn)
         for f in funcs:
@@ -61,6 +97,13 @@ def test_core_works_without_python(mode: str, dsn: str, database_factory: Callab
                    or "plpython" in e]
         assert missing == []
         assert len(funcs) >= 5
+    if mode == "bundled":
+        with pytest.raises(Exception, match=r"(?i)plpython"):
+            pgmlops.install(url, python=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The failed companion install left the core as it was.
+            version = (ROOT / "sql/VERSION").read_text().strip()
+            assert conn.execute("select (mlops.info())->>'pgmlops'").fetchone() == (version,)
 
 
 @pytest.mark.slow
