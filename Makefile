@@ -5,7 +5,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup system venv build-sql demo test test-fast lint bench reliability clean
+.PHONY: setup system venv build-sql demo test test-fast lint bench reliability soak clean
 
 setup: system venv
 
@@ -38,6 +38,11 @@ bench: setup
 
 reliability: setup
 	.venv/bin/pytest tests/reliability -m "reliability or not reliability" --run-slow
+
+# Mixed-load soak on a private cluster: SOAK_SECONDS=60 make soak for a short run (bounded: at most 4 h).
+SOAK_SECONDS ?= 600
+soak: setup
+	$(PY) -m bench.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf .venv .pgmlops
