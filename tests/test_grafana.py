@@ -94,16 +94,15 @@ def test_dashboard_structure() -> None:
 
 
 def test_dashboard_with_foundation_sdk() -> None:
-    """When grafana-foundation-sdk is installed, its typed dashboard model must read our JSON and
+    """grafana-foundation-sdk's typed dashboard model (a dev dependency) must read our JSON and
     write it back with every panel's title and SQL intact."""
-    sdk = pytest.importorskip("grafana_foundation_sdk.models.dashboard",
-                              reason="grafana-foundation-sdk not installed; the schema check above covers it")
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.models import dashboard as sdk_dashboard
 
     register_default_plugins()
     source = load()
-    board = sdk.Dashboard.from_json(source)
+    board = sdk_dashboard.Dashboard.from_json(source)
     back = json.loads(json.dumps(board, cls=JSONEncoder))
     assert back["title"] == source["title"] and back["uid"] == source["uid"]
     assert [(p["title"], p["type"], [t["rawSql"] for t in p["targets"]]) for p in back["panels"]] == \
@@ -133,13 +132,8 @@ def test_panel_sql_runs(conn: psycopg.Connection[Any], populated: Populated, tit
     for target in panel["targets"]:
         try:
             rows = run(conn, target["rawSql"], populated)
-        except psycopg.errors.UndefinedTable as exc:
-            pytest.skip(f"panel {title!r}: its view is not installed yet ({exc.diag.message_primary})")
         except psycopg.Error as exc:
             pytest.fail(f"panel {title!r} SQL fails: {exc.diag.sqlstate} {exc.diag.message_primary}")
-        needs = {"predictions": "prediction", "drift": "drift", "features": "feature"}
-        if any(cap in populated.missing and word in target["rawSql"] for cap, word in needs.items()):
-            continue  # that capability's functions are not installed, so the fixture wrote nothing
         assert rows, f"panel {title!r} returned no rows on populated data"
         assert all(isinstance(r[0], datetime | float | int | Decimal) for r in rows), \
             f"panel {title!r}: bad time column"
@@ -149,16 +143,13 @@ def test_variables_and_annotations_run(conn: psycopg.Connection[Any], populated:
     dash = load()
     for var in dash["templating"]["list"]:
         names = [r[0] for r in conn.execute(var["query"]).fetchall()]
-        if "predictions" not in populated.missing:
-            assert MODEL in names
+        assert MODEL in names
     for ann in dash["annotations"]["list"]:
         rows = run(conn, ann["target"]["rawSql"], populated)
         assert len(rows) == sum(populated.alerts.values())
 
 
 def panel_rows(conn: psycopg.Connection[Any], populated: Populated, word: str) -> list[tuple[Any, ...]]:
-    if "predictions" in populated.missing:
-        pytest.skip("predictions capability not installed yet")
     panel = next(p for p in load()["panels"] if word in p["title"].lower())
     return run(conn, panel["targets"][0]["rawSql"], populated)
 
@@ -189,8 +180,6 @@ def test_latency_and_error_rate_values(conn: psycopg.Connection[Any], populated:
 
 
 def test_drift_and_freshness_values(conn: psycopg.Connection[Any], populated: Populated) -> None:
-    if "drift" in populated.missing or "features" in populated.missing:
-        pytest.skip(f"not installed yet: {populated.missing}")
     drift = next(p for p in load()["panels"] if "drift" in p["title"].lower())
     assert {m: v for _, m, v in run(conn, drift["targets"][0]["rawSql"], populated)} == populated.drift_share
     fresh = next(p for p in load()["panels"] if "freshness" in p["title"].lower())

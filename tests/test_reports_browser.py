@@ -105,9 +105,6 @@ def test_generic_report_renders_offline(browser: Any, tmp_path: Path) -> None:
 def drift_db(database_factory: Callable[..., str]) -> str:
     dsn = database_factory("extension", prefix="report_drift")
     with psycopg.connect(dsn, autocommit=True) as c:
-        row = c.execute("select pg_catalog.to_regprocedure('mlops.run_drift_monitor(text)') is null").fetchone()
-        if row == (True,):
-            pytest.skip("drift capability (mlops.run_drift_monitor) not installed yet")
         c.execute("create table public.ref as select (g % 97)::float8 / 97 as amount, "
                   "(array['a','b','c'])[g % 3 + 1] as plan from generate_series(1, 600) g")
         c.execute("create table public.cur as select (g % 97)::float8 / 97 + 0.6 as amount, "

@@ -1,7 +1,6 @@
 """Deterministic data for the BI tests (Superset, Grafana): a model with two versions,
 predictions of an A/B experiment over the last hours with latencies, errors and feedback,
-and alerts. Every part is written through the capabilities' public SQL functions and is
-skipped (listed in ``Populated.missing``) when its capability has not shipped them yet.
+and alerts. Every part is written through the capabilities' public SQL functions.
 
 ``populate`` returns what it wrote so tests compare chart / panel data to it."""
 
@@ -25,16 +24,9 @@ class Populated:
     base: datetime
     alerts: dict[str, int] = field(default_factory=dict)  # severity -> count
     predictions: list[dict[str, Any]] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
     newest_event: dict[str, datetime] = field(default_factory=dict)  # feature group -> newest event_ts
     drift_share: dict[str, float] = field(default_factory=dict)  # monitor -> planted share of drifted columns
     assignments: dict[str, int] = field(default_factory=dict)  # experiment variant -> units assigned
-
-
-def has_function(conn: psycopg.Connection[Any], name: str) -> bool:
-    row = conn.execute("select exists (select from pg_catalog.pg_proc where pronamespace = 'mlops'::regnamespace "
-                       "and proname = %s::text)", (name,)).fetchone()
-    return bool(row and row[0])
 
 
 def populate(conn: psycopg.Connection[Any]) -> Populated:
@@ -48,9 +40,6 @@ def populate(conn: psycopg.Connection[Any]) -> Populated:
     populate_features(conn, out)
     populate_drift(conn, out)
     populate_experiment(conn, out)
-    if not (has_function(conn, "register_model") and has_function(conn, "log_predictions")):
-        out.missing.append("predictions")
-        return out
     conn.execute("select mlops.register_model(name => %s::text, task => 'classification')", (MODEL,))
     for v in (1, 2):
         conn.execute("select mlops.create_model_version(model => %s::text, artifact => %s::bytea)",
@@ -78,9 +67,6 @@ def populate(conn: psycopg.Connection[Any]) -> Populated:
 
 
 def populate_features(conn: psycopg.Connection[Any], out: Populated) -> None:
-    if not (has_function(conn, "create_feature_group") and has_function(conn, "write_features")):
-        out.missing.append("features")
-        return
     conn.execute("select mlops.create_entity('bi_customer', 'int8', 'BI test customers')")
     conn.execute("""select mlops.create_feature_group('bi_activity', 'bi_customer', '{"spend": "float8"}')""")
     rows = [{"bi_customer_id": k, "event_ts": (out.base + timedelta(hours=k)).isoformat(), "spend": 10.0 * k}
@@ -91,9 +77,6 @@ def populate_features(conn: psycopg.Connection[Any], out: Populated) -> None:
 
 def populate_drift(conn: psycopg.Connection[Any], out: Populated) -> None:
     """Column amount is shifted, column plan is not: drift share 1/2."""
-    if not (has_function(conn, "create_reference_profile") and has_function(conn, "run_drift_monitor")):
-        out.missing.append("drift")
-        return
     conn.execute("create table public.bi_ref as select (g % 97)::float8 / 97 as amount, "
                  "(array['a','b','c'])[g % 3 + 1] as plan from pg_catalog.generate_series(1, 600) g")
     conn.execute("create table public.bi_cur as select (g % 97)::float8 / 97 + 0.6 as amount, "
@@ -110,9 +93,6 @@ def populate_drift(conn: psycopg.Connection[Any], out: Populated) -> None:
 
 
 def populate_experiment(conn: psycopg.Connection[Any], out: Populated) -> None:
-    if not (has_function(conn, "create_experiment") and has_function(conn, "assign_batch")):
-        out.missing.append("experiments")
-        return
     variants = [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
     conn.execute("select mlops.create_experiment('bi_exp', variants => %s::jsonb)", (json.dumps(variants),))
     conn.execute("select mlops.start_experiment('bi_exp')")

@@ -115,8 +115,6 @@ def test_chart_alerts_per_severity(superset: Superset, datasets: dict[str, dict[
 
 def test_chart_predictions_per_variant_per_day(superset: Superset, datasets: dict[str, dict[str, Any]],
                                                populated: Populated) -> None:
-    if "prediction_outcomes" not in datasets or "predictions" in populated.missing:
-        pytest.skip("predictions capability has no BI view / functions yet")
     day = {"expressionType": "SQL", "sqlExpression": "date_trunc('day', time)", "label": "day"}
     rows = chart_data(superset, datasets, "prediction_outcomes", "Predictions per variant per day",
                       ["variant", day], "COUNT(*)",
@@ -139,8 +137,6 @@ def as_day(value: Any) -> str:
 
 def test_chart_model_error_rate(superset: Superset, datasets: dict[str, dict[str, Any]],
                                 populated: Populated) -> None:
-    if "model_performance_hourly" not in datasets or "predictions" in populated.missing:
-        pytest.skip("predictions capability has no model_performance_hourly view yet")
     rows = chart_data(superset, datasets, "model_performance_hourly", "Errors per model version",
                       ["model_version"], "SUM(errors)", [{"col": "model", "op": "==", "val": "bi_churn"}])
     expected = Counter[int]()
@@ -151,8 +147,6 @@ def test_chart_model_error_rate(superset: Superset, datasets: dict[str, dict[str
 
 def test_chart_drift_share_per_run(superset: Superset, datasets: dict[str, dict[str, Any]],
                                    populated: Populated) -> None:
-    if "drift_summary" not in datasets or "drift" in populated.missing:
-        pytest.skip("drift capability has no drift_summary view / functions yet")
     rows = chart_data(superset, datasets, "drift_summary", "Drift share per run", ["monitor", "run_id"],
                       "MAX(share_drifted)")
     assert {r["monitor"]: r["value"] for r in rows} == populated.drift_share
@@ -160,8 +154,6 @@ def test_chart_drift_share_per_run(superset: Superset, datasets: dict[str, dict[
 
 def test_chart_feature_freshness(superset: Superset, datasets: dict[str, dict[str, Any]],
                                  populated: Populated) -> None:
-    if "feature_freshness" not in datasets or "features" in populated.missing:
-        pytest.skip("feature store has no feature_freshness view / functions yet")
     rows = chart_data(superset, datasets, "feature_freshness", "Feature freshness", ["group_name"],
                       "MAX(newest_event)")
     got = {r["group_name"]: as_datetime(r["value"]) for r in rows}
@@ -176,8 +168,6 @@ def as_datetime(value: Any) -> datetime:
 
 def test_chart_experiment_assignments(superset: Superset, datasets: dict[str, dict[str, Any]],
                                       populated: Populated) -> None:
-    if "experiment_assignments_daily" not in datasets or "experiments" in populated.missing:
-        pytest.skip("experiments capability has no experiment_assignments_daily view / functions yet")
     rows = chart_data(superset, datasets, "experiment_assignments_daily", "Units per variant", ["variant"],
                       "SUM(new_units)", [{"col": "experiment", "op": "==", "val": "bi_exp"}])
     assert {r["variant"]: r["value"] for r in rows} == populated.assignments
