@@ -168,6 +168,29 @@ $pgmlops_migration$;
 end
 $pgmlops_do$;
 
+-- incremental 070-tenancy.sql (runs once, recorded in mlops._migration)
+do $pgmlops_do$
+begin
+  if not exists (select from mlops._migration where name = '070-tenancy') then
+    execute $pgmlops_migration$-- Opt-in multi-tenancy (docs/tenancy.md): which roles may act for which tenant. Nothing
+-- else changes until the owner runs mlops.enable_tenancy().
+create table mlops.tenant_roles (
+  tenant text not null check (tenant ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+  role name not null,
+  created_at timestamptz not null default pg_catalog.now(),
+  primary key (tenant, role)
+);
+comment on table mlops.tenant_roles is 'Roles allowed to act for a tenant: mlops.tenant = t is honoured only for members of a role bound to t (mlops.add_tenant_role).';
+comment on column mlops.tenant_roles.tenant is 'Tenant name (value of the mlops.tenant setting).';
+comment on column mlops.tenant_roles.role is 'Role whose members (session_user) may act for the tenant.';
+comment on column mlops.tenant_roles.created_at is 'When the binding was added.';
+select mlops._config_dump('mlops.tenant_roles');
+$pgmlops_migration$;
+    insert into mlops._migration (name, sha256) values ('070-tenancy', '99c508bebbd1d910c4824c149654df84d4d2d0bf9fb67bb61db35562f1d3c4ca');
+  end if;
+end
+$pgmlops_do$;
+
 -- incremental 100-features-core.sql (runs once, recorded in mlops._migration)
 do $pgmlops_do$
 begin
@@ -910,6 +933,421 @@ comment on column mlops.alert_log.message is 'Human-readable description.';
 comment on column mlops.alert_log.resolved_at is 'When it was resolved; empty while open.';
 comment on column mlops.alert_log.is_open is 'True while the alert is unresolved.';
 
+-- idempotent/010-replication.sql
+-- Replication status for BI and monitoring (issue 10 item 14; docs/replication.md).
+-- One view that works on both sides: on a primary one row per connected standby (from
+-- pg_stat_replication), on a standby one row about itself (receive / replay positions and the
+-- time of the last replayed transaction). The details of pg_stat_replication are shown only to
+-- roles with pg_read_all_stats (pg_monitor includes it): others see the rows with empty figures.
+create or replace view mlops.replication_status as
+  select pg_catalog.now() as time,
+         'primary'::text as role,
+         r.application_name::text as standby,
+         pg_catalog.host(r.client_addr) as client_addr,
+         r.state::text as state,
+         r.sync_state::text as sync_state,
+         pg_catalog.pg_wal_lsn_diff(
+           case when pg_catalog.pg_is_in_recovery() then pg_catalog.pg_last_wal_replay_lsn()
+                else pg_catalog.pg_current_wal_lsn() end, r.replay_lsn)::bigint as replay_lag_bytes,
+         extract(epoch from r.write_lag)::float8 as write_lag_seconds,
+         extract(epoch from r.flush_lag)::float8 as flush_lag_seconds,
+         extract(epoch from r.replay_lag)::float8 as replay_lag_seconds,
+         r.reply_time as last_activity
+    from pg_catalog.pg_stat_replication r
+  union all
+  select pg_catalog.now(),
+         'standby'::text,
+         pg_catalog.current_setting('cluster_name'),
+         null::text,
+         w.status::text,
+         null::text,
+         pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn())::bigint,
+         null::float8,
+         null::float8,
+         case when pg_catalog.pg_last_wal_receive_lsn() operator(pg_catalog.=) pg_catalog.pg_last_wal_replay_lsn()
+              then 0::float8
+              else extract(epoch from pg_catalog.now() operator(pg_catalog.-) pg_catalog.pg_last_xact_replay_timestamp())::float8
+         end,
+         pg_catalog.pg_last_xact_replay_timestamp()
+    from (select) one
+    left join pg_catalog.pg_stat_wal_receiver w on true
+   where pg_catalog.pg_is_in_recovery();
+comment on view mlops.replication_status is
+  'Streaming replication, one view for both sides: on a primary one row per connected standby, on a standby one row '
+  'about itself (role = standby). Figures of other sessions need pg_read_all_stats (pg_monitor); see docs/replication.md.';
+comment on column mlops.replication_status.time is 'When the row was read (now()).';
+comment on column mlops.replication_status.role is 'primary: a row per standby connected to this server; standby: this server replays WAL.';
+comment on column mlops.replication_status.standby is 'Primary: the standby''s application_name (what synchronous_standby_names lists); standby: its cluster_name.';
+comment on column mlops.replication_status.client_addr is 'Primary: address of the standby (empty for a Unix socket).';
+comment on column mlops.replication_status.state is 'Primary: WAL sender state (streaming, catchup, ...); standby: WAL receiver status (empty while not receiving).';
+comment on column mlops.replication_status.sync_state is 'Primary: sync, quorum, potential or async (sync: commits wait for it).';
+comment on column mlops.replication_status.replay_lag_bytes is 'WAL bytes not yet replayed by the standby (primary: current position minus its replay position; standby: received minus replayed).';
+comment on column mlops.replication_status.write_lag_seconds is 'Primary: recent time between a local flush and the standby''s write acknowledgement.';
+comment on column mlops.replication_status.flush_lag_seconds is 'Primary: recent time between a local flush and the standby''s flush acknowledgement.';
+comment on column mlops.replication_status.replay_lag_seconds is 'Primary: recent time until the standby replayed a commit; standby: 0 when all received WAL is replayed, else seconds since the last replayed transaction committed.';
+comment on column mlops.replication_status.last_activity is 'Primary: the standby''s last reply; standby: commit time of the last replayed transaction.';
+
+-- idempotent/070-tenancy.sql
+-- Opt-in multi-tenancy (docs/tenancy.md). mlops.enable_tenancy(), run once by a superuser,
+-- gives every user-data table of mlops and mlops_features a tenant column (default: the
+-- session's tenant), row-level security with FORCE, unique keys that include the tenant,
+-- security_invoker views where the readers may read the base tables, and a non-superuser
+-- owner for tables, views and SECURITY DEFINER functions (a superuser bypasses RLS even
+-- with FORCE). Tables created later in mlops_features (feature groups, training sets) are
+-- covered by the event trigger mlops_tenancy. Without enable_tenancy nothing here acts.
+
+-- The tenant this session acts for: the mlops.tenant setting, honoured only when the session
+-- user is a member of a role bound to that tenant (mlops.tenant_roles); otherwise null, which
+-- the policies turn into "no rows". Security definer: tenant roles need no right on tenant_roles.
+create or replace function mlops.current_tenant() returns text
+language sql stable security definer parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select t.tenant
+    from (select nullif(pg_catalog.current_setting('mlops.tenant', true), '') as tenant) t
+   where exists (select from mlops.tenant_roles r
+                  where r.tenant = t.tenant
+                    and case when pg_catalog.to_regrole(pg_catalog.quote_ident(r.role)) is null then false
+                             else pg_catalog.pg_has_role(session_user, r.role, 'member') end)
+$$;
+comment on function mlops.current_tenant() is
+  'The tenant this session acts for: setting mlops.tenant when session_user is a member of a role bound to it in mlops.tenant_roles, else null.';
+
+-- Default of every tenant column: the session's tenant, or a clear error naming what is missing.
+create or replace function mlops._tenant_default() returns text
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+  t text := mlops.current_tenant();
+  wanted text := nullif(pg_catalog.current_setting('mlops.tenant', true), '');
+begin
+  if t is not null then
+    return t;
+  end if;
+  if wanted is null then
+    raise exception using errcode = '22023',
+      message = 'mlops.tenant is not set: tenancy is enabled, every write needs a tenant',
+      hint = 'set mlops.tenant = ''<tenant>'' (e.g. alter role ... set mlops.tenant = ...).';
+  end if;
+  raise exception using errcode = '42501',
+    message = pg_catalog.format('role %s may not act for tenant %s (mlops.tenant_roles)', session_user, wanted),
+    hint = 'The owner binds roles to tenants with mlops.add_tenant_role(tenant, role).';
+end
+$$;
+comment on function mlops._tenant_default() is
+  'Private: default of tenant columns under tenancy; the session''s tenant or an error (22023 unset, 42501 not allowed).';
+
+-- Binds a role to a tenant: its members may set mlops.tenant to it. Owner only (no grant).
+create or replace function mlops.add_tenant_role(tenant text, role regrole) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if tenant is null or tenant !~ '^[a-z0-9][a-z0-9_-]{0,62}$' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid tenant %s: 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter or digit',
+                                  coalesce(pg_catalog.quote_literal(tenant), 'NULL'));
+  end if;
+  if role is null then
+    raise exception using errcode = '22004', message = 'role must not be NULL';
+  end if;
+  insert into mlops.tenant_roles (tenant, role)
+  select add_tenant_role.tenant, r.rolname from pg_catalog.pg_roles r where r.oid = add_tenant_role.role
+  on conflict on constraint tenant_roles_pkey do nothing;
+end
+$$;
+comment on function mlops.add_tenant_role(text, regrole) is
+  'Lets members of role act for tenant (set mlops.tenant = tenant). Run by the owner; see docs/tenancy.md.';
+
+-- Whether mlops.enable_tenancy() ran in this database.
+create or replace function mlops.tenancy_enabled() returns boolean
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select exists (select from pg_catalog.pg_event_trigger e where e.evtname = 'mlops_tenancy')
+$$;
+comment on function mlops.tenancy_enabled() is 'True once mlops.enable_tenancy() has run in this database.';
+
+-- Tables that stay shared (bookkeeping, not user data) or are tenancy's own.
+create or replace function mlops._tenancy_excluded(tbl regclass) returns boolean
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select c.relispartition or c.relname like '\_%'
+         or (n.nspname = 'mlops' and c.relname in ('tenant_roles', 'prediction_partitions', 'prediction_settings'))
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = tbl
+$$;
+comment on function mlops._tenancy_excluded(regclass) is
+  'Private: tables left shared under tenancy (partitions, private _tables, tenant_roles, prediction partition bookkeeping and settings).';
+
+-- A column whose values are unique across tenants by construction: identity, sequence
+-- default, or a single-column foreign key to an identity column. Keys holding one need no tenant.
+create or replace function mlops._tenancy_global_column(tbl regclass, col smallint) returns boolean
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select exists (select from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col and a.attidentity <> '')
+      or exists (select from pg_catalog.pg_attrdef d where d.adrelid = tbl and d.adnum = col
+                    and pg_catalog.pg_get_expr(d.adbin, d.adrelid) like 'nextval(%')
+      or exists (select from pg_catalog.pg_constraint f
+                   join pg_catalog.pg_attribute ra on ra.attrelid = f.confrelid and ra.attnum = f.confkey[1]
+                  where f.conrelid = tbl and f.contype = 'f' and f.conkey = array[col] and ra.attidentity <> '')
+$$;
+comment on function mlops._tenancy_global_column(regclass, smallint) is
+  'Private: whether a column is unique across tenants by construction (identity, sequence default, FK to an identity).';
+
+-- Tenant column, RLS (FORCE) and policy on one table. existing: tenant of rows already there
+-- (null: the session's tenant). pin: rows may only ever be written for this tenant (tables of
+-- one feature group); null for shared tables.
+create or replace function mlops._tenancy_table(tbl regclass, existing text, pin text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  col record;
+begin
+  select a.atttypid::regtype::text as typ, pg_catalog.pg_get_expr(d.adbin, d.adrelid) as def into col
+    from pg_catalog.pg_attribute a left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+   where a.attrelid = tbl and a.attname = 'tenant' and not a.attisdropped;
+  if found and (col.typ <> 'text' or col.def is distinct from 'mlops._tenant_default()') then
+    raise exception using errcode = '42701',
+      message = pg_catalog.format('table %s already has a column named tenant: reserved under tenancy', tbl),
+      hint = 'Rename the column (a feature may not be called tenant once tenancy is enabled).';
+  end if;
+  if not found then
+    execute pg_catalog.format('alter table %s add column tenant text', tbl);
+    execute pg_catalog.format('update %s set tenant = %s', tbl,
+                              coalesce(pg_catalog.quote_literal(existing), 'mlops._tenant_default()'));
+    execute pg_catalog.format('alter table %s alter column tenant set default mlops._tenant_default(), '
+                              'alter column tenant set not null', tbl);
+    execute pg_catalog.format('comment on column %s.tenant is %L', tbl,
+                              'Tenant owning the row (mlops.enable_tenancy; default: the session''s mlops.tenant).');
+  end if;
+  execute pg_catalog.format('alter table %s enable row level security, force row level security', tbl);
+  execute pg_catalog.format('drop policy if exists mlops_tenant on %s', tbl);
+  execute pg_catalog.format('create policy mlops_tenant on %s using (tenant = (select mlops.current_tenant())) '
+                            'with check (tenant = (select mlops.current_tenant())%s)', tbl,
+                            case when pin is null then '' else pg_catalog.format(' and tenant = %L', pin) end);
+end
+$$;
+comment on function mlops._tenancy_table(regclass, text, text) is
+  'Private: adds the tenant column, enables and forces row-level security with policy mlops_tenant on one table.';
+
+-- Rebuilds the primary and unique keys of a shared table that hold no cross-tenant unique
+-- column as (tenant, ...) under the same names (ON CONFLICT ON CONSTRAINT keeps working),
+-- with the foreign keys pointing at them. Returns the number of keys rebuilt.
+create or replace function mlops._tenancy_keys(tbl regclass) returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  tenant_col smallint := (select a.attnum from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attname = 'tenant');
+  k record;
+  fk record;
+  fks text[];
+  stmt text;
+  cols text;
+  n integer := 0;
+begin
+  for k in
+    select c.conname, c.contype, c.conkey, c.conindid from pg_catalog.pg_constraint c
+     where c.conrelid = tbl and c.contype in ('p', 'u') and not tenant_col = any (c.conkey)
+       and not exists (select from pg_catalog.unnest(c.conkey) u(col) where mlops._tenancy_global_column(tbl, u.col))
+  loop
+    fks := '{}';
+    for fk in
+      select f.conname, f.conrelid::regclass as rel, pg_catalog.pg_get_constraintdef(f.oid) as def
+        from pg_catalog.pg_constraint f where f.contype = 'f' and f.confrelid = tbl and f.conindid = k.conindid
+    loop
+      fks := fks || pg_catalog.format('alter table %s add constraint %I %s', fk.rel, fk.conname,
+        pg_catalog.regexp_replace(pg_catalog.regexp_replace(fk.def, '^FOREIGN KEY \(', 'FOREIGN KEY (tenant, '),
+                                  ' REFERENCES ([^(]+)\(', ' REFERENCES \1(tenant, '));
+      execute pg_catalog.format('alter table %s drop constraint %I', fk.rel, fk.conname);
+    end loop;
+    select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' order by u.n) into cols
+      from pg_catalog.unnest(k.conkey) with ordinality u(col, n)
+      join pg_catalog.pg_attribute a on a.attrelid = tbl and a.attnum = u.col;
+    execute pg_catalog.format('alter table %s drop constraint %I, add constraint %I %s (tenant, %s)', tbl, k.conname,
+                              k.conname, case k.contype when 'p' then 'primary key' else 'unique' end, cols);
+    foreach stmt in array fks loop
+      execute stmt;
+    end loop;
+    n := n + 1;
+  end loop;
+  -- unique indexes without a constraint (partial ones, e.g. "one current version per name")
+  for k in
+    select i.indexrelid::regclass as idx, pg_catalog.pg_get_indexdef(i.indexrelid) as def
+      from pg_catalog.pg_index i
+     where i.indrelid = tbl and i.indisunique and i.indexprs is null
+       and not exists (select from pg_catalog.pg_constraint c where c.conindid = i.indexrelid)
+       and not tenant_col = any (i.indkey::smallint[])
+       and not exists (select from pg_catalog.unnest(i.indkey::smallint[]) u(col) where mlops._tenancy_global_column(tbl, u.col))
+  loop
+    execute pg_catalog.format('drop index %s', k.idx);
+    execute pg_catalog.regexp_replace(k.def, ' USING (\w+) \(', ' USING \1 (tenant, ');
+    n := n + 1;
+  end loop;
+  return n;
+end
+$$;
+comment on function mlops._tenancy_keys(regclass) is
+  'Private: rebuilds keys without a cross-tenant unique column as (tenant, ...) under the same names, with their foreign keys.';
+
+-- Event trigger: a table created in mlops_features (feature group, training set, a table of
+-- the user's) belongs to the creating tenant; a table a later version adds to mlops is shared.
+create or replace function mlops._tenancy_ddl() returns event_trigger
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cmd record;
+begin
+  for cmd in
+    select c.objid::regclass as tbl, c.schema_name from pg_catalog.pg_event_trigger_ddl_commands() c
+     where c.object_type = 'table' and c.schema_name in ('mlops', 'mlops_features')
+  loop
+    continue when mlops._tenancy_excluded(cmd.tbl);
+    if cmd.schema_name = 'mlops_features' then
+      perform mlops._tenancy_table(cmd.tbl, null, mlops._tenant_default());
+    else
+      perform mlops._tenancy_table(cmd.tbl, null, null);
+      perform mlops._tenancy_keys(cmd.tbl);
+    end if;
+  end loop;
+end
+$$;
+comment on function mlops._tenancy_ddl() is
+  'Private: event trigger mlops_tenancy; applies tenancy to tables created in mlops_features (pinned to the creating tenant) and mlops.';
+
+-- Makes registry, features, predictions, experiments (every user-data table of mlops and
+-- mlops_features) tenant-scoped. Run once, as a superuser, before tenants connect; rows that
+-- exist go to existing_tenant. owner becomes the owner of our schemas, tables, views and
+-- SECURITY DEFINER functions: a non-superuser without BYPASSRLS, so FORCE applies to it.
+create or replace function mlops.enable_tenancy(existing_tenant text default 'default',
+                                                owner name default 'mlops_owner') returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  r record;
+  tables integer := 0;
+  keys integer := 0;
+  invoker integer := 0;
+  owner_views integer := 0;
+  definers integer := 0;
+begin
+  if not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    raise exception using errcode = '42501', message = 'enable_tenancy must be run by a superuser',
+      hint = 'It creates an event trigger and changes owners; see docs/tenancy.md.';
+  end if;
+  if existing_tenant is null or existing_tenant !~ '^[a-z0-9][a-z0-9_-]{0,62}$' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid existing_tenant %s: 1 to 63 characters of a-z, 0-9, _ and -',
+                                  coalesce(pg_catalog.quote_literal(existing_tenant), 'NULL'));
+  end if;
+  if owner is null then
+    raise exception using errcode = '22004', message = 'owner must not be NULL';
+  end if;
+  if mlops.tenancy_enabled() then
+    raise exception using errcode = '55000', message = 'tenancy is already enabled in this database';
+  end if;
+  if not exists (select from pg_catalog.pg_roles where rolname = owner) then
+    execute pg_catalog.format('create role %I nologin nosuperuser nobypassrls', owner);
+  elsif exists (select from pg_catalog.pg_roles where rolname = owner and (rolsuper or rolbypassrls)) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid owner %s: a superuser or BYPASSRLS role is never subject to row-level security', owner);
+  end if;
+  execute pg_catalog.format('grant mlops_reader to %I', owner);
+  execute pg_catalog.format('grant execute on function mlops.current_tenant(), mlops._tenant_default() to %I', owner);
+
+  -- owners first (ALTER TABLE OWNER carries indexes and owned sequences)
+  execute pg_catalog.format('alter schema mlops owner to %I', owner);
+  execute pg_catalog.format('alter schema mlops_features owner to %I', owner);
+  for r in
+    select c.oid::regclass as rel, c.relkind from pg_catalog.pg_class c
+     where c.relnamespace in ('mlops'::regnamespace, 'mlops_features'::regnamespace)
+       and c.relkind in ('r', 'p', 'v', 'm', 'f')
+  loop
+    execute pg_catalog.format('alter %s %s owner to %I',
+                              case r.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                                             when 'f' then 'foreign table' else 'table' end, r.rel, owner);
+  end loop;
+  for r in
+    select c.oid::regclass as rel from pg_catalog.pg_class c
+     where c.relnamespace in ('mlops'::regnamespace, 'mlops_features'::regnamespace) and c.relkind = 'S'
+       and not exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::regclass
+                          and d.objid = c.oid and d.deptype in ('a', 'i'))
+  loop
+    execute pg_catalog.format('alter sequence %s owner to %I', r.rel, owner);
+  end loop;
+  for r in
+    select p.oid::regprocedure as fn from pg_catalog.pg_proc p
+     where p.pronamespace = 'mlops'::regnamespace and p.prosecdef
+  loop
+    execute pg_catalog.format('alter function %s owner to %I', r.fn, owner);
+    definers := definers + 1;
+  end loop;
+
+  -- tenant column + RLS on every table, then keys (foreign keys need the column on both sides)
+  for r in
+    select c.oid::regclass as rel, c.relnamespace = 'mlops_features'::regnamespace as pinned
+      from pg_catalog.pg_class c
+     where c.relnamespace in ('mlops'::regnamespace, 'mlops_features'::regnamespace) and c.relkind in ('r', 'p')
+       and not mlops._tenancy_excluded(c.oid::regclass)
+     order by c.oid
+  loop
+    perform mlops._tenancy_table(r.rel, existing_tenant, case when r.pinned then existing_tenant end);
+    tables := tables + 1;
+  end loop;
+  for r in
+    select c.oid::regclass as rel from pg_catalog.pg_class c
+     where c.relnamespace = 'mlops'::regnamespace and c.relkind in ('r', 'p')
+       and not mlops._tenancy_excluded(c.oid::regclass)
+     order by c.oid
+  loop
+    keys := keys + mlops._tenancy_keys(r.rel);
+  end loop;
+
+  -- views: security_invoker where every role that may read the view may read what it reads;
+  -- the others keep running as the owner, who is subject to the policies (FORCE, not superuser).
+  for r in
+    select c.oid::regclass as rel,
+           not exists (select from pg_catalog.pg_rewrite w
+                         join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = w.oid
+                                                   and d.refclassid = 'pg_catalog.pg_class'::regclass
+                         join pg_catalog.pg_class b on b.oid = d.refobjid and b.relkind in ('r', 'p', 'v', 'm', 'f')
+                         cross join (values ('mlops_reader'), ('mlops_writer'), ('mlops_admin')) g(role)
+                        where w.ev_class = c.oid and d.refobjid <> c.oid
+                          and pg_catalog.has_table_privilege(g.role, c.oid, 'select')
+                          and not pg_catalog.has_table_privilege(g.role, d.refobjid, 'select')) as ok
+      from pg_catalog.pg_class c
+     where c.relnamespace in ('mlops'::regnamespace, 'mlops_features'::regnamespace) and c.relkind = 'v'
+  loop
+    if r.ok then
+      execute pg_catalog.format('alter view %s set (security_invoker = true)', r.rel);
+      invoker := invoker + 1;
+    else
+      owner_views := owner_views + 1;
+    end if;
+  end loop;
+
+  -- cluster-wide operations stay with the superuser: dropping partitions drops every tenant's rows
+  for r in
+    select p.oid::regprocedure as fn from pg_catalog.pg_proc p
+     where p.pronamespace = 'mlops'::regnamespace
+       and p.proname in ('drop_predictions_before', 'maintain_predictions', 'configure_predictions')
+  loop
+    execute pg_catalog.format('revoke execute on function %s from mlops_reader, mlops_writer, mlops_admin', r.fn);
+  end loop;
+
+  create event trigger mlops_tenancy on ddl_command_end
+    when tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+    execute function mlops._tenancy_ddl();
+  comment on event trigger mlops_tenancy is
+    'pgmlops tenancy: applies tenant column and row-level security to tables created in mlops_features and mlops.';
+  return pg_catalog.jsonb_build_object('tables', tables, 'keys_rebuilt', keys, 'views_security_invoker', invoker,
+                                       'views_run_as_owner', owner_views, 'security_definer_functions', definers,
+                                       'owner', owner, 'existing_tenant', existing_tenant);
+end
+$$;
+comment on function mlops.enable_tenancy(text, name) is
+  'Opt-in multi-tenancy: tenant column + FORCE row-level security on every user table of mlops and mlops_features, '
+  'keys including the tenant, security_invoker views, non-superuser owner. Superuser only; see docs/tenancy.md.';
+
+grant execute on function mlops.current_tenant(), mlops._tenant_default(), mlops.tenancy_enabled() to mlops_reader;
+
 -- idempotent/100-features.sql
 -- Feature store: entities, typed feature groups (one table per version), online lookup
 -- with TTL enforced on read, point-in-time training sets, window aggregates, freshness
@@ -1117,6 +1555,8 @@ declare
   checks text := '';
   col text;
   gid bigint;
+  prev mlops.aggregate_features;
+  reason text;
 begin
   perform mlops._check_name(create_feature_group.name, 'feature group name');
   if pg_catalog.length(create_feature_group.name) > 45 then
@@ -1146,6 +1586,10 @@ begin
      where g.id = cur.id;
     if cur.notify is distinct from coalesce(create_feature_group.notify, false) then
       perform mlops._feature_group_trigger(cur.id);  -- the trigger carries the notify flag
+    end if;
+    if cur.ttl is distinct from create_feature_group.ttl then  -- online queries carry the ttl
+      perform pg_catalog.pg_notify('mlops_feature_groups',
+        pg_catalog.json_build_object('group', cur.name, 'version', cur.version)::text);
     end if;
     return pg_catalog.format('mlops_features.%I', cur.table_name);
   end if;
@@ -1216,7 +1660,31 @@ begin
   select gid, e.value ->> 'name', e.ordinality::integer, e.value ->> 'type', (e.value ->> 'dims')::integer,
          (e.value ->> 'not_null')::boolean, (e.value ->> 'min')::float8, (e.value ->> 'max')::float8, e.value -> 'allowed'
     from pg_catalog.jsonb_array_elements(spec) with ordinality e;
+  -- window aggregates of the previous version carry over when their source feature still fits
+  if cur.id is not null then
+    for prev in select * from mlops.aggregate_features x where x.group_id = cur.id order by x.name loop
+      reason := case
+        when exists (select from mlops.feature_defs d where d.group_id = gid and d.name = prev.name)
+          then 'a feature of that name now exists'
+        when prev.feature <> '*' and not exists (select from mlops.feature_defs d where d.group_id = gid and d.name = prev.feature)
+          then pg_catalog.format('its feature %s was removed', prev.feature)
+        when prev.agg <> 'count' and not exists (select from mlops.feature_defs d where d.group_id = gid and d.name = prev.feature
+                                                  and d.data_type in ('int8', 'int4', 'float8', 'float4'))
+          then pg_catalog.format('its feature %s is no longer numeric', prev.feature)
+        end;
+      if reason is null then
+        insert into mlops.aggregate_features (group_id, name, feature, agg, window_size)
+        values (gid, prev.name, prev.feature, prev.agg, prev.window_size);
+      else
+        raise warning using message = pg_catalog.format(
+          'feature group %s version %s: window aggregate %s (%s of %s over %s) not carried over: %s',
+          create_feature_group.name, new_version, prev.name, prev.agg, prev.feature, prev.window_size, reason);
+      end if;
+    end loop;
+  end if;
   perform mlops._feature_group_trigger(gid);
+  perform pg_catalog.pg_notify('mlops_feature_groups',
+    pg_catalog.json_build_object('group', create_feature_group.name, 'version', new_version)::text);
   return pg_catalog.format('mlops_features.%I', tbl);
 end
 $$;
@@ -1224,7 +1692,8 @@ comment on function mlops.create_feature_group(text, text, json, interval, text,
   'Creates a feature group version: table mlops_features.<name>__v<version> with columns (<entity key_column>, event_ts timestamptz, created_at timestamptz, one column per feature), '
   'index (key, event_ts desc), CHECK constraints <feature>__<rule> from rules (not_null, min, max, allowed; NaN and +-Infinity rejected (__finite) unless allow_nan), online table <table>_online kept by trigger, HNSW on vector features. '
   'features: json {name: type | {type, rules}} or [{name, type, rules}]; types int8|int4|float8|float4|bool|text|jsonb|timestamptz|vector(N). '
-  'A different definition creates a new version (old tables stay readable); the same one only updates ttl/sla/description. Returns the table name.';
+  'A different definition creates a new version (old tables stay readable) that keeps the window aggregates of the previous one whose source feature still exists (with a numeric type unless count; a WARNING names any other); the same one only updates ttl/sla/description. '
+  'A new version or a ttl change sends NOTIFY mlops_feature_groups {group, version} so clients re-build cached online queries. Returns the table name.';
 
 -- (Re)creates the online-sync trigger of a group version from its registry row.
 create or replace function mlops._feature_group_trigger(group_id bigint) returns void
@@ -1346,132 +1815,125 @@ $$;
 comment on function mlops._feature_refs(text[], text[]) is 'Private: resolves ''group:feature'' references (features or window aggregates).';
 
 -- Value expression of one feature reference for the online query: a column of the group's
--- online table alias, or a window aggregate over the history ending now.
+-- lateral alias, vectors as real[] when the result is JSON.
 create or replace function mlops._feature_value_sql(kind text, alias text, feature text, data_type text) returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select case when data_type = 'vector' then pg_catalog.format('%I.%I::real[]', alias, feature)
+  select case when kind = 'json' and data_type = 'vector' then pg_catalog.format('%I.%I::real[]', alias, feature)
               else pg_catalog.format('%I.%I', alias, feature) end
 $$;
-comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value (vectors as real[] for JSON).';
+comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value in the online query (vectors as real[] for JSON).';
 
--- Keys of an online lookup with their position. A function with a fixed row estimate (not
--- inlined: pinned search_path) so custom and generic plans of the prepared online query cost the
--- same and PostgreSQL settles on the generic plan instead of re-planning every call.
-create or replace function mlops._keys(keys anyarray) returns table (key anyelement, ord bigint)
-language sql immutable parallel safe rows 10 set search_path = pg_catalog, pg_temp
-as $$ select u.k, u.o from pg_catalog.unnest(keys) with ordinality u(k, o) $$;
-comment on function mlops._keys(anyarray) is 'Private: unnest with ordinality and a fixed row estimate, for the prepared online query.';
-
--- Builds the online lookup query for an entity and feature references. The query takes
--- $1 text[] (entity keys) and returns (entity_key text, "values" jsonb, status jsonb,
--- event_ts timestamptz), one row per key in the given order. TTL is enforced here, on read:
--- a row older than the group's ttl is EXPIRED and its values are null. The Python client
--- prepares this query once and reuses it; get_online_features runs it directly.
+-- Builds the online lookup query for an entity and feature references; the Python client
+-- prepares it once and get_online_features runs it. One index lookup per group in its online
+-- table (a lateral subquery, so the TTL test runs once per group and row, not once per
+-- feature) and one window aggregate per aggregate reference. TTL is enforced here, on read: a
+-- row older than the group's ttl is EXPIRED and its values are null. Shapes:
+--   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
+--   columns  $1 text[] keys -> (entity_key, per feature: <name> typed and <name>__status, event_ts), in order
+--   row      $1 text, one key -> the columns shape for that key (one row)
 create or replace function mlops.online_query(entity text, features text[], shape text default 'json') returns text
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
 declare
   r record;
   ent mlops.entities;
-  joins text := '';
-  times text := '';
+  groups jsonb := '{}';  -- group id -> {alias, table, key, ttl, cols: [feature, ...]}
+  g record;
   alias text;
   n integer := 0;
   dtype text;
-  -- per group alias: {live: expr, vals: ["'name', expr", ...], names: [name, ...]}
-  grp jsonb := '{}';
-  vals text := '';
-  stats text := '';
-  a record;
-  lo integer;
-  cnt integer;
-  st text;
+  joins text := '';
+  aggs text := '';
+  times text := '';
   cols text := '';
+  jvals text[] := '{}';
+  jstats text[] := '{}';
+  val text;
+  stat text;
+  keysrc text;
+  i integer;
+  vals_sql text := '';
+  stats_sql text := '';
 begin
-  if shape is null or shape not in ('json', 'columns') then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json or columns', shape);
+  if shape is null or shape not in ('json', 'columns', 'row') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json, columns or row', shape);
   end if;
   select * into ent from mlops.entities e where e.name = online_query.entity;
   if not found then
     raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', online_query.entity);
   end if;
   for r in select * from mlops._feature_refs(features) loop
-    if (select g.entity from mlops.feature_group_versions g where g.id = r.group_id) <> ent.name then
+    if (select v.entity from mlops.feature_group_versions v where v.id = r.group_id) <> ent.name then
       raise exception using errcode = '22023',
         message = pg_catalog.format('feature %s belongs to another entity than %s', r.ref, ent.name);
     end if;
     if r.kind = 'feature' then
-      alias := (select e.key from pg_catalog.jsonb_each(grp) e where (e.value ->> 'id')::bigint = r.group_id);
+      alias := groups #>> array[r.group_id::text, 'alias'];
       if alias is null then
         n := n + 1;
         alias := 'g' || n;
-        joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key',
-                                            r.online_table, alias, alias, r.key_column);
-        times := times || pg_catalog.format(', %I.event_ts', alias);
-        grp := grp || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object('id', r.group_id,
-          'live', case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
-                       else pg_catalog.format('%I.event_ts >= pg_catalog.now() - %L::interval', alias, r.ttl) end,
-          'vals', '[]'::jsonb, 'names', '[]'::jsonb));
+        groups := groups || pg_catalog.jsonb_build_object(r.group_id::text, pg_catalog.jsonb_build_object(
+          'alias', alias, 'n', n, 'table', r.online_table, 'key', r.key_column, 'ttl', r.ttl, 'cols', '[]'::jsonb));
       end if;
+      groups := pg_catalog.jsonb_set(groups, array[r.group_id::text, 'cols'],
+                                     (groups #> array[r.group_id::text, 'cols']) || pg_catalog.to_jsonb(r.feature));
       select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
-      cols := cols || pg_catalog.format(', case when %s then %I.%I end as %I', grp #>> array[alias, 'live'], alias, r.feature,
-                                        r.out_name)
-                   || pg_catalog.format(', case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end as %I',
-                                        alias, grp #>> array[alias, 'live'], r.out_name || '__status');
-      grp := pg_catalog.jsonb_set(grp, array[alias, 'vals'], (grp #> array[alias, 'vals']) || pg_catalog.to_jsonb(
-        pg_catalog.format('%L, %s', r.out_name, mlops._feature_value_sql(r.kind, alias, r.feature, dtype))));
-      grp := pg_catalog.jsonb_set(grp, array[alias, 'names'], (grp #> array[alias, 'names']) || pg_catalog.to_jsonb(r.out_name));
+      val := pg_catalog.format('case when %I._ok then %s end', alias,
+                               mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype));
+      stat := pg_catalog.format('coalesce(%I._st, ''MISSING'')', alias);
     else
       n := n + 1;
       alias := 'a' || n;
-      joins := joins || pg_catalog.format(
+      aggs := aggs || pg_catalog.format(
         ' left join lateral (select %s(%s) as v, pg_catalog.count(*) as n from mlops_features.%I h'
         ' where h.%I = k.key and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
         r.table_name, r.key_column, r.window_size, alias);
-      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, %I.v)', r.out_name, alias);
-      cols := cols || pg_catalog.format(', %I.v as %I, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end as %I',
-                                        alias, r.out_name, alias, r.out_name || '__status');
-      stats := stats || pg_catalog.format(
-        ' || pg_catalog.jsonb_build_object(%L, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end)', r.out_name, alias);
+      val := pg_catalog.format('%I.v', alias);
+      stat := pg_catalog.format('case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end', alias);
     end if;
+    cols := cols || pg_catalog.format(', %s as %I, %s as %I', val, r.out_name, stat, r.out_name || '__status');
+    jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
+    jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
-  if shape = 'columns' then
-    return pg_catalog.format(
-      'select k.key::text as entity_key%s, %s as event_ts from mlops._keys($1::text[]::%s[]) k%s '
-      'order by k.ord', cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
-      mlops._key_sqltype(ent.key_type), joins);
+  -- one lateral lookup per group: _ok and _st are computed once per row (placeholders of the outer join)
+  for g in select e.value as v from pg_catalog.jsonb_each(groups) e order by (e.value ->> 'n')::integer loop
+    joins := joins || pg_catalog.format(
+      ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key) %I on true',
+      (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
+      case when g.v ->> 'ttl' is null then 'true'
+           else pg_catalog.format('(o.event_ts >= pg_catalog.now() - %L::interval) is true', g.v ->> 'ttl') end,
+      case when g.v ->> 'ttl' is null then '''PRESENT''::text'
+           else pg_catalog.format('case when o.event_ts >= pg_catalog.now() - %L::interval then ''PRESENT'' else ''EXPIRED'' end',
+                                  g.v ->> 'ttl') end,
+      g.v ->> 'table', g.v ->> 'key', g.v ->> 'alias');
+    times := times || pg_catalog.format(', %I.event_ts', g.v ->> 'alias');
+  end loop;
+  joins := joins || aggs;
+  times := case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end;
+  keysrc := case when shape = 'row' then pg_catalog.format('(select $1::text::%s as key) k', mlops._key_sqltype(ent.key_type))
+                 else pg_catalog.format('pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)',
+                                        mlops._key_sqltype(ent.key_type)) end;
+  if shape <> 'json' then
+    return pg_catalog.format('select k.key::text as entity_key%s, %s as event_ts from %s%s%s',
+                             cols, times, keysrc, joins, case when shape = 'row' then '' else ' order by k.ord' end);
   end if;
-  -- one jsonb_build_object per group and chunk of 50 features (at most 100 arguments each)
-  for a in select e.key as alias, e.value as g from pg_catalog.jsonb_each(grp) e loop
-    cnt := pg_catalog.jsonb_array_length(a.g -> 'vals');
-    st := pg_catalog.format('case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end',
-                            a.alias, a.g ->> 'live');
-    lo := 0;
-    while lo < cnt loop
-      vals := vals || pg_catalog.format(
-        ' || case when %s then pg_catalog.jsonb_build_object(%s) else pg_catalog.jsonb_build_object(%s) end',
-        a.g ->> 'live',
-        (select pg_catalog.string_agg(x.p, ', ' order by x.o)
-           from pg_catalog.jsonb_array_elements_text(a.g -> 'vals') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50),
-        (select pg_catalog.string_agg(pg_catalog.format('%L, null', x.p), ', ' order by x.o)
-           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
-      stats := stats || pg_catalog.format(' || pg_catalog.jsonb_build_object(%s)',
-        (select pg_catalog.string_agg(pg_catalog.format('%L, %s', x.p, st), ', ' order by x.o)
-           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
-      lo := lo + 50;
-    end loop;
+  -- json: jsonb_build_object takes at most 100 arguments: chunks of 50 features
+  i := 1;
+  while i <= pg_catalog.cardinality(jvals) loop
+    vals_sql := vals_sql || case when i > 1 then ' || ' else '' end
+                || pg_catalog.format('pg_catalog.jsonb_build_object(%s)', pg_catalog.array_to_string(jvals[i:i + 49], ', '));
+    stats_sql := stats_sql || case when i > 1 then ' || ' else '' end
+                 || pg_catalog.format('pg_catalog.jsonb_build_object(%s)', pg_catalog.array_to_string(jstats[i:i + 49], ', '));
+    i := i + 50;
   end loop;
-  return pg_catalog.format(
-    'select k.key::text as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
-    'from mlops._keys($1::text[]::%s[]) k%s order by k.ord',
-    vals, stats, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
-    mlops._key_sqltype(ent.key_type), joins);
+  return pg_catalog.format('select k.key::text as entity_key, %s as "values", %s as status, %s as event_ts from %s%s order by k.ord',
+                           vals_sql, stats_sql, times, keysrc, joins);
 end
 $$;
 comment on function mlops.online_query(text, text[], text) is
-  'SQL of the online lookup for (entity, features ''group:feature''): takes $1 text[] keys; shape json returns (entity_key, values jsonb, status jsonb, event_ts), shape columns returns (entity_key, one typed column and one <name>__status column per feature, event_ts). Clients prepare it once.';
+  'SQL of the online lookup for (entity, features ''group:feature''), one index lookup per group with TTL enforced on read. Shape json: $1 text[] keys -> (entity_key, values jsonb, status jsonb, event_ts); shape columns: $1 text[] keys -> (entity_key, one typed column and one <name>__status column per feature, event_ts), rows in key order; shape row: $1 text, one key -> the columns shape. Clients prepare it once (and re-fetch it on NOTIFY mlops_feature_groups).';
 
 -- Online lookup: one row per key (in the given order) with feature values, a status per
 -- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the
@@ -3502,7 +3964,7 @@ begin
       insert into mlops.prediction_requests (request_id, prediction_id, created_at)
       select s.request_id, s.id, s.created_at from src s
        order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
-      on conflict (request_id) do nothing
+      on conflict on constraint prediction_requests_pkey do nothing
       returning prediction_id),
     ins as (
       insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment,
@@ -5767,18 +6229,97 @@ $$;
 comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb, boolean) is
   'Private: one aggregate scan of a drift source returning per-column summaries.';
 
+-- Private: name of the HNSW index over one profile column's nearest-neighbour reference vectors.
+create or replace function mlops._drift_nn_index_name(profile_id bigint, column_name text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$ select pg_catalog.format('drift_nn_%s_%s', profile_id, pg_catalog.left(pg_catalog.md5(column_name), 8)) $$;
+comment on function mlops._drift_nn_index_name(bigint, text) is
+  'Private: name of the partial HNSW index of a profile vector column (drift_nn_<profile id>_<md5 prefix of the column>).';
+
+-- Private: (re)builds the partial HNSW index (cosine) over the first n stored reference vectors of
+-- one profile vector column, on the expression embedding::vector(dim) (HNSW needs a fixed
+-- dimension; the shared table holds vectors of any dimension). rebuild => false only creates a
+-- missing index (pg_dump does not carry indexes of extension tables). Also drops the indexes of
+-- deleted profiles. Vectors wider than 2000 dimensions cannot be HNSW-indexed: returns null and
+-- the nearest-neighbour queries stay exact scans. SECURITY DEFINER: only the owner of the
+-- extension's table may index it; it takes ids and a checked column, never SQL text.
+create or replace function mlops._drift_nn_index(profile_id bigint, column_name text, dim integer, n integer,
+                                                 rebuild boolean default true)
+returns text
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  idx text := mlops._drift_nn_index_name(profile_id, column_name);
+  stale text;
+  vs name := mlops._vector_schema();
+begin
+  if not exists (select from mlops.drift_profiles p where p.id = _drift_nn_index.profile_id
+                  and p.columns -> _drift_nn_index.column_name ->> 'type' = 'vector') then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('profile %s has no vector column %L', profile_id, column_name);
+  end if;
+  if n is null or n < 1 then
+    raise exception using errcode = '22023', message = pg_catalog.format('n must be positive, got %s', n);
+  end if;
+  for stale in
+    select c.relname from pg_catalog.pg_index i join pg_catalog.pg_class c on c.oid = i.indexrelid
+     where i.indrelid = 'mlops.drift_profile_vectors'::regclass and c.relname ~ '^drift_nn_[0-9]+_'
+       and not exists (select from mlops.drift_profiles p
+                        where p.id = pg_catalog.substring(c.relname::text, '^drift_nn_([0-9]+)_')::bigint)
+  loop
+    execute pg_catalog.format('drop index mlops.%I', stale);
+  end loop;
+  if dim is null or dim < 1 or dim > 2000 then
+    return null;
+  end if;
+  if rebuild then
+    execute pg_catalog.format('drop index if exists mlops.%I', idx);
+  end if;
+  execute pg_catalog.format(
+    'create index if not exists %I on mlops.drift_profile_vectors using hnsw ((embedding::%I.vector(%s)) %I.vector_cosine_ops) '
+    'where profile_id = %s and column_name = %L and ordinal <= %s', idx, vs, dim, vs, profile_id, column_name, n);
+  return idx;
+end
+$$;
+comment on function mlops._drift_nn_index(bigint, text, integer, integer, boolean) is
+  'Private: builds the partial HNSW (cosine) index over a profile column''s nearest-neighbour reference vectors.';
+
+-- Private: SQL giving, for every row (ordinal, v) of the probe relation, the cosine distance d to
+-- its nearest stored reference vector among the first n of a profile column: one HNSW index scan
+-- per probe (LATERAL ... order by <=> limit 1). exclude_self skips the reference vector with the
+-- probe's own ordinal (the reference's leave-one-out nearest-neighbour distances).
+create or replace function mlops._drift_nn_sql(profile_id bigint, column_name text, dim integer, n integer,
+                                               probe text, exclude_self boolean)
+returns text
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.format(
+    'select nn.d from %1$s s, lateral (select o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v as d '
+    'from mlops.drift_profile_vectors o where o.profile_id = %4$s and o.column_name = %5$L and o.ordinal <= %6$s%7$s '
+    'order by o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v limit 1) nn',
+    probe, mlops._vector_schema(), dim, profile_id, column_name, n,
+    case when exclude_self then ' and o.ordinal <> s.ordinal' else '' end)
+$$;
+comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean) is
+  'Private: nearest-reference cosine distance of each probe vector through the profile column''s HNSW index.';
+
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
 -- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
 -- type, count, nulls, non-finite count, mean/std/min/max, 1001 quantiles, decile PSI edges and
 -- counts, all values when there are at most sample_size of them (exact KS), category
 -- frequencies (top 1000, rest as __other__), vector centroid / per-dimension variance /
--- magnitude, and a random sample of vector_sample vectors (MMD, nearest-neighbour distance).
+-- magnitude, and a random sample of greatest(vector_sample, nn_reference) reference vectors in
+-- mlops.drift_profile_vectors (ordinals in random order): the first vector_sample feed MMD, the
+-- first nn_reference (default 10,000) form the nearest-neighbour reference set, indexed with HNSW
+-- (cosine), whose own leave-one-out nearest-neighbour distances give the stored p95 (nn_p95).
+-- Zero vectors have no cosine direction and are left out of the nearest-neighbour statistic.
 create or replace function mlops.create_reference_profile(
   name text, query text default null, model text default null, feature_group text default null,
   window_start timestamptz default null, window_end timestamptz default null, columns text[] default null,
-  sample_size integer default 1000, vector_sample integer default 500, replace boolean default false)
+  sample_size integer default 1000, vector_sample integer default 500, nn_reference integer default 10000,
+  replace boolean default false)
 returns bigint
-language plpgsql volatile set search_path from current
+language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
 as $$
 declare
   src record;
@@ -5796,6 +6337,11 @@ declare
   numcols text[] := '{}';
   valexprs text[] := '{}';
   i integer;
+  n_vec bigint;
+  n_nn integer;
+  dim integer;
+  nn_index text;
+  nn_p95 double precision;
 begin
   perform mlops._check_name(name, 'name');
   if sample_size is null or sample_size < 10 or sample_size > 100000 then
@@ -5803,6 +6349,9 @@ begin
   end if;
   if vector_sample is null or vector_sample < 10 or vector_sample > 10000 then
     raise exception using errcode = '22023', message = pg_catalog.format('vector_sample must be between 10 and 10000, got %s', vector_sample);
+  end if;
+  if nn_reference is null or nn_reference < 10 or nn_reference > 1000000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('nn_reference must be between 10 and 1000000, got %s', nn_reference);
   end if;
   if exists (select from mlops.drift_profiles p where p.name = create_reference_profile.name) and not replace then
     raise exception using errcode = '42710', message = pg_catalog.format('reference profile %L already exists', name),
@@ -5892,26 +6441,32 @@ begin
   perform pg_catalog.setseed(0.42);  -- reproducible vector samples (resets this session's random() sequence)
   for i in 1..pg_catalog.cardinality(cols) loop
     continue when kinds[i] <> 'vector' or not prof ? cols[i];
+    c := cols[i];
     execute pg_catalog.format(
       'insert into mlops.drift_profile_vectors (profile_id, column_name, ordinal, embedding) '
-      'select %1$s, %2$L, pg_catalog.row_number() over (), v from (select %2$I as v from %3$s s where %2$I is not null '
-      'order by pg_catalog.random() limit %4$s) x', prof_id, cols[i], src.sub, vector_sample);
-    -- the reference's own nearest-neighbour distances (leave-one-out within the sample)
+      'select %1$s, %2$L, pg_catalog.row_number() over (order by r), v from (select %2$I as v, pg_catalog.random() as r '
+      'from %3$s s where %2$I is not null order by 2 limit %4$s) x', prof_id, c, src.sub, greatest(vector_sample, nn_reference));
+    get diagnostics n_vec = row_count;
+    dim := (prof -> c ->> 'dim')::integer;
+    n_nn := least(n_vec, nn_reference);
+    nn_index := mlops._drift_nn_index(prof_id, c, dim, n_nn);
+    -- the reference's own nearest-neighbour distances (leave-one-out), one index scan per vector
+    execute pg_catalog.format('select pg_catalog.percentile_cont(0.95) within group (order by d) from (%s) x',
+                              mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
+                                '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
+                                'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
+                                'and %I.vector_norm(o.embedding) > 0)', prof_id, c, n_nn, mlops._vector_schema()), true))
+      into nn_p95;
     update mlops.drift_profiles p
-       set columns = pg_catalog.jsonb_set(p.columns, array[cols[i], 'nn_p95'],
-             pg_catalog.to_jsonb((select pg_catalog.percentile_cont(0.95) within group (order by nn.d)
-                                    from mlops.drift_profile_vectors r,
-                                         lateral (select r.embedding <-> o.embedding as d from mlops.drift_profile_vectors o
-                                                   where o.profile_id = r.profile_id and o.column_name = r.column_name
-                                                     and o.ordinal <> r.ordinal
-                                                   order by r.embedding <-> o.embedding limit 1) nn
-                                   where r.profile_id = p.id and r.column_name = cols[i])))
+       set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
+             'nn_p95', nn_p95, 'nn_metric', 'cosine', 'nn_reference', n_nn, 'nn_index', nn_index,
+             'mmd_sample', least(n_vec, vector_sample)))
      where p.id = prof_id;
   end loop;
   return prof_id;
 end
 $$;
-comment on function mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean) is
+comment on function mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, integer, boolean) is
   'Summarizes reference data (query, model prediction log + window, or feature group) into a stored profile; returns its id. Example: mlops.create_reference_profile(name => ''ref'', query => ''select * from t'').';
 
 -- idempotent/520-drift-monitors.sql
@@ -6137,7 +6692,7 @@ comment on function mlops._drift_result(bigint, text, text, text, double precisi
 -- Empty current data raises 22023 and writes nothing; a column whose current values are all
 -- NULL / non-finite gets method 'missing' (drifted).
 create or replace function mlops.run_drift_monitor(name text) returns setof mlops.drift_results
-language plpgsql volatile set search_path from current
+language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
 as $$
 declare
   mon mlops.drift_monitors;
@@ -6164,6 +6719,8 @@ declare
   refc real[]; curc real[]; refvar double precision[]; curvar double precision[];
   nr double precision; nc double precision; noise_ratio double precision;
   cur_sample text;
+  n_mmd integer; n_nn integer; n_probe bigint;
+  nn_index text;
 begin
   select * into mon from mlops.drift_monitors d where d.name = run_drift_monitor.name;
   if not found then
@@ -6318,31 +6875,38 @@ begin
                  from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
       perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
                                   pg_catalog.jsonb_build_object('rule', '|mean_c - mean_r| >= 0.1 std_r and significant (|z| > 1.96)'));
-      -- a random sample of current vectors (second scan, vector columns only); seeded so a run is
-      -- reproducible on the same data (resets this session's random() sequence)
+      -- a random sample of current vectors (second scan, vector columns only), as many as the
+      -- profile keeps (greatest of its MMD sample and NN reference set); ordinals in random order.
+      -- Seeded so a run is reproducible on the same data (resets this session's random() sequence).
       perform pg_catalog.setseed(0.42);
       if pg_catalog.to_regclass('pg_temp._drift_cur_sample') is not null then
         drop table pg_temp._drift_cur_sample;
       end if;
-      execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over () as ordinal, v '
-                                'from (select %1$I as v from %2$s s where %1$I is not null order by pg_catalog.random() limit %3$s) x',
-                                c, src.sub, (select pg_catalog.count(*) from mlops.drift_profile_vectors pv2
-                                              where pv2.profile_id = prof.id and pv2.column_name = c));
-      stat := (select pg_catalog.avg((nn.d > (r ->> 'nn_p95')::float8)::int)
-                 from pg_temp._drift_cur_sample s,
-                      lateral (select s.v <-> o.embedding as d from mlops.drift_profile_vectors o
-                                where o.profile_id = prof.id and o.column_name = c
-                                order by s.v <-> o.embedding limit 1) nn);
+      n_mmd := (r ->> 'mmd_sample')::integer; n_nn := (r ->> 'nn_reference')::integer;
+      execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over (order by x.r) as ordinal, v '
+                                'from (select %1$I as v, pg_catalog.random() as r from %2$s s where %1$I is not null '
+                                'order by 2 limit %3$s) x', c, src.sub, greatest(n_mmd, n_nn));
+      -- nearest-neighbour distance drift: share of (up to nn_reference) current vectors whose
+      -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
+      nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
+      execute pg_catalog.format('select pg_catalog.avg((d > %L::float8)::int), pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
+                                mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
+                                  '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and vector_norm(v) > 0)',
+                                  n_nn), false))
+        into stat, n_probe;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
-                                  pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95',
-                                    'rule', 'share of current vectors farther from their nearest reference vector than the reference p95'));
+                                  pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',
+                                    'reference_vectors', n_nn, 'current_vectors', n_probe, 'index', nn_index,
+                                    'rule', 'share of current vectors farther (cosine) from their nearest reference vector than the reference p95'));
       if pg_catalog.to_regprocedure('mlops.mmd_rbf(real[], real[], integer)') is not null then
         execute 'select * from mlops.mmd_rbf($1, $2, 200)' into t
           using (select pg_catalog.array_agg(o.embedding::real[] order by o.ordinal) from mlops.drift_profile_vectors o
-                  where o.profile_id = prof.id and o.column_name = c),
-                (select pg_catalog.array_agg(s.v::real[] order by s.ordinal) from pg_temp._drift_cur_sample s);
+                  where o.profile_id = prof.id and o.column_name = c and o.ordinal <= n_mmd),
+                (select pg_catalog.array_agg(s.v::real[] order by s.ordinal) from pg_temp._drift_cur_sample s
+                  where s.ordinal <= n_mmd);
         perform mlops._drift_result(rid, c, k, 'mmd', t.mmd2, t.p_value, (th ->> 'mmd')::float8,
-                                    pg_catalog.jsonb_build_object('bandwidth', t.bandwidth, 'permutations', 200));
+                                    pg_catalog.jsonb_build_object('bandwidth', t.bandwidth, 'permutations', 200,
+                                                                  'sample', n_mmd));
       end if;
       drop table pg_temp._drift_cur_sample;
     end if;
@@ -7475,6 +8039,10 @@ grant select on mlops.alert_log to mlops_reader;
 grant execute on function mlops.resolve_alerts(text, text) to mlops_admin;
 grant select, update on mlops.alerts to mlops_admin;
 
+-- idempotent/905-grants-replication.sql
+-- Grants of the replication status view (010-replication.sql).
+grant select on mlops.replication_status to mlops_reader;
+
 -- idempotent/910-grants-features.sql
 -- Grants of the feature store. Group tables get their grants when created
 -- (mlops_reader: select; mlops_writer: insert into history, write online).
@@ -7482,7 +8050,7 @@ grant select on mlops.feature_groups, mlops.features, mlops.feature_freshness, m
 grant select on mlops.entities, mlops.feature_group_versions, mlops.feature_defs, mlops.aggregate_features,
                 mlops.training_sets to mlops_reader;
 grant execute on function mlops.get_online_features(text, text[], text[]), mlops.online_query(text, text[], text),
-                          mlops.validate_features(text), mlops._keys(anyarray), mlops._feature_refs(text[], text[]),
+                          mlops.validate_features(text), mlops._feature_refs(text[], text[]),
                           mlops._feature_group(text), mlops._key_sqltype(text), mlops._feature_value_sql(text, text, text, text),
                           mlops._feature_newest_event(text), mlops._vector_schema(), mlops._feature_sqltype(jsonb)
   to mlops_reader;
@@ -7614,7 +8182,7 @@ grant execute on function
   to mlops_reader;
 grant select on mlops.drift_profiles, mlops.drift_monitors, mlops.drift_runs, mlops.drift_results to mlops_reader;
 grant execute on function
-  mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean),
+  mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, integer, boolean),
   mlops.create_drift_monitor(text, text, text, text, text, interval, jsonb, jsonb, double precision, interval, text, boolean),
   mlops.run_drift_monitor(text),
   mlops.run_due_monitors()
@@ -7632,14 +8200,14 @@ begin
      where p.pronamespace = 'mlops'::regnamespace
        and p.proname in ('_check_sample', '_lgamma_half', '_gammaq', '_ks_exact_pvalue', '_kolmogorov_sf', '_bin_counts',
                          '_drift_levels', '_drift_num', '_drift_scan_exprs', '_drift_current_exprs', '_drift_default_thresholds',
-                         '_wasserstein_quantiles', '_ks_quantiles')
+                         '_wasserstein_quantiles', '_ks_quantiles', '_drift_nn_index_name', '_drift_nn_sql')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_reader', fn);
   end loop;
   for fn in
     select p.oid::regprocedure from pg_catalog.pg_proc p
      where p.pronamespace = 'mlops'::regnamespace
-       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result')
+       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result', '_drift_nn_index')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_admin', fn);
   end loop;

@@ -103,15 +103,20 @@ class Drift:
     def profile(self, name: str, *, query: str | None = None, model: str | None = None,
                 feature_group: str | None = None, window_start: datetime | None = None,
                 window_end: datetime | None = None, columns: Sequence[str] | None = None,
-                sample_size: int = 1000, vector_sample: int = 500, replace: bool = False) -> int:
-        """Create (or recompute with ``replace=True``) a reference profile; returns its id."""
+                sample_size: int = 1000, vector_sample: int = 500, nn_reference: int = 10000,
+                replace: bool = False) -> int:
+        """Create (or recompute with ``replace=True``) a reference profile; returns its id.
+
+        Vector columns keep ``vector_sample`` reference vectors for MMD and ``nn_reference`` (HNSW-indexed)
+        for nearest-neighbour distance drift."""
         row = self.client.conn.execute(
             "select mlops.create_reference_profile(name => %s::text, query => %s::text, model => %s::text, "
             "feature_group => %s::text, window_start => %s::timestamptz, window_end => %s::timestamptz, "
             "columns => %s::text[], sample_size => %s::integer, vector_sample => %s::integer, "
-            "replace => %s::boolean) as id",
+            "nn_reference => %s::integer, replace => %s::boolean) as id",
             (name, query, model, feature_group, window_start, window_end,
-             list(columns) if columns is not None else None, sample_size, vector_sample, replace)).fetchone()
+             list(columns) if columns is not None else None, sample_size, vector_sample, nn_reference,
+             replace)).fetchone()
         assert row is not None
         return int(row["id"])
 

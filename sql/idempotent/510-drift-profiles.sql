@@ -223,18 +223,97 @@ $$;
 comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb, boolean) is
   'Private: one aggregate scan of a drift source returning per-column summaries.';
 
+-- Private: name of the HNSW index over one profile column's nearest-neighbour reference vectors.
+create or replace function mlops._drift_nn_index_name(profile_id bigint, column_name text) returns text
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$ select pg_catalog.format('drift_nn_%s_%s', profile_id, pg_catalog.left(pg_catalog.md5(column_name), 8)) $$;
+comment on function mlops._drift_nn_index_name(bigint, text) is
+  'Private: name of the partial HNSW index of a profile vector column (drift_nn_<profile id>_<md5 prefix of the column>).';
+
+-- Private: (re)builds the partial HNSW index (cosine) over the first n stored reference vectors of
+-- one profile vector column, on the expression embedding::vector(dim) (HNSW needs a fixed
+-- dimension; the shared table holds vectors of any dimension). rebuild => false only creates a
+-- missing index (pg_dump does not carry indexes of extension tables). Also drops the indexes of
+-- deleted profiles. Vectors wider than 2000 dimensions cannot be HNSW-indexed: returns null and
+-- the nearest-neighbour queries stay exact scans. SECURITY DEFINER: only the owner of the
+-- extension's table may index it; it takes ids and a checked column, never SQL text.
+create or replace function mlops._drift_nn_index(profile_id bigint, column_name text, dim integer, n integer,
+                                                 rebuild boolean default true)
+returns text
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+  idx text := mlops._drift_nn_index_name(profile_id, column_name);
+  stale text;
+  vs name := mlops._vector_schema();
+begin
+  if not exists (select from mlops.drift_profiles p where p.id = _drift_nn_index.profile_id
+                  and p.columns -> _drift_nn_index.column_name ->> 'type' = 'vector') then
+    raise exception using errcode = '42704',
+      message = pg_catalog.format('profile %s has no vector column %L', profile_id, column_name);
+  end if;
+  if n is null or n < 1 then
+    raise exception using errcode = '22023', message = pg_catalog.format('n must be positive, got %s', n);
+  end if;
+  for stale in
+    select c.relname from pg_catalog.pg_index i join pg_catalog.pg_class c on c.oid = i.indexrelid
+     where i.indrelid = 'mlops.drift_profile_vectors'::regclass and c.relname ~ '^drift_nn_[0-9]+_'
+       and not exists (select from mlops.drift_profiles p
+                        where p.id = pg_catalog.substring(c.relname::text, '^drift_nn_([0-9]+)_')::bigint)
+  loop
+    execute pg_catalog.format('drop index mlops.%I', stale);
+  end loop;
+  if dim is null or dim < 1 or dim > 2000 then
+    return null;
+  end if;
+  if rebuild then
+    execute pg_catalog.format('drop index if exists mlops.%I', idx);
+  end if;
+  execute pg_catalog.format(
+    'create index if not exists %I on mlops.drift_profile_vectors using hnsw ((embedding::%I.vector(%s)) %I.vector_cosine_ops) '
+    'where profile_id = %s and column_name = %L and ordinal <= %s', idx, vs, dim, vs, profile_id, column_name, n);
+  return idx;
+end
+$$;
+comment on function mlops._drift_nn_index(bigint, text, integer, integer, boolean) is
+  'Private: builds the partial HNSW (cosine) index over a profile column''s nearest-neighbour reference vectors.';
+
+-- Private: SQL giving, for every row (ordinal, v) of the probe relation, the cosine distance d to
+-- its nearest stored reference vector among the first n of a profile column: one HNSW index scan
+-- per probe (LATERAL ... order by <=> limit 1). exclude_self skips the reference vector with the
+-- probe's own ordinal (the reference's leave-one-out nearest-neighbour distances).
+create or replace function mlops._drift_nn_sql(profile_id bigint, column_name text, dim integer, n integer,
+                                               probe text, exclude_self boolean)
+returns text
+language sql stable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select pg_catalog.format(
+    'select nn.d from %1$s s, lateral (select o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v as d '
+    'from mlops.drift_profile_vectors o where o.profile_id = %4$s and o.column_name = %5$L and o.ordinal <= %6$s%7$s '
+    'order by o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v limit 1) nn',
+    probe, mlops._vector_schema(), dim, profile_id, column_name, n,
+    case when exclude_self then ' and o.ordinal <> s.ordinal' else '' end)
+$$;
+comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean) is
+  'Private: nearest-reference cosine distance of each probe vector through the profile column''s HNSW index.';
+
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
 -- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
 -- type, count, nulls, non-finite count, mean/std/min/max, 1001 quantiles, decile PSI edges and
 -- counts, all values when there are at most sample_size of them (exact KS), category
 -- frequencies (top 1000, rest as __other__), vector centroid / per-dimension variance /
--- magnitude, and a random sample of vector_sample vectors (MMD, nearest-neighbour distance).
+-- magnitude, and a random sample of greatest(vector_sample, nn_reference) reference vectors in
+-- mlops.drift_profile_vectors (ordinals in random order): the first vector_sample feed MMD, the
+-- first nn_reference (default 10,000) form the nearest-neighbour reference set, indexed with HNSW
+-- (cosine), whose own leave-one-out nearest-neighbour distances give the stored p95 (nn_p95).
+-- Zero vectors have no cosine direction and are left out of the nearest-neighbour statistic.
 create or replace function mlops.create_reference_profile(
   name text, query text default null, model text default null, feature_group text default null,
   window_start timestamptz default null, window_end timestamptz default null, columns text[] default null,
-  sample_size integer default 1000, vector_sample integer default 500, replace boolean default false)
+  sample_size integer default 1000, vector_sample integer default 500, nn_reference integer default 10000,
+  replace boolean default false)
 returns bigint
-language plpgsql volatile set search_path from current
+language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
 as $$
 declare
   src record;
@@ -252,6 +331,11 @@ declare
   numcols text[] := '{}';
   valexprs text[] := '{}';
   i integer;
+  n_vec bigint;
+  n_nn integer;
+  dim integer;
+  nn_index text;
+  nn_p95 double precision;
 begin
   perform mlops._check_name(name, 'name');
   if sample_size is null or sample_size < 10 or sample_size > 100000 then
@@ -259,6 +343,9 @@ begin
   end if;
   if vector_sample is null or vector_sample < 10 or vector_sample > 10000 then
     raise exception using errcode = '22023', message = pg_catalog.format('vector_sample must be between 10 and 10000, got %s', vector_sample);
+  end if;
+  if nn_reference is null or nn_reference < 10 or nn_reference > 1000000 then
+    raise exception using errcode = '22023', message = pg_catalog.format('nn_reference must be between 10 and 1000000, got %s', nn_reference);
   end if;
   if exists (select from mlops.drift_profiles p where p.name = create_reference_profile.name) and not replace then
     raise exception using errcode = '42710', message = pg_catalog.format('reference profile %L already exists', name),
@@ -348,24 +435,30 @@ begin
   perform pg_catalog.setseed(0.42);  -- reproducible vector samples (resets this session's random() sequence)
   for i in 1..pg_catalog.cardinality(cols) loop
     continue when kinds[i] <> 'vector' or not prof ? cols[i];
+    c := cols[i];
     execute pg_catalog.format(
       'insert into mlops.drift_profile_vectors (profile_id, column_name, ordinal, embedding) '
-      'select %1$s, %2$L, pg_catalog.row_number() over (), v from (select %2$I as v from %3$s s where %2$I is not null '
-      'order by pg_catalog.random() limit %4$s) x', prof_id, cols[i], src.sub, vector_sample);
-    -- the reference's own nearest-neighbour distances (leave-one-out within the sample)
+      'select %1$s, %2$L, pg_catalog.row_number() over (order by r), v from (select %2$I as v, pg_catalog.random() as r '
+      'from %3$s s where %2$I is not null order by 2 limit %4$s) x', prof_id, c, src.sub, greatest(vector_sample, nn_reference));
+    get diagnostics n_vec = row_count;
+    dim := (prof -> c ->> 'dim')::integer;
+    n_nn := least(n_vec, nn_reference);
+    nn_index := mlops._drift_nn_index(prof_id, c, dim, n_nn);
+    -- the reference's own nearest-neighbour distances (leave-one-out), one index scan per vector
+    execute pg_catalog.format('select pg_catalog.percentile_cont(0.95) within group (order by d) from (%s) x',
+                              mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
+                                '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
+                                'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
+                                'and %I.vector_norm(o.embedding) > 0)', prof_id, c, n_nn, mlops._vector_schema()), true))
+      into nn_p95;
     update mlops.drift_profiles p
-       set columns = pg_catalog.jsonb_set(p.columns, array[cols[i], 'nn_p95'],
-             pg_catalog.to_jsonb((select pg_catalog.percentile_cont(0.95) within group (order by nn.d)
-                                    from mlops.drift_profile_vectors r,
-                                         lateral (select r.embedding <-> o.embedding as d from mlops.drift_profile_vectors o
-                                                   where o.profile_id = r.profile_id and o.column_name = r.column_name
-                                                     and o.ordinal <> r.ordinal
-                                                   order by r.embedding <-> o.embedding limit 1) nn
-                                   where r.profile_id = p.id and r.column_name = cols[i])))
+       set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
+             'nn_p95', nn_p95, 'nn_metric', 'cosine', 'nn_reference', n_nn, 'nn_index', nn_index,
+             'mmd_sample', least(n_vec, vector_sample)))
      where p.id = prof_id;
   end loop;
   return prof_id;
 end
 $$;
-comment on function mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean) is
+comment on function mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, integer, boolean) is
   'Summarizes reference data (query, model prediction log + window, or feature group) into a stored profile; returns its id. Example: mlops.create_reference_profile(name => ''ref'', query => ''select * from t'').';

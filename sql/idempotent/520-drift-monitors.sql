@@ -220,7 +220,7 @@ comment on function mlops._drift_result(bigint, text, text, text, double precisi
 -- Empty current data raises 22023 and writes nothing; a column whose current values are all
 -- NULL / non-finite gets method 'missing' (drifted).
 create or replace function mlops.run_drift_monitor(name text) returns setof mlops.drift_results
-language plpgsql volatile set search_path from current
+language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
 as $$
 declare
   mon mlops.drift_monitors;
@@ -247,6 +247,8 @@ declare
   refc real[]; curc real[]; refvar double precision[]; curvar double precision[];
   nr double precision; nc double precision; noise_ratio double precision;
   cur_sample text;
+  n_mmd integer; n_nn integer; n_probe bigint;
+  nn_index text;
 begin
   select * into mon from mlops.drift_monitors d where d.name = run_drift_monitor.name;
   if not found then
@@ -401,31 +403,38 @@ begin
                  from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
       perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
                                   pg_catalog.jsonb_build_object('rule', '|mean_c - mean_r| >= 0.1 std_r and significant (|z| > 1.96)'));
-      -- a random sample of current vectors (second scan, vector columns only); seeded so a run is
-      -- reproducible on the same data (resets this session's random() sequence)
+      -- a random sample of current vectors (second scan, vector columns only), as many as the
+      -- profile keeps (greatest of its MMD sample and NN reference set); ordinals in random order.
+      -- Seeded so a run is reproducible on the same data (resets this session's random() sequence).
       perform pg_catalog.setseed(0.42);
       if pg_catalog.to_regclass('pg_temp._drift_cur_sample') is not null then
         drop table pg_temp._drift_cur_sample;
       end if;
-      execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over () as ordinal, v '
-                                'from (select %1$I as v from %2$s s where %1$I is not null order by pg_catalog.random() limit %3$s) x',
-                                c, src.sub, (select pg_catalog.count(*) from mlops.drift_profile_vectors pv2
-                                              where pv2.profile_id = prof.id and pv2.column_name = c));
-      stat := (select pg_catalog.avg((nn.d > (r ->> 'nn_p95')::float8)::int)
-                 from pg_temp._drift_cur_sample s,
-                      lateral (select s.v <-> o.embedding as d from mlops.drift_profile_vectors o
-                                where o.profile_id = prof.id and o.column_name = c
-                                order by s.v <-> o.embedding limit 1) nn);
+      n_mmd := (r ->> 'mmd_sample')::integer; n_nn := (r ->> 'nn_reference')::integer;
+      execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over (order by x.r) as ordinal, v '
+                                'from (select %1$I as v, pg_catalog.random() as r from %2$s s where %1$I is not null '
+                                'order by 2 limit %3$s) x', c, src.sub, greatest(n_mmd, n_nn));
+      -- nearest-neighbour distance drift: share of (up to nn_reference) current vectors whose
+      -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
+      nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
+      execute pg_catalog.format('select pg_catalog.avg((d > %L::float8)::int), pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
+                                mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
+                                  '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and vector_norm(v) > 0)',
+                                  n_nn), false))
+        into stat, n_probe;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
-                                  pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95',
-                                    'rule', 'share of current vectors farther from their nearest reference vector than the reference p95'));
+                                  pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',
+                                    'reference_vectors', n_nn, 'current_vectors', n_probe, 'index', nn_index,
+                                    'rule', 'share of current vectors farther (cosine) from their nearest reference vector than the reference p95'));
       if pg_catalog.to_regprocedure('mlops.mmd_rbf(real[], real[], integer)') is not null then
         execute 'select * from mlops.mmd_rbf($1, $2, 200)' into t
           using (select pg_catalog.array_agg(o.embedding::real[] order by o.ordinal) from mlops.drift_profile_vectors o
-                  where o.profile_id = prof.id and o.column_name = c),
-                (select pg_catalog.array_agg(s.v::real[] order by s.ordinal) from pg_temp._drift_cur_sample s);
+                  where o.profile_id = prof.id and o.column_name = c and o.ordinal <= n_mmd),
+                (select pg_catalog.array_agg(s.v::real[] order by s.ordinal) from pg_temp._drift_cur_sample s
+                  where s.ordinal <= n_mmd);
         perform mlops._drift_result(rid, c, k, 'mmd', t.mmd2, t.p_value, (th ->> 'mmd')::float8,
-                                    pg_catalog.jsonb_build_object('bandwidth', t.bandwidth, 'permutations', 200));
+                                    pg_catalog.jsonb_build_object('bandwidth', t.bandwidth, 'permutations', 200,
+                                                                  'sample', n_mmd));
       end if;
       drop table pg_temp._drift_cur_sample;
     end if;

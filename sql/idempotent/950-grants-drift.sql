@@ -13,7 +13,7 @@ grant execute on function
   to mlops_reader;
 grant select on mlops.drift_profiles, mlops.drift_monitors, mlops.drift_runs, mlops.drift_results to mlops_reader;
 grant execute on function
-  mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, boolean),
+  mlops.create_reference_profile(text, text, text, text, timestamptz, timestamptz, text[], integer, integer, integer, boolean),
   mlops.create_drift_monitor(text, text, text, text, text, interval, jsonb, jsonb, double precision, interval, text, boolean),
   mlops.run_drift_monitor(text),
   mlops.run_due_monitors()
@@ -31,14 +31,14 @@ begin
      where p.pronamespace = 'mlops'::regnamespace
        and p.proname in ('_check_sample', '_lgamma_half', '_gammaq', '_ks_exact_pvalue', '_kolmogorov_sf', '_bin_counts',
                          '_drift_levels', '_drift_num', '_drift_scan_exprs', '_drift_current_exprs', '_drift_default_thresholds',
-                         '_wasserstein_quantiles', '_ks_quantiles')
+                         '_wasserstein_quantiles', '_ks_quantiles', '_drift_nn_index_name', '_drift_nn_sql')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_reader', fn);
   end loop;
   for fn in
     select p.oid::regprocedure from pg_catalog.pg_proc p
      where p.pronamespace = 'mlops'::regnamespace
-       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result')
+       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result', '_drift_nn_index')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_admin', fn);
   end loop;
