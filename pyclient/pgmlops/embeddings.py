@@ -270,18 +270,18 @@ class Embeddings:
             vec = self.embed([query], model=str(model["m"]), progress=False)[0]
         else:
             vec = np.asarray(query, dtype=np.float32)
-        return list(self.conn.execute(
+        return list(self.client.read_conn.execute(
             "select key, distance, similarity, metadata from mlops.similar(%s::text, %s::text::vector, %s::integer, "
             "%s::jsonb)", (sync, _vector_literal(vec), k, Jsonb(filter) if filter is not None else None)).fetchall())
 
     def find_duplicates(self, sync: str, threshold: float = 0.9, k: int = 10) -> list[dict[str, Any]]:
-        return list(self.conn.execute(
+        return list(self.client.read_conn.execute(
             "select key_a, key_b, similarity from mlops.find_duplicates(%s::text, %s::float8, %s::integer)",
             (sync, threshold, k)).fetchall())
 
     def dedupe(self, sync: str, threshold: float = 0.9, k: int = 10) -> list[dict[str, Any]]:
         """Clusters of duplicate rows: [{cluster_id, key, cluster_size}]."""
-        return list(self.conn.execute(
+        return list(self.client.read_conn.execute(
             "select cluster_id, key, cluster_size from mlops.dedupe(%s::text, %s::float8, %s::integer)",
             (sync, threshold, k)).fetchall())
 

@@ -189,7 +189,7 @@ class Registry:
             [model, alias, Jsonb(rules)])
 
     def get_version(self, model: str, alias_or_version: str | int = "latest") -> ModelVersion:
-        row = self.client.conn.execute(
+        row = self.client.read_conn.execute(
             "select * from mlops.get_version(model => %s::text, alias_or_version => %s::text)",
             [model, str(alias_or_version)]).fetchone()
         assert row is not None
@@ -198,25 +198,25 @@ class Registry:
         return ModelVersion(**data)
 
     def compare_versions(self, model: str, version_1: int, version_2: int) -> pd.DataFrame:
-        rows = self.client.conn.execute(
+        rows = self.client.read_conn.execute(
             "select * from mlops.compare_versions(model => %s::text, version_1 => %s::integer, "
             "version_2 => %s::integer)",
             [model, version_1, version_2]).fetchall()
         return pd.DataFrame(rows, columns=["section", "key", "value_1", "value_2", "delta"])
 
     def history(self, model: str) -> pd.DataFrame:
-        rows = self.client.conn.execute(
+        rows = self.client.read_conn.execute(
             "select * from mlops.alias_history where model = %s::text order by event_id", [model]).fetchall()
         return pd.DataFrame(rows)
 
     def versions(self, model: str) -> pd.DataFrame:
-        rows = self.client.conn.execute(
+        rows = self.client.read_conn.execute(
             "select * from mlops.model_versions_bi where model = %s::text order by version", [model]).fetchall()
         return pd.DataFrame(rows)
 
     def load(self, model: str, alias_or_version: str | int = "production") -> Any:
         """The artifact of a version, sha256-checked: an estimator (sklearn), a LinearModel (linear) or bytes."""
-        row = self.client.conn.execute(
+        row = self.client.read_conn.execute(
             "select v.flavor, v.artifact, v.artifact_sha256, v.signature from mlops.model_versions v "
             "where v.id = mlops._resolve_version(%s::text, %s::text)", [model, str(alias_or_version)]).fetchone()
         assert row is not None
