@@ -1119,7 +1119,9 @@ begin
                               'Tenant owning the row (mlops.enable_tenancy; default: the session''s mlops.tenant).');
   end if;
   execute pg_catalog.format('alter table %s enable row level security, force row level security', tbl);
-  execute pg_catalog.format('drop policy if exists mlops_tenant on %s', tbl);
+  if exists (select from pg_catalog.pg_policy p where p.polrelid = tbl and p.polname = 'mlops_tenant') then
+    execute pg_catalog.format('drop policy mlops_tenant on %s', tbl);
+  end if;
   execute pg_catalog.format('create policy mlops_tenant on %s using (tenant = (select mlops.current_tenant())) '
                             'with check (tenant = (select mlops.current_tenant())%s)', tbl,
                             case when pin is null then '' else pg_catalog.format(' and tenant = %L', pin) end);
@@ -1251,6 +1253,11 @@ begin
   end if;
   execute pg_catalog.format('grant mlops_reader to %I', owner);
   execute pg_catalog.format('grant execute on function mlops.current_tenant(), mlops._tenant_default() to %I', owner);
+  -- the event trigger runs as whoever creates a table (the owner making a partition, an admin
+  -- creating a feature group): its helpers only alter tables that role owns anyway
+  execute pg_catalog.format('grant execute on function mlops._tenancy_excluded(regclass), '
+                            'mlops._tenancy_global_column(regclass, smallint), mlops._tenancy_table(regclass, text, text), '
+                            'mlops._tenancy_keys(regclass) to %I, mlops_admin', owner);
 
   -- owners first (ALTER TABLE OWNER carries indexes and owned sequences)
   execute pg_catalog.format('alter schema mlops owner to %I', owner);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -433,21 +434,132 @@ def test_reader_and_writer_roles(conn: psycopg.Connection[Any], strict_group: st
         conn.execute("delete from mlops_features.strict__v1; delete from mlops_features.strict__v1_online")
 
 
-def test_online_json_and_column_shapes_agree(client: pgmlops.Client, conn: psycopg.Connection[Any]) -> None:
+def _sql_online(conn: psycopg.Connection[Any], entity: str, keys: list[Any], features: list[str]) \
+        -> list[dict[str, Any]]:
+    """mlops.get_online_features (plain SQL, json shape) flattened like the client's rows."""
+    out = []
+    for key, values, status, event_ts in conn.execute(
+            "select entity_key, values, status, event_ts from mlops.get_online_features(%s, %s::text[], %s::text[])",
+            (entity, [str(k) for k in keys], features)):
+        row: dict[str, Any] = {"entity_key": key}
+        for name in values:
+            row[name] = values[name]
+            row[f"{name}__status"] = status[name]
+        row["event_ts"] = event_ts
+        out.append(row)
+    return out
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """Client values as JSON would carry them (vectors as lists)."""
+    return {k: (v.to_list() if hasattr(v, "to_list") else v) for k, v in row.items()}
+
+
+def test_online_client_and_sql_paths_agree(client: pgmlops.Client, conn: psycopg.Connection[Any]) -> None:
     fs = client.features
-    fs.create_group("shp", "customer", {"a": "float8", "b": "text"}, ttl="1 hour")
+    fs.create_group("shp", "customer", {"a": "float8", "b": "text", "e": "vector(2)"}, ttl="1 hour")
+    fs.create_group("shq", "customer", {"c": "int8", "b": "text"})  # no ttl; b clashes -> shp__b, shq__b
     now = datetime.now(UTC)
-    fs.write_rows("shp", [{"customer_id": 1, "event_ts": now.isoformat(), "a": 0.25, "b": "x"},
-                          {"customer_id": 2, "event_ts": (now - timedelta(hours=2)).isoformat(), "a": 1.0, "b": "y"}])
-    df = fs.online("customer", [1, 2, 3], ["shp:a", "shp:b"])
-    rows = conn.execute("select entity_key, values, status from mlops.get_online_features('customer', "
-                        "'{1,2,3}', '{shp:a,shp:b}')").fetchall()
-    for (key, values, status), (_, rec) in zip(rows, df.iterrows(), strict=True):
-        assert key == rec["entity_key"]
-        assert status == {"a": rec["a__status"], "b": rec["b__status"]}
-        for f in ("a", "b"):
-            assert values[f] == rec[f] or (values[f] is None and pd.isna(rec[f])), (key, f)
-    assert list(df["a__status"]) == ["PRESENT", "EXPIRED", "MISSING"]
+    fs.write_rows("shp", [{"customer_id": 1, "event_ts": now.isoformat(), "a": 0.25, "b": "x", "e": [1, 2]},
+                          {"customer_id": 2, "event_ts": (now - timedelta(hours=2)).isoformat(), "a": 1.0, "b": "y",
+                           "e": [3, 4]}])
+    fs.write_rows("shq", [{"customer_id": k, "event_ts": (now - timedelta(days=400)).isoformat(), "c": 10 * k,
+                           "b": f"q{k}"} for k in (1, 2, 4)])
+    cnt = fs.create_aggregate("shp", "n_1d", "*", "count", "1 day")
+    features = ["shp:a", "shp:b", "shp:e", "shq:c", "shq:b", cnt]
+    keys = [3, 1, 2, 4, 1]
+    want = _sql_online(conn, "customer", keys, features)
+    got = [_plain(r) for r in fs.online_raw("customer", keys, features)]
+    assert got == want
+    for key in keys:  # the one-key statement is another query: same answer
+        assert [_plain(r) for r in fs.online_raw("customer", [key], features)] == \
+            _sql_online(conn, "customer", [key], features)
+    by_key = {r["entity_key"]: r for r in got}
+    assert [by_key[k]["a__status"] for k in "1234"] == ["PRESENT", "EXPIRED", "MISSING", "MISSING"]
+    assert [by_key[k]["c__status"] for k in "1234"] == ["PRESENT", "PRESENT", "MISSING", "PRESENT"]
+    assert [by_key[k]["n_1d__status"] for k in "1234"] == ["PRESENT", "PRESENT", "MISSING", "MISSING"]
+    assert by_key["1"]["shp__b"] == "x" and by_key["2"]["shp__b"] is None and by_key["2"]["shq__b"] == "q2"
+    assert by_key["1"]["e"] == [1.0, 2.0] and by_key["1"]["n_1d"] == 1
+    df = fs.online("customer", keys, features)
+    assert list(df["entity_key"]) == ["3", "1", "2", "4", "1"]
+    assert list(df["a__status"]) == ["MISSING", "PRESENT", "EXPIRED", "MISSING", "PRESENT"]
+    assert df["e"].iloc[1].tolist() == [1.0, 2.0]
+
+
+def test_online_plan_cached_without_catalog_queries(client: pgmlops.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = client.features
+    fs.create_group("cached", "customer", {"v": "int8"})
+    fs.write_rows("cached", [{"customer_id": 1, "event_ts": "2026-01-01", "v": 5}])
+    fs.online_raw("customer", [1], ["cached:v"])
+    fs.online_raw("customer", [1, 2], ["cached:v"])
+    calls: list[str] = []
+    real = client.conn.execute
+
+    def spy(query: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(str(query))
+        return real(query, *args, **kwargs)
+
+    monkeypatch.setattr(client.conn, "execute", spy)
+    for _ in range(20):
+        assert fs.online_raw("customer", [1], ["cached:v"])[0]["v"] == 5
+        assert [r["v"] for r in fs.online_raw("customer", [2, 1], ["cached:v"])] == [None, 5]
+    assert calls == []
+
+
+def test_online_plan_follows_new_versions_and_ttl(client: pgmlops.Client, dsn: str) -> None:
+    """Another session makes a new version, then changes the ttl: the client's cached statement is
+    rebuilt on NOTIFY mlops_feature_groups, well before any timer would expire."""
+    fs = client.features
+    fs.create_group("moving", "customer", {"v": "int8"})
+    fs.write_rows("moving", [{"customer_id": 1, "event_ts": "2026-01-01", "v": 1}])
+    assert fs.online_raw("customer", [1], ["moving:v"])[0]["v"] == 1
+
+    def eventually(check: Any) -> None:
+        deadline = time.monotonic() + 5
+        while not check():
+            assert time.monotonic() < deadline, "cached online query not rebuilt"
+            time.sleep(0.02)
+
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("""select mlops.create_feature_group('moving', 'customer', '{"v": "int8", "w": "text"}')""")
+        other.execute("""select mlops.write_features('moving', '[{"customer_id": 1, "event_ts": "2026-01-02",
+                         "v": 2, "w": "two"}]')""")
+        eventually(lambda: fs.online_raw("customer", [1], ["moving:v"])[0]["v"] == 2)
+        assert fs.online_raw("customer", [1, 3], ["moving:v", "moving:w"])[0]["w"] == "two"
+        assert fs.online_raw("customer", [1], ["moving@1:v"])[0]["v"] == 1  # old version still readable
+        other.execute("""select mlops.create_feature_group('moving', 'customer', '{"v": "int8", "w": "text"}',
+                                                            ttl => '1 day')""")
+        eventually(lambda: fs.online_raw("customer", [1], ["moving:v"])[0]["v__status"] == "EXPIRED")
+        assert _sql_online(other, "customer", [1], ["moving:v"])[0]["v__status"] == "EXPIRED"
+
+
+def test_aggregates_carried_to_new_version(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select mlops.create_feature_group('carry', 'customer', '{"amount": "float8", "kind": "text"}')""")
+    conn.execute("select mlops.create_aggregate_feature('carry', 'amount_sum_7d', 'amount', 'sum', '7 days')")
+    conn.execute("select mlops.create_aggregate_feature('carry', 'n_1h', '*', 'count', '1 hour')")
+    conn.execute("select mlops.create_aggregate_feature('carry', 'kinds_30d', 'kind', 'count', '30 days')")
+    warnings: list[str] = []
+    conn.add_notice_handler(lambda d: warnings.append(str(d.message_primary)))
+    new = scalar(conn, """select mlops.create_feature_group('carry', 'customer',
+                           '{"amount": "float8", "extra": "int8"}')""")
+    assert new == "mlops_features.carry__v2"
+    rows = conn.execute("select version, feature, aggregate, window_seconds from mlops.features "
+                        "where group_name = 'carry' and kind = 'aggregate' order by version, feature").fetchall()
+    assert rows == [(1, "amount_sum_7d", "sum(amount)", 604800.0), (1, "kinds_30d", "count(kind)", 2592000.0),
+                    (1, "n_1h", "count(*)", 3600.0),
+                    (2, "amount_sum_7d", "sum(amount)", 604800.0), (2, "n_1h", "count(*)", 3600.0)]
+    assert any("kinds_30d" in w and "kind was removed" in w for w in warnings), warnings
+    conn.execute("""select mlops.write_features('carry', '[{"customer_id": 1, "event_ts": "2026-01-01 10:00",
+                    "amount": 2.5}, {"customer_id": 1, "event_ts": "2026-01-02", "amount": 1}]')""")
+    conn.execute("select mlops.create_training_set('carry_set', 'select 1::int8 as customer_id, "
+                 "timestamptz ''2026-01-02 00:30'' as ts', '{carry:amount_sum_7d,carry:n_1h}')")
+    assert conn.execute("select amount_sum_7d, n_1h from mlops_features.carry_set").fetchall() == [(3.5, 1)]
+    # a version where the feature turns text, and one where a feature takes the aggregate's name
+    conn.execute("""select mlops.create_feature_group('carry', 'customer', '{"amount": "text", "n_1h": "int8"}')""")
+    assert conn.execute("select feature from mlops.features where group_name = 'carry' and version = 3 "
+                        "and kind = 'aggregate'").fetchall() == []
+    assert any("amount_sum_7d" in w and "no longer numeric" in w for w in warnings), warnings
+    assert any("n_1h" in w and "feature of that name" in w for w in warnings), warnings
 
 
 def test_training_set_spine_table_resolved_in_callers_search_path(client: pgmlops.Client) -> None:

@@ -2,7 +2,8 @@
 
 The logic lives in SQL (``mlops.create_feature_group``, ``mlops.online_query``,
 ``mlops.create_training_set``, ...); this module moves data: DataFrames go in through COPY,
-results come back as DataFrames.
+results come back as DataFrames. Online lookups run the SQL ``mlops.online_query`` builds as a
+prepared statement, cached until NOTIFY mlops_feature_groups says a group changed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
+import select
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,8 +20,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import psycopg
 from psycopg import RawCursor, sql
-from psycopg.rows import dict_row
+from psycopg.rows import tuple_row
 from rich.progress import Progress
 
 from .errors import PgmlopsError
@@ -29,8 +32,50 @@ if TYPE_CHECKING:
 
 FeatureSpec = Mapping[str, "str | Mapping[str, Any]"] | Sequence[Mapping[str, Any]]
 Interval = timedelta | str | None
-ONLINE_QUERY_CACHE_SECONDS = 30.0
 PROGRESS_ROWS = 100_000
+GROUPS_CHANNEL = "mlops_feature_groups"  # create_feature_group notifies: new version or ttl change
+
+
+@dataclass
+class _OnlinePlan:
+    """Cached SQL of one online lookup (entity + features): ``one`` takes $1 = a key, ``many`` $1 = keys."""
+
+    one: str
+    many: str
+    names: list[str] | None = None  # result column names, from the first execution
+
+
+class _GroupWatch:
+    """Tells when cached online queries may be stale. LISTENs on mlops_feature_groups on a connection of
+    its own to the primary (a standby cannot LISTEN; the client's connection stays free for the user's
+    notifications) and polls its socket without blocking before each lookup: no round trip, no catalog
+    query unless a feature group changed."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn: psycopg.Connection[Any] | None = None
+        self.fd = -1
+
+    def changed(self) -> bool:
+        """True on the first call and whenever a notification (or a broken connection) arrived since."""
+        if self.conn is None:
+            self.conn = psycopg.connect(self.dsn, autocommit=True)
+            self.conn.execute(sql.SQL("listen {}").format(sql.Identifier(GROUPS_CHANNEL)))
+            self.fd = self.conn.fileno()
+            return True
+        if not select.select((self.fd,), (), (), 0)[0]:
+            return False
+        try:
+            for _ in self.conn.notifies(timeout=0):
+                pass
+        except psycopg.Error:  # connection lost: listen again on the next call
+            self.close()
+        return True
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +127,9 @@ class FeatureStore:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._online_cache: dict[tuple[str, tuple[str, ...]], tuple[float, str]] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], _OnlinePlan] = {}
+        self._watch = _GroupWatch(client.dsn)
+        self._local = threading.local()  # one reusable cursor per thread
 
     @property
     def conn(self) -> Connection:
@@ -119,11 +166,13 @@ class FeatureStore:
             payload = json.dumps(dict(features))
         else:
             payload = json.dumps([dict(f) for f in features])
-        return str(self._one(
+        table = str(self._one(
             "select mlops.create_feature_group(name => %s::text, entity => %s::text, features => %s::json, "
             "ttl => %s::interval, description => %s::text, source => %s::text, freshness_sla => %s::interval, "
             "notify => %s::boolean)",
             (name, entity, payload, ttl, description, source, freshness_sla, notify)))
+        self._plans.clear()  # our own change counts at once; other clients hear of it through NOTIFY
+        return table
 
     def create_aggregate(self, group: str, name: str, feature: str, agg: str, window: Interval) -> str:
         """Window aggregate (count/sum/avg/min/max over ``window``); returns its reference ``group:name``."""
@@ -175,38 +224,62 @@ class FeatureStore:
                              (group, json.dumps(list(map(dict, rows)), default=str))))
 
     # --- online --------------------------------------------------------------------------
-    def _online_sql(self, entity: str, features: tuple[str, ...]) -> str:
+    def _online_plan(self, entity: str, features: tuple[str, ...]) -> _OnlinePlan:
+        """The prepared SQL of a lookup, built by ``mlops.online_query`` once and cached until a
+        feature group changes (NOTIFY mlops_feature_groups), so a lookup does no catalog query."""
+        if self._watch.changed():
+            self._plans.clear()
         key = (entity, features)
-        cached = self._online_cache.get(key)
-        now = time.monotonic()
-        if cached and now - cached[0] < ONLINE_QUERY_CACHE_SECONDS:
-            return cached[1]
-        query = str(self._one("select mlops.online_query(%s::text, %s::text[], 'columns')", (entity, list(features))))
-        self._online_cache[key] = (now, query)
-        return query
+        plan = self._plans.get(key)
+        if plan is None:
+            row = self.conn.execute("select mlops.online_query(%s::text, %s::text[], 'row') as one, "
+                                    "mlops.online_query(%s::text, %s::text[], 'columns') as many",
+                                    (entity, list(features), entity, list(features))).fetchone()
+            assert row is not None
+            plan = self._plans[key] = _OnlinePlan(row["one"], row["many"])
+        return plan
+
+    def _online_rows(self, entity: str, keys: Sequence[Any], features: Sequence[str]) \
+            -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows (tuples) of an online lookup: one prepared statement, binary results."""
+        plan = self._online_plan(entity, tuple(features))
+        conn = self.client.read_conn
+        local = self._local
+        cur: RawCursor[tuple[Any, ...]] | None = getattr(local, "cursor", None)
+        if cur is None or cur.connection is not conn or cur.closed:
+            cur = local.cursor = RawCursor(conn, row_factory=tuple_row)  # $1 placeholders: PostgreSQL's own
+        if len(keys) == 1:
+            cur.execute(plan.one, (str(keys[0]),), prepare=True, binary=True)
+        else:
+            cur.execute(plan.many, ([str(k) for k in keys],), prepare=True, binary=True)
+        rows = cur.fetchall()
+        if plan.names is None:
+            plan.names = [d.name for d in cur.description or ()]
+        return plan.names, rows
 
     def online_raw(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> list[dict[str, Any]]:
         """Online lookup rows as dicts (entity_key, one value and one ``<name>__status`` per feature,
-        event_ts) through a prepared statement (the query comes from ``mlops.online_query``)."""
-        query = self._online_sql(entity, tuple(features))
-        conn = self.client.read_conn
-        with RawCursor(conn, row_factory=dict_row) as cur:  # the query uses $1: PostgreSQL placeholders
-            cur.execute(query, ([str(k) for k in keys],), prepare=True, binary=True)
-            return cur.fetchall()
+        event_ts), one per key in the given order, through a prepared statement."""
+        names, rows = self._online_rows(entity, keys, features)
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
         """Online features: one row per key (given order) with a column per feature, ``<feature>__status``
         (PRESENT / EXPIRED / MISSING; TTL enforced on read) and ``event_ts``."""
-        rows = self.online_raw(entity, keys, features)
+        names, rows = self._online_rows(entity, keys, features)
         if not rows:
-            return pd.DataFrame()
-        cols = list(rows[0])
-        data = [list(r.values()) for r in rows]
-        for j in range(len(cols)):  # pgvector values -> numpy arrays
-            if any(hasattr(row[j], "to_numpy") for row in data):
-                for row in data:
-                    row[j] = row[j].to_numpy() if hasattr(row[j], "to_numpy") else row[j]
-        return pd.DataFrame(data, columns=cols)
+            return pd.DataFrame(columns=names)
+        columns: dict[str, list[Any]] = {}
+        for j, name in enumerate(names):
+            values = [row[j] for row in rows]
+            if any(hasattr(v, "to_numpy") for v in values):  # pgvector values -> numpy arrays
+                values = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in values]
+            columns[name] = values
+        return pd.DataFrame(columns)
+
+    def close(self) -> None:
+        """Close the connection listening for feature group changes (``Client.close`` calls it)."""
+        self._watch.close()
 
     def purge_expired(self) -> int:
         """Delete online rows past their group's ttl; returns how many."""

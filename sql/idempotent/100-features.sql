@@ -204,6 +204,8 @@ declare
   checks text := '';
   col text;
   gid bigint;
+  prev mlops.aggregate_features;
+  reason text;
 begin
   perform mlops._check_name(create_feature_group.name, 'feature group name');
   if pg_catalog.length(create_feature_group.name) > 45 then
@@ -233,6 +235,10 @@ begin
      where g.id = cur.id;
     if cur.notify is distinct from coalesce(create_feature_group.notify, false) then
       perform mlops._feature_group_trigger(cur.id);  -- the trigger carries the notify flag
+    end if;
+    if cur.ttl is distinct from create_feature_group.ttl then  -- online queries carry the ttl
+      perform pg_catalog.pg_notify('mlops_feature_groups',
+        pg_catalog.json_build_object('group', cur.name, 'version', cur.version)::text);
     end if;
     return pg_catalog.format('mlops_features.%I', cur.table_name);
   end if;
@@ -303,7 +309,31 @@ begin
   select gid, e.value ->> 'name', e.ordinality::integer, e.value ->> 'type', (e.value ->> 'dims')::integer,
          (e.value ->> 'not_null')::boolean, (e.value ->> 'min')::float8, (e.value ->> 'max')::float8, e.value -> 'allowed'
     from pg_catalog.jsonb_array_elements(spec) with ordinality e;
+  -- window aggregates of the previous version carry over when their source feature still fits
+  if cur.id is not null then
+    for prev in select * from mlops.aggregate_features x where x.group_id = cur.id order by x.name loop
+      reason := case
+        when exists (select from mlops.feature_defs d where d.group_id = gid and d.name = prev.name)
+          then 'a feature of that name now exists'
+        when prev.feature <> '*' and not exists (select from mlops.feature_defs d where d.group_id = gid and d.name = prev.feature)
+          then pg_catalog.format('its feature %s was removed', prev.feature)
+        when prev.agg <> 'count' and not exists (select from mlops.feature_defs d where d.group_id = gid and d.name = prev.feature
+                                                  and d.data_type in ('int8', 'int4', 'float8', 'float4'))
+          then pg_catalog.format('its feature %s is no longer numeric', prev.feature)
+        end;
+      if reason is null then
+        insert into mlops.aggregate_features (group_id, name, feature, agg, window_size)
+        values (gid, prev.name, prev.feature, prev.agg, prev.window_size);
+      else
+        raise warning using message = pg_catalog.format(
+          'feature group %s version %s: window aggregate %s (%s of %s over %s) not carried over: %s',
+          create_feature_group.name, new_version, prev.name, prev.agg, prev.feature, prev.window_size, reason);
+      end if;
+    end loop;
+  end if;
   perform mlops._feature_group_trigger(gid);
+  perform pg_catalog.pg_notify('mlops_feature_groups',
+    pg_catalog.json_build_object('group', create_feature_group.name, 'version', new_version)::text);
   return pg_catalog.format('mlops_features.%I', tbl);
 end
 $$;
@@ -311,7 +341,8 @@ comment on function mlops.create_feature_group(text, text, json, interval, text,
   'Creates a feature group version: table mlops_features.<name>__v<version> with columns (<entity key_column>, event_ts timestamptz, created_at timestamptz, one column per feature), '
   'index (key, event_ts desc), CHECK constraints <feature>__<rule> from rules (not_null, min, max, allowed; NaN and +-Infinity rejected (__finite) unless allow_nan), online table <table>_online kept by trigger, HNSW on vector features. '
   'features: json {name: type | {type, rules}} or [{name, type, rules}]; types int8|int4|float8|float4|bool|text|jsonb|timestamptz|vector(N). '
-  'A different definition creates a new version (old tables stay readable); the same one only updates ttl/sla/description. Returns the table name.';
+  'A different definition creates a new version (old tables stay readable) that keeps the window aggregates of the previous one whose source feature still exists (with a numeric type unless count; a WARNING names any other); the same one only updates ttl/sla/description. '
+  'A new version or a ttl change sends NOTIFY mlops_feature_groups {group, version} so clients re-build cached online queries. Returns the table name.';
 
 -- (Re)creates the online-sync trigger of a group version from its registry row.
 create or replace function mlops._feature_group_trigger(group_id bigint) returns void
@@ -433,132 +464,125 @@ $$;
 comment on function mlops._feature_refs(text[], text[]) is 'Private: resolves ''group:feature'' references (features or window aggregates).';
 
 -- Value expression of one feature reference for the online query: a column of the group's
--- online table alias, or a window aggregate over the history ending now.
+-- lateral alias, vectors as real[] when the result is JSON.
 create or replace function mlops._feature_value_sql(kind text, alias text, feature text, data_type text) returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select case when data_type = 'vector' then pg_catalog.format('%I.%I::real[]', alias, feature)
+  select case when kind = 'json' and data_type = 'vector' then pg_catalog.format('%I.%I::real[]', alias, feature)
               else pg_catalog.format('%I.%I', alias, feature) end
 $$;
-comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value (vectors as real[] for JSON).';
+comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value in the online query (vectors as real[] for JSON).';
 
--- Keys of an online lookup with their position. A function with a fixed row estimate (not
--- inlined: pinned search_path) so custom and generic plans of the prepared online query cost the
--- same and PostgreSQL settles on the generic plan instead of re-planning every call.
-create or replace function mlops._keys(keys anyarray) returns table (key anyelement, ord bigint)
-language sql immutable parallel safe rows 10 set search_path = pg_catalog, pg_temp
-as $$ select u.k, u.o from pg_catalog.unnest(keys) with ordinality u(k, o) $$;
-comment on function mlops._keys(anyarray) is 'Private: unnest with ordinality and a fixed row estimate, for the prepared online query.';
-
--- Builds the online lookup query for an entity and feature references. The query takes
--- $1 text[] (entity keys) and returns (entity_key text, "values" jsonb, status jsonb,
--- event_ts timestamptz), one row per key in the given order. TTL is enforced here, on read:
--- a row older than the group's ttl is EXPIRED and its values are null. The Python client
--- prepares this query once and reuses it; get_online_features runs it directly.
+-- Builds the online lookup query for an entity and feature references; the Python client
+-- prepares it once and get_online_features runs it. One index lookup per group in its online
+-- table (a lateral subquery, so the TTL test runs once per group and row, not once per
+-- feature) and one window aggregate per aggregate reference. TTL is enforced here, on read: a
+-- row older than the group's ttl is EXPIRED and its values are null. Shapes:
+--   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
+--   columns  $1 text[] keys -> (entity_key, per feature: <name> typed and <name>__status, event_ts), in order
+--   row      $1 text, one key -> the columns shape for that key (one row)
 create or replace function mlops.online_query(entity text, features text[], shape text default 'json') returns text
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
 declare
   r record;
   ent mlops.entities;
-  joins text := '';
-  times text := '';
+  groups jsonb := '{}';  -- group id -> {alias, table, key, ttl, cols: [feature, ...]}
+  g record;
   alias text;
   n integer := 0;
   dtype text;
-  -- per group alias: {live: expr, vals: ["'name', expr", ...], names: [name, ...]}
-  grp jsonb := '{}';
-  vals text := '';
-  stats text := '';
-  a record;
-  lo integer;
-  cnt integer;
-  st text;
+  joins text := '';
+  aggs text := '';
+  times text := '';
   cols text := '';
+  jvals text[] := '{}';
+  jstats text[] := '{}';
+  val text;
+  stat text;
+  keysrc text;
+  i integer;
+  vals_sql text := '';
+  stats_sql text := '';
 begin
-  if shape is null or shape not in ('json', 'columns') then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json or columns', shape);
+  if shape is null or shape not in ('json', 'columns', 'row') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json, columns or row', shape);
   end if;
   select * into ent from mlops.entities e where e.name = online_query.entity;
   if not found then
     raise exception using errcode = '42704', message = pg_catalog.format('unknown entity %L', online_query.entity);
   end if;
   for r in select * from mlops._feature_refs(features) loop
-    if (select g.entity from mlops.feature_group_versions g where g.id = r.group_id) <> ent.name then
+    if (select v.entity from mlops.feature_group_versions v where v.id = r.group_id) <> ent.name then
       raise exception using errcode = '22023',
         message = pg_catalog.format('feature %s belongs to another entity than %s', r.ref, ent.name);
     end if;
     if r.kind = 'feature' then
-      alias := (select e.key from pg_catalog.jsonb_each(grp) e where (e.value ->> 'id')::bigint = r.group_id);
+      alias := groups #>> array[r.group_id::text, 'alias'];
       if alias is null then
         n := n + 1;
         alias := 'g' || n;
-        joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key',
-                                            r.online_table, alias, alias, r.key_column);
-        times := times || pg_catalog.format(', %I.event_ts', alias);
-        grp := grp || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object('id', r.group_id,
-          'live', case when r.ttl is null then pg_catalog.format('%I.event_ts is not null', alias)
-                       else pg_catalog.format('%I.event_ts >= pg_catalog.now() - %L::interval', alias, r.ttl) end,
-          'vals', '[]'::jsonb, 'names', '[]'::jsonb));
+        groups := groups || pg_catalog.jsonb_build_object(r.group_id::text, pg_catalog.jsonb_build_object(
+          'alias', alias, 'n', n, 'table', r.online_table, 'key', r.key_column, 'ttl', r.ttl, 'cols', '[]'::jsonb));
       end if;
+      groups := pg_catalog.jsonb_set(groups, array[r.group_id::text, 'cols'],
+                                     (groups #> array[r.group_id::text, 'cols']) || pg_catalog.to_jsonb(r.feature));
       select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
-      cols := cols || pg_catalog.format(', case when %s then %I.%I end as %I', grp #>> array[alias, 'live'], alias, r.feature,
-                                        r.out_name)
-                   || pg_catalog.format(', case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end as %I',
-                                        alias, grp #>> array[alias, 'live'], r.out_name || '__status');
-      grp := pg_catalog.jsonb_set(grp, array[alias, 'vals'], (grp #> array[alias, 'vals']) || pg_catalog.to_jsonb(
-        pg_catalog.format('%L, %s', r.out_name, mlops._feature_value_sql(r.kind, alias, r.feature, dtype))));
-      grp := pg_catalog.jsonb_set(grp, array[alias, 'names'], (grp #> array[alias, 'names']) || pg_catalog.to_jsonb(r.out_name));
+      val := pg_catalog.format('case when %I._ok then %s end', alias,
+                               mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype));
+      stat := pg_catalog.format('coalesce(%I._st, ''MISSING'')', alias);
     else
       n := n + 1;
       alias := 'a' || n;
-      joins := joins || pg_catalog.format(
+      aggs := aggs || pg_catalog.format(
         ' left join lateral (select %s(%s) as v, pg_catalog.count(*) as n from mlops_features.%I h'
         ' where h.%I = k.key and h.event_ts <= pg_catalog.now() and h.event_ts > pg_catalog.now() - %L::interval) %I on true',
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
         r.table_name, r.key_column, r.window_size, alias);
-      vals := vals || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, %I.v)', r.out_name, alias);
-      cols := cols || pg_catalog.format(', %I.v as %I, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end as %I',
-                                        alias, r.out_name, alias, r.out_name || '__status');
-      stats := stats || pg_catalog.format(
-        ' || pg_catalog.jsonb_build_object(%L, case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end)', r.out_name, alias);
+      val := pg_catalog.format('%I.v', alias);
+      stat := pg_catalog.format('case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end', alias);
     end if;
+    cols := cols || pg_catalog.format(', %s as %I, %s as %I', val, r.out_name, stat, r.out_name || '__status');
+    jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
+    jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
-  if shape = 'columns' then
-    return pg_catalog.format(
-      'select k.key::text as entity_key%s, %s as event_ts from mlops._keys($1::text[]::%s[]) k%s '
-      'order by k.ord', cols, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
-      mlops._key_sqltype(ent.key_type), joins);
+  -- one lateral lookup per group: _ok and _st are computed once per row (placeholders of the outer join)
+  for g in select e.value as v from pg_catalog.jsonb_each(groups) e order by (e.value ->> 'n')::integer loop
+    joins := joins || pg_catalog.format(
+      ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key) %I on true',
+      (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
+      case when g.v ->> 'ttl' is null then 'true'
+           else pg_catalog.format('(o.event_ts >= pg_catalog.now() - %L::interval) is true', g.v ->> 'ttl') end,
+      case when g.v ->> 'ttl' is null then '''PRESENT''::text'
+           else pg_catalog.format('case when o.event_ts >= pg_catalog.now() - %L::interval then ''PRESENT'' else ''EXPIRED'' end',
+                                  g.v ->> 'ttl') end,
+      g.v ->> 'table', g.v ->> 'key', g.v ->> 'alias');
+    times := times || pg_catalog.format(', %I.event_ts', g.v ->> 'alias');
+  end loop;
+  joins := joins || aggs;
+  times := case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end;
+  keysrc := case when shape = 'row' then pg_catalog.format('(select $1::text::%s as key) k', mlops._key_sqltype(ent.key_type))
+                 else pg_catalog.format('pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)',
+                                        mlops._key_sqltype(ent.key_type)) end;
+  if shape <> 'json' then
+    return pg_catalog.format('select k.key::text as entity_key%s, %s as event_ts from %s%s%s',
+                             cols, times, keysrc, joins, case when shape = 'row' then '' else ' order by k.ord' end);
   end if;
-  -- one jsonb_build_object per group and chunk of 50 features (at most 100 arguments each)
-  for a in select e.key as alias, e.value as g from pg_catalog.jsonb_each(grp) e loop
-    cnt := pg_catalog.jsonb_array_length(a.g -> 'vals');
-    st := pg_catalog.format('case when %I.event_ts is null then ''MISSING'' when %s then ''PRESENT'' else ''EXPIRED'' end',
-                            a.alias, a.g ->> 'live');
-    lo := 0;
-    while lo < cnt loop
-      vals := vals || pg_catalog.format(
-        ' || case when %s then pg_catalog.jsonb_build_object(%s) else pg_catalog.jsonb_build_object(%s) end',
-        a.g ->> 'live',
-        (select pg_catalog.string_agg(x.p, ', ' order by x.o)
-           from pg_catalog.jsonb_array_elements_text(a.g -> 'vals') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50),
-        (select pg_catalog.string_agg(pg_catalog.format('%L, null', x.p), ', ' order by x.o)
-           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
-      stats := stats || pg_catalog.format(' || pg_catalog.jsonb_build_object(%s)',
-        (select pg_catalog.string_agg(pg_catalog.format('%L, %s', x.p, st), ', ' order by x.o)
-           from pg_catalog.jsonb_array_elements_text(a.g -> 'names') with ordinality x(p, o) where x.o > lo and x.o <= lo + 50));
-      lo := lo + 50;
-    end loop;
+  -- json: jsonb_build_object takes at most 100 arguments: chunks of 50 features
+  i := 1;
+  while i <= pg_catalog.cardinality(jvals) loop
+    vals_sql := vals_sql || case when i > 1 then ' || ' else '' end
+                || pg_catalog.format('pg_catalog.jsonb_build_object(%s)', pg_catalog.array_to_string(jvals[i:i + 49], ', '));
+    stats_sql := stats_sql || case when i > 1 then ' || ' else '' end
+                 || pg_catalog.format('pg_catalog.jsonb_build_object(%s)', pg_catalog.array_to_string(jstats[i:i + 49], ', '));
+    i := i + 50;
   end loop;
-  return pg_catalog.format(
-    'select k.key::text as entity_key, ''{}''::jsonb%s as "values", ''{}''::jsonb%s as status, %s as event_ts '
-    'from mlops._keys($1::text[]::%s[]) k%s order by k.ord',
-    vals, stats, case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end,
-    mlops._key_sqltype(ent.key_type), joins);
+  return pg_catalog.format('select k.key::text as entity_key, %s as "values", %s as status, %s as event_ts from %s%s order by k.ord',
+                           vals_sql, stats_sql, times, keysrc, joins);
 end
 $$;
 comment on function mlops.online_query(text, text[], text) is
-  'SQL of the online lookup for (entity, features ''group:feature''): takes $1 text[] keys; shape json returns (entity_key, values jsonb, status jsonb, event_ts), shape columns returns (entity_key, one typed column and one <name>__status column per feature, event_ts). Clients prepare it once.';
+  'SQL of the online lookup for (entity, features ''group:feature''), one index lookup per group with TTL enforced on read. Shape json: $1 text[] keys -> (entity_key, values jsonb, status jsonb, event_ts); shape columns: $1 text[] keys -> (entity_key, one typed column and one <name>__status column per feature, event_ts), rows in key order; shape row: $1 text, one key -> the columns shape. Clients prepare it once (and re-fetch it on NOTIFY mlops_feature_groups).';
 
 -- Online lookup: one row per key (in the given order) with feature values, a status per
 -- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the

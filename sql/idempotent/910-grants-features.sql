@@ -4,7 +4,7 @@ grant select on mlops.feature_groups, mlops.features, mlops.feature_freshness, m
 grant select on mlops.entities, mlops.feature_group_versions, mlops.feature_defs, mlops.aggregate_features,
                 mlops.training_sets to mlops_reader;
 grant execute on function mlops.get_online_features(text, text[], text[]), mlops.online_query(text, text[], text),
-                          mlops.validate_features(text), mlops._keys(anyarray), mlops._feature_refs(text[], text[]),
+                          mlops.validate_features(text), mlops._feature_refs(text[], text[]),
                           mlops._feature_group(text), mlops._key_sqltype(text), mlops._feature_value_sql(text, text, text, text),
                           mlops._feature_newest_event(text), mlops._vector_schema(), mlops._feature_sqltype(jsonb)
   to mlops_reader;
