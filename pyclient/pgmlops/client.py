@@ -65,6 +65,8 @@ class Client:
         return open_connection(self.read_dsn) if self.read_dsn else self.conn
 
     def close(self) -> None:
+        if "features" in self.__dict__:
+            self.features.close()
         if "read_conn" in self.__dict__ and self.read_conn is not self.conn:
             self.read_conn.close()
         self.conn.close()
