@@ -354,7 +354,7 @@ begin
       insert into mlops.prediction_requests (request_id, prediction_id, created_at)
       select s.request_id, s.id, s.created_at from src s
        order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
-      on conflict (request_id) do nothing
+      on conflict on constraint prediction_requests_pkey do nothing
       returning prediction_id),
     ins as (
       insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment,
