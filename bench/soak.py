@@ -4,9 +4,10 @@ cluster (durable settings: fsync and synchronous_commit on) or on ``--dsn``.
 
 Prints throughput and p50 / p99 per operation, the errors (exit status 1 when there is any),
 and the resident memory of the soak's own backends (``pg_backend_pid()`` ->
-``/proc/<pid>/status``) after a warm-up and at the end: VmRSS as asked, RssAnon (private
-memory: what a leak grows; VmRSS also counts the shared buffers a backend has touched) and
-whether it stayed flat (every backend's RssAnon grew by at most ``--flat-kib``).
+``/proc/<pid>/status``) after a warm-up and at the end: VmRSS, RssAnon (private memory: what a
+leak grows) and RssShmem (shared buffers the backend has touched so far; VmRSS includes them and
+they grow towards shared_buffers as the tables grow: not a leak), and whether it stayed flat
+(every backend's RssAnon grew by at most ``--flat-kib``).
 
     make soak                                  # 10 minutes (SOAK_SECONDS=60 make soak: 1 minute)
     .venv/bin/python -m bench.soak --seconds 60 [--workers 2] [--dsn URL] [--json out.json]
@@ -37,6 +38,8 @@ ENTITIES = 10_000
 FEATURES = ["soak:f0", "soak:f1", "soak:f2", "soak:f3", "soak:f4"]
 MODEL = "soak_m"
 EXPERIMENT = "soak_ab"
+MEMORY_COLUMNS = ("backend", "pid", "vmrss_start_kib", "vmrss_end_kib", "rssanon_start_kib", "rssanon_end_kib",
+                  "rssanon_growth_kib", "rssshmem_start_kib", "rssshmem_end_kib")
 UNITS = 200_000  # assign draws from here: first exposures early, mostly sticky lookups later
 
 
@@ -186,7 +189,9 @@ def run(dsn: str, seconds: float, workers: int = 2, warmup: float | None = None,
         memory.append({"backend": f"{op}#{index}", "pid": pid,
                        "vmrss_start_kib": mem_start[pid]["VmRSS"], "vmrss_end_kib": mem_end[pid]["VmRSS"],
                        "rssanon_start_kib": mem_start[pid].get("RssAnon"),
-                       "rssanon_end_kib": mem_end[pid].get("RssAnon"), "rssanon_growth_kib": growth})
+                       "rssanon_end_kib": mem_end[pid].get("RssAnon"), "rssanon_growth_kib": growth,
+                       "rssshmem_start_kib": mem_start[pid].get("RssShmem"),
+                       "rssshmem_end_kib": mem_end[pid].get("RssShmem")})
     return {"seconds": seconds, "warmup_seconds": warm, "memory_window_seconds": round(elapsed, 1),
             "workers_per_operation": workers, "operations": ops, "memory": memory,
             "memory_flat": all(m["rssanon_growth_kib"] <= flat_kib for m in memory), "flat_kib": flat_kib,
@@ -209,12 +214,10 @@ def report(result: dict[str, Any]) -> None:
     console.print(table)
     mem = Table(title=f"backend memory (kB) after {result['warmup_seconds']:g} s warm-up and at the end "
                       f"({result['memory_window_seconds']} s apart)")
-    for col in ("backend", "pid", "vmrss_start_kib", "vmrss_end_kib", "rssanon_start_kib", "rssanon_end_kib",
-                "rssanon_growth_kib"):
-        mem.add_column(col)
+    for col in MEMORY_COLUMNS:
+        mem.add_column(col.removesuffix("_kib").replace("_", " "))
     for m in result["memory"]:
-        mem.add_row(*(str(m[c]) for c in ("backend", "pid", "vmrss_start_kib", "vmrss_end_kib", "rssanon_start_kib",
-                                          "rssanon_end_kib", "rssanon_growth_kib")))
+        mem.add_row(*(str(m[c]) for c in MEMORY_COLUMNS))
     console.print(mem)
     console.print(f"memory flat (RssAnon growth <= {result['flat_kib']} kB per backend): {result['memory_flat']}; "
                   f"errors: {result['errors']}; rows: {result['predictions']} predictions, "
