@@ -358,7 +358,6 @@ def test_linear_inference_sql_matches_numpy(conn: Conn) -> None:
 
 
 def test_sklearn_flavor_in_database(dsn: str, conn: Conn) -> None:
-    pytest.importorskip("sklearn")
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(3)

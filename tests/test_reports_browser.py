@@ -131,12 +131,9 @@ def test_drift_report_in_browser(browser: Any, drift_db: str, tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def registry_db(database_factory: Callable[..., str]) -> tuple[str, Populated]:
     """Model bi_churn (2 versions, predictions, feedback) and experiment bi_exp from the BI fixture."""
-    pytest.importorskip("pgmlops.report_registry", reason="model / experiment reports not shipped yet")
     dsn = database_factory("extension", prefix="report_registry")
     with psycopg.connect(dsn, autocommit=True) as c:
         populated = populate(c)
-        if "predictions" in populated.missing or "experiments" in populated.missing:
-            pytest.skip(f"capabilities not installed yet: {populated.missing}")
         c.execute("select mlops.set_alias(model => %s::text, alias => 'production', version => 1)", (MODEL,))
         c.execute("select mlops.set_alias(model => %s::text, alias => 'production', version => 2)", (MODEL,))
     return dsn, populated

@@ -21,15 +21,15 @@ NEEDS = {"job-claim": "mlops.claim_training_job(text,text)",
          "alias-move": "mlops.set_alias(text,text,integer,text,boolean)"}
 
 
-@pytest.mark.skipif(not REGRESS.exists(), reason="pg_isolation_regress not installed")
 @pytest.mark.parametrize("spec", SPECS)
 def test_isolation_spec(spec: str, database_factory: Callable[..., str], tmp_path: Path) -> None:
+    assert REGRESS.exists(), f"{REGRESS} missing: run scripts/install-system-deps.sh (postgresql-client-15)"
     url = database_factory("extension", prefix=f"iso_{spec.replace('-', '_')}")
     with psycopg.connect(url, autocommit=True) as conn:
         needed = NEEDS.get(spec)
-        if needed and conn.execute("select pg_catalog.to_regprocedure(%s::text) is null", (needed,)).fetchone() == (
-                True,):
-            pytest.skip(f"{needed} does not exist yet")
+        if needed:
+            exists = conn.execute("select pg_catalog.to_regprocedure(%s::text) is not null", (needed,)).fetchone()
+            assert exists == (True,), f"{needed} does not exist: the {spec} spec tests nothing"
     u = urlparse(url)
     q = parse_qs(u.query)
     out = tmp_path / "out"
