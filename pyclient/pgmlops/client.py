@@ -61,7 +61,12 @@ class Client:
 
     @cached_property
     def read_conn(self) -> Connection:
-        """Connection for read-only paths: the standby when ``read_dsn`` was given."""
+        """Connection for read-only paths: the hot standby when ``read_dsn`` was given, else ``conn``.
+
+        Served from it: online feature lookups, registry lookups (get_version, load, history, versions,
+        compare_versions), prediction monitoring, experiment results, drift results and similarity
+        search. Every write, and ``assign`` (a unit's first exposure inserts), uses ``conn`` (the
+        primary). A standby shows a commit once it has replayed it: see docs/replication.md."""
         return open_connection(self.read_dsn) if self.read_dsn else self.conn
 
     def close(self) -> None:
@@ -125,5 +130,6 @@ class Client:
 
 
 def connect(dsn: str | None = None, read_dsn: str | None = None) -> Client:
-    """Open a Client on ``dsn`` (or PGMLOPS_DSN / DATABASE_URL / the local cluster)."""
+    """Open a Client on ``dsn`` (or PGMLOPS_DSN / DATABASE_URL / the local cluster); read paths go to
+    ``read_dsn`` (a hot standby) when given."""
     return Client(resolve_dsn(dsn), read_dsn)
