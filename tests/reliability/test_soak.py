@@ -13,12 +13,16 @@ from bench import soak
 
 from .test_crash import record
 
-SECONDS = float(os.environ.get("PGMLOPS_SOAK_TEST_SECONDS", "25"))
+SECONDS = float(os.environ.get("PGMLOPS_SOAK_TEST_SECONDS", "30"))
+# After a third of the run (caches warm), a backend's private memory may still grow a little
+# (plan and catalog caches of rarely hit paths): 4 MB in 20 s is a leak, not warm-up. The
+# 10-minute `make soak` holds every backend to 2 MB.
+FLAT_KIB = 4096
 
 
 @pytest.mark.slow
 def test_mixed_load_soak_short(private_server: LocalServer) -> None:
-    result = soak.run(private_server.url(), SECONDS, workers=2, warmup=SECONDS / 3, flat_kib=2048)
+    result = soak.run(private_server.url(), SECONDS, workers=2, warmup=SECONDS / 3, flat_kib=FLAT_KIB)
     soak.report(result)
     record("test_soak", **result)
     errors = [e for o in result["operations"] for e in o["first_errors"]]
