@@ -208,8 +208,9 @@ def test_every_function_on_the_standby(pair: Pair) -> None:
     """Every mlops function called on the standby (sample arguments, then NULLs): no STABLE or
     IMMUTABLE function needs the primary; the VOLATILE ones that do are recorded for the docs."""
     with psycopg.connect(pair.standby_url, autocommit=True) as s:
-        volatility = dict(s.execute("select p.oid::bigint, p.provolatile::text from pg_catalog.pg_proc p "
-                                    "where p.pronamespace = 'mlops'::regnamespace").fetchall())
+        volatility: dict[int, str] = dict(s.execute(
+            "select p.oid::bigint, p.provolatile::text from pg_catalog.pg_proc p "
+            "where p.pronamespace = 'mlops'::regnamespace").fetchall())
         s.execute("set statement_timeout = 5000")
         need_primary: dict[str, str] = {}
         calls = 0
