@@ -1216,10 +1216,10 @@ comment on function mlops._tenancy_ddl() is
 
 -- Makes registry, features, predictions, experiments (every user-data table of mlops and
 -- mlops_features) tenant-scoped. Run once, as a superuser, before tenants connect; rows that
--- exist go to existing_tenant. owner becomes the owner of our schemas, tables, views and
--- SECURITY DEFINER functions: a non-superuser without BYPASSRLS, so FORCE applies to it.
-create or replace function mlops.enable_tenancy(existing_tenant text default 'default',
-                                                owner name default 'mlops_owner') returns jsonb
+-- exist go to existing_tenant. owner (create it first: nologin, not superuser, no BYPASSRLS)
+-- becomes the owner of our schemas, tables, views and SECURITY DEFINER functions, so FORCE
+-- applies to them. A one-way switch of the whole database: owner has no default on purpose.
+create or replace function mlops.enable_tenancy(owner regrole, existing_tenant text default 'default') returns jsonb
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -1234,40 +1234,39 @@ begin
     raise exception using errcode = '42501', message = 'enable_tenancy must be run by a superuser',
       hint = 'It creates an event trigger and changes owners; see docs/tenancy.md.';
   end if;
+  if owner is null then
+    raise exception using errcode = '22004', message = 'owner must not be NULL',
+      hint = 'create role mlops_owner nologin; select mlops.enable_tenancy(owner => ''mlops_owner'');';
+  end if;
+  if exists (select from pg_catalog.pg_roles where oid = owner and (rolsuper or rolbypassrls)) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid owner %s: a superuser or BYPASSRLS role is never subject to row-level security', owner);
+  end if;
   if existing_tenant is null or existing_tenant !~ '^[a-z0-9][a-z0-9_-]{0,62}$' then
     raise exception using errcode = '22023',
       message = pg_catalog.format('invalid existing_tenant %s: 1 to 63 characters of a-z, 0-9, _ and -',
                                   coalesce(pg_catalog.quote_literal(existing_tenant), 'NULL'));
   end if;
-  if owner is null then
-    raise exception using errcode = '22004', message = 'owner must not be NULL';
-  end if;
   if mlops.tenancy_enabled() then
     raise exception using errcode = '55000', message = 'tenancy is already enabled in this database';
   end if;
-  if not exists (select from pg_catalog.pg_roles where rolname = owner) then
-    execute pg_catalog.format('create role %I nologin nosuperuser nobypassrls', owner);
-  elsif exists (select from pg_catalog.pg_roles where rolname = owner and (rolsuper or rolbypassrls)) then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid owner %s: a superuser or BYPASSRLS role is never subject to row-level security', owner);
-  end if;
-  execute pg_catalog.format('grant mlops_reader to %I', owner);
-  execute pg_catalog.format('grant execute on function mlops.current_tenant(), mlops._tenant_default() to %I', owner);
+  execute pg_catalog.format('grant mlops_reader to %s', owner);
+  execute pg_catalog.format('grant execute on function mlops.current_tenant(), mlops._tenant_default() to %s', owner);
   -- the event trigger runs as whoever creates a table (the owner making a partition, an admin
   -- creating a feature group): its helpers only alter tables that role owns anyway
   execute pg_catalog.format('grant execute on function mlops._tenancy_excluded(regclass), '
                             'mlops._tenancy_global_column(regclass, smallint), mlops._tenancy_table(regclass, text, text), '
-                            'mlops._tenancy_keys(regclass) to %I, mlops_admin', owner);
+                            'mlops._tenancy_keys(regclass) to %s, mlops_admin', owner);
 
   -- owners first (ALTER TABLE OWNER carries indexes and owned sequences)
-  execute pg_catalog.format('alter schema mlops owner to %I', owner);
-  execute pg_catalog.format('alter schema mlops_features owner to %I', owner);
+  execute pg_catalog.format('alter schema mlops owner to %s', owner);
+  execute pg_catalog.format('alter schema mlops_features owner to %s', owner);
   for r in
     select c.oid::regclass as rel, c.relkind from pg_catalog.pg_class c
      where c.relnamespace in ('mlops'::regnamespace, 'mlops_features'::regnamespace)
        and c.relkind in ('r', 'p', 'v', 'm', 'f')
   loop
-    execute pg_catalog.format('alter %s %s owner to %I',
+    execute pg_catalog.format('alter %s %s owner to %s',
                               case r.relkind when 'v' then 'view' when 'm' then 'materialized view'
                                              when 'f' then 'foreign table' else 'table' end, r.rel, owner);
   end loop;
@@ -1277,13 +1276,13 @@ begin
        and not exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::regclass
                           and d.objid = c.oid and d.deptype in ('a', 'i'))
   loop
-    execute pg_catalog.format('alter sequence %s owner to %I', r.rel, owner);
+    execute pg_catalog.format('alter sequence %s owner to %s', r.rel, owner);
   end loop;
   for r in
     select p.oid::regprocedure as fn from pg_catalog.pg_proc p
      where p.pronamespace = 'mlops'::regnamespace and p.prosecdef
   loop
-    execute pg_catalog.format('alter function %s owner to %I', r.fn, owner);
+    execute pg_catalog.format('alter function %s owner to %s', r.fn, owner);
     definers := definers + 1;
   end loop;
 
@@ -1346,10 +1345,10 @@ begin
     'pgmlops tenancy: applies tenant column and row-level security to tables created in mlops_features and mlops.';
   return pg_catalog.jsonb_build_object('tables', tables, 'keys_rebuilt', keys, 'views_security_invoker', invoker,
                                        'views_run_as_owner', owner_views, 'security_definer_functions', definers,
-                                       'owner', owner, 'existing_tenant', existing_tenant);
+                                       'owner', owner::text, 'existing_tenant', existing_tenant);
 end
 $$;
-comment on function mlops.enable_tenancy(text, name) is
+comment on function mlops.enable_tenancy(regrole, text) is
   'Opt-in multi-tenancy: tenant column + FORCE row-level security on every user table of mlops and mlops_features, '
   'keys including the tenant, security_invoker views, non-superuser owner. Superuser only; see docs/tenancy.md.';
 
@@ -1832,8 +1831,8 @@ $$;
 comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value in the online query (vectors as real[] for JSON).';
 
 -- Builds the online lookup query for an entity and feature references; the Python client
--- prepares it once and get_online_features runs it. One index lookup per group in its online
--- table (a lateral subquery, so the TTL test runs once per group and row, not once per
+-- prepares it once and get_online_features runs it. One index lookup per key and group in its
+-- online table (a lateral subquery, so the TTL test runs once per group and row, not once per
 -- feature) and one window aggregate per aggregate reference. TTL is enforced here, on read: a
 -- row older than the group's ttl is EXPIRED and its values are null. Shapes:
 --   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
@@ -1904,10 +1903,12 @@ begin
     jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
     jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
-  -- one lateral lookup per group: _ok and _st are computed once per row (placeholders of the outer join)
+  -- one lateral index lookup per group and key; _ok and _st are computed once per row found, and
+  -- offset 0 keeps the subquery whole: a nested loop of index lookups, never a hash join that would
+  -- read (and test the ttl of) every row of the online table
   for g in select e.value as v from pg_catalog.jsonb_each(groups) e order by (e.value ->> 'n')::integer loop
     joins := joins || pg_catalog.format(
-      ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key) %I on true',
+      ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key offset 0) %I on true',
       (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
       case when g.v ->> 'ttl' is null then 'true'
            else pg_catalog.format('(o.event_ts >= pg_catalog.now() - %L::interval) is true', g.v ->> 'ttl') end,
@@ -6236,6 +6237,17 @@ $$;
 comment on function mlops._drift_scan(text, text[], text[], text, text, jsonb, boolean) is
   'Private: one aggregate scan of a drift source returning per-column summaries.';
 
+-- Private: how many vectors probe the nearest-neighbour reference set: the reference's own p95
+-- is estimated from this many (leave-one-out) reference vectors at profile creation, and a monitor
+-- run samples this many current vectors. 1,000 probes put the standard error of a drifted share
+-- near 5% at 0.007 (at most 0.016 for any share), far below the 0.2 default threshold, while keeping
+-- the index scans (one per probe, hnsw.ef_search = 40) to about a second.
+create or replace function mlops._drift_nn_probes() returns integer
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$ select 1000 $$;
+comment on function mlops._drift_nn_probes() is
+  'Private: number of probe vectors (reference p95 estimate, current sample) of nearest-neighbour distance drift: 1000.';
+
 -- Private: name of the HNSW index over one profile column's nearest-neighbour reference vectors.
 create or replace function mlops._drift_nn_index_name(profile_id bigint, column_name text) returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp
@@ -6279,11 +6291,14 @@ begin
   if dim is null or dim < 1 or dim > 2000 then
     return null;
   end if;
-  if rebuild then
-    execute pg_catalog.format('drop index if exists mlops.%I', idx);
+  if rebuild and pg_catalog.to_regclass(pg_catalog.format('mlops.%I', idx)) is not null then
+    execute pg_catalog.format('drop index mlops.%I', idx);
+  end if;
+  if pg_catalog.to_regclass(pg_catalog.format('mlops.%I', idx)) is not null then
+    return idx;
   end if;
   execute pg_catalog.format(
-    'create index if not exists %I on mlops.drift_profile_vectors using hnsw ((embedding::%I.vector(%s)) %I.vector_cosine_ops) '
+    'create index %I on mlops.drift_profile_vectors using hnsw ((embedding::%I.vector(%s)) %I.vector_cosine_ops) '
     'where profile_id = %s and column_name = %L and ordinal <= %s', idx, vs, dim, vs, profile_id, column_name, n);
   return idx;
 end
@@ -6318,7 +6333,8 @@ comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, bo
 -- magnitude, and a random sample of greatest(vector_sample, nn_reference) reference vectors in
 -- mlops.drift_profile_vectors (ordinals in random order): the first vector_sample feed MMD, the
 -- first nn_reference (default 10,000) form the nearest-neighbour reference set, indexed with HNSW
--- (cosine), whose own leave-one-out nearest-neighbour distances give the stored p95 (nn_p95).
+-- (cosine); the p95 of the leave-one-out nearest-neighbour distances of (up to 1,000, see
+-- mlops._drift_nn_probes) of them is stored as nn_p95.
 -- Zero vectors have no cosine direction and are left out of the nearest-neighbour statistic.
 create or replace function mlops.create_reference_profile(
   name text, query text default null, model text default null, feature_group text default null,
@@ -6326,7 +6342,7 @@ create or replace function mlops.create_reference_profile(
   sample_size integer default 1000, vector_sample integer default 500, nn_reference integer default 10000,
   replace boolean default false)
 returns bigint
-language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
+language plpgsql volatile set search_path from current set hnsw.ef_search = '40'
 as $$
 declare
   src record;
@@ -6462,7 +6478,8 @@ begin
                               mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
                                 '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
                                 'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
-                                'and %I.vector_norm(o.embedding) > 0)', prof_id, c, n_nn, mlops._vector_schema()), true))
+                                'and %I.vector_norm(o.embedding) > 0)', prof_id, c, least(n_nn, mlops._drift_nn_probes()),
+                                mlops._vector_schema()), true))
       into nn_p95;
     update mlops.drift_profiles p
        set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
@@ -6699,7 +6716,7 @@ comment on function mlops._drift_result(bigint, text, text, text, double precisi
 -- Empty current data raises 22023 and writes nothing; a column whose current values are all
 -- NULL / non-finite gets method 'missing' (drifted).
 create or replace function mlops.run_drift_monitor(name text) returns setof mlops.drift_results
-language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
+language plpgsql volatile set search_path from current set hnsw.ef_search = '40'
 as $$
 declare
   mon mlops.drift_monitors;
@@ -6882,8 +6899,8 @@ begin
                  from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
       perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
                                   pg_catalog.jsonb_build_object('rule', '|mean_c - mean_r| >= 0.1 std_r and significant (|z| > 1.96)'));
-      -- a random sample of current vectors (second scan, vector columns only), as many as the
-      -- profile keeps (greatest of its MMD sample and NN reference set); ordinals in random order.
+      -- a random sample of current vectors (second scan, vector columns only): as many as the MMD
+      -- sample and the nearest-neighbour probes need; ordinals in random order.
       -- Seeded so a run is reproducible on the same data (resets this session's random() sequence).
       perform pg_catalog.setseed(0.42);
       if pg_catalog.to_regclass('pg_temp._drift_cur_sample') is not null then
@@ -6892,14 +6909,14 @@ begin
       n_mmd := (r ->> 'mmd_sample')::integer; n_nn := (r ->> 'nn_reference')::integer;
       execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over (order by x.r) as ordinal, v '
                                 'from (select %1$I as v, pg_catalog.random() as r from %2$s s where %1$I is not null '
-                                'order by 2 limit %3$s) x', c, src.sub, greatest(n_mmd, n_nn));
-      -- nearest-neighbour distance drift: share of (up to nn_reference) current vectors whose
+                                'order by 2 limit %3$s) x', c, src.sub, greatest(n_mmd, least(n_nn, mlops._drift_nn_probes())));
+      -- nearest-neighbour distance drift: share of (up to 1,000, mlops._drift_nn_probes) current vectors whose
       -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
       nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
       execute pg_catalog.format('select pg_catalog.avg((d > %L::float8)::int), pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
                                 mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
                                   '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and vector_norm(v) > 0)',
-                                  n_nn), false))
+                                  least(n_nn, mlops._drift_nn_probes())), false))
         into stat, n_probe;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
                                   pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',
@@ -8207,7 +8224,7 @@ begin
      where p.pronamespace = 'mlops'::regnamespace
        and p.proname in ('_check_sample', '_lgamma_half', '_gammaq', '_ks_exact_pvalue', '_kolmogorov_sf', '_bin_counts',
                          '_drift_levels', '_drift_num', '_drift_scan_exprs', '_drift_current_exprs', '_drift_default_thresholds',
-                         '_wasserstein_quantiles', '_ks_quantiles', '_drift_nn_index_name', '_drift_nn_sql')
+                         '_wasserstein_quantiles', '_ks_quantiles', '_drift_nn_index_name', '_drift_nn_sql', '_drift_nn_probes')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_reader', fn);
   end loop;

@@ -474,8 +474,8 @@ $$;
 comment on function mlops._feature_value_sql(text, text, text, text) is 'Private: SQL of a feature value in the online query (vectors as real[] for JSON).';
 
 -- Builds the online lookup query for an entity and feature references; the Python client
--- prepares it once and get_online_features runs it. One index lookup per group in its online
--- table (a lateral subquery, so the TTL test runs once per group and row, not once per
+-- prepares it once and get_online_features runs it. One index lookup per key and group in its
+-- online table (a lateral subquery, so the TTL test runs once per group and row, not once per
 -- feature) and one window aggregate per aggregate reference. TTL is enforced here, on read: a
 -- row older than the group's ttl is EXPIRED and its values are null. Shapes:
 --   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
@@ -546,10 +546,12 @@ begin
     jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
     jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
-  -- one lateral lookup per group: _ok and _st are computed once per row (placeholders of the outer join)
+  -- one lateral index lookup per group and key; _ok and _st are computed once per row found, and
+  -- offset 0 keeps the subquery whole: a nested loop of index lookups, never a hash join that would
+  -- read (and test the ttl of) every row of the online table
   for g in select e.value as v from pg_catalog.jsonb_each(groups) e order by (e.value ->> 'n')::integer loop
     joins := joins || pg_catalog.format(
-      ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key) %I on true',
+      ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key offset 0) %I on true',
       (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
       case when g.v ->> 'ttl' is null then 'true'
            else pg_catalog.format('(o.event_ts >= pg_catalog.now() - %L::interval) is true', g.v ->> 'ttl') end,
