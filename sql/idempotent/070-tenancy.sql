@@ -226,10 +226,10 @@ comment on function mlops._tenancy_ddl() is
 
 -- Makes registry, features, predictions, experiments (every user-data table of mlops and
 -- mlops_features) tenant-scoped. Run once, as a superuser, before tenants connect; rows that
--- exist go to existing_tenant. owner becomes the owner of our schemas, tables, views and
--- SECURITY DEFINER functions: a non-superuser without BYPASSRLS, so FORCE applies to it.
-create or replace function mlops.enable_tenancy(existing_tenant text default 'default',
-                                                owner name default 'mlops_owner') returns jsonb
+-- exist go to existing_tenant. owner (create it first: nologin, not superuser, no BYPASSRLS)
+-- becomes the owner of our schemas, tables, views and SECURITY DEFINER functions, so FORCE
+-- applies to them. A one-way switch of the whole database: owner has no default on purpose.
+create or replace function mlops.enable_tenancy(owner regrole, existing_tenant text default 'default') returns jsonb
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -244,40 +244,39 @@ begin
     raise exception using errcode = '42501', message = 'enable_tenancy must be run by a superuser',
       hint = 'It creates an event trigger and changes owners; see docs/tenancy.md.';
   end if;
+  if owner is null then
+    raise exception using errcode = '22004', message = 'owner must not be NULL',
+      hint = 'create role mlops_owner nologin; select mlops.enable_tenancy(owner => ''mlops_owner'');';
+  end if;
+  if exists (select from pg_catalog.pg_roles where oid = owner and (rolsuper or rolbypassrls)) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid owner %s: a superuser or BYPASSRLS role is never subject to row-level security', owner);
+  end if;
   if existing_tenant is null or existing_tenant !~ '^[a-z0-9][a-z0-9_-]{0,62}$' then
     raise exception using errcode = '22023',
       message = pg_catalog.format('invalid existing_tenant %s: 1 to 63 characters of a-z, 0-9, _ and -',
                                   coalesce(pg_catalog.quote_literal(existing_tenant), 'NULL'));
   end if;
-  if owner is null then
-    raise exception using errcode = '22004', message = 'owner must not be NULL';
-  end if;
   if mlops.tenancy_enabled() then
     raise exception using errcode = '55000', message = 'tenancy is already enabled in this database';
   end if;
-  if not exists (select from pg_catalog.pg_roles where rolname = owner) then
-    execute pg_catalog.format('create role %I nologin nosuperuser nobypassrls', owner);
-  elsif exists (select from pg_catalog.pg_roles where rolname = owner and (rolsuper or rolbypassrls)) then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid owner %s: a superuser or BYPASSRLS role is never subject to row-level security', owner);
-  end if;
-  execute pg_catalog.format('grant mlops_reader to %I', owner);
-  execute pg_catalog.format('grant execute on function mlops.current_tenant(), mlops._tenant_default() to %I', owner);
+  execute pg_catalog.format('grant mlops_reader to %s', owner);
+  execute pg_catalog.format('grant execute on function mlops.current_tenant(), mlops._tenant_default() to %s', owner);
   -- the event trigger runs as whoever creates a table (the owner making a partition, an admin
   -- creating a feature group): its helpers only alter tables that role owns anyway
   execute pg_catalog.format('grant execute on function mlops._tenancy_excluded(regclass), '
                             'mlops._tenancy_global_column(regclass, smallint), mlops._tenancy_table(regclass, text, text), '
-                            'mlops._tenancy_keys(regclass) to %I, mlops_admin', owner);
+                            'mlops._tenancy_keys(regclass) to %s, mlops_admin', owner);
 
   -- owners first (ALTER TABLE OWNER carries indexes and owned sequences)
-  execute pg_catalog.format('alter schema mlops owner to %I', owner);
-  execute pg_catalog.format('alter schema mlops_features owner to %I', owner);
+  execute pg_catalog.format('alter schema mlops owner to %s', owner);
+  execute pg_catalog.format('alter schema mlops_features owner to %s', owner);
   for r in
     select c.oid::regclass as rel, c.relkind from pg_catalog.pg_class c
      where c.relnamespace in ('mlops'::regnamespace, 'mlops_features'::regnamespace)
        and c.relkind in ('r', 'p', 'v', 'm', 'f')
   loop
-    execute pg_catalog.format('alter %s %s owner to %I',
+    execute pg_catalog.format('alter %s %s owner to %s',
                               case r.relkind when 'v' then 'view' when 'm' then 'materialized view'
                                              when 'f' then 'foreign table' else 'table' end, r.rel, owner);
   end loop;
@@ -287,13 +286,13 @@ begin
        and not exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::regclass
                           and d.objid = c.oid and d.deptype in ('a', 'i'))
   loop
-    execute pg_catalog.format('alter sequence %s owner to %I', r.rel, owner);
+    execute pg_catalog.format('alter sequence %s owner to %s', r.rel, owner);
   end loop;
   for r in
     select p.oid::regprocedure as fn from pg_catalog.pg_proc p
      where p.pronamespace = 'mlops'::regnamespace and p.prosecdef
   loop
-    execute pg_catalog.format('alter function %s owner to %I', r.fn, owner);
+    execute pg_catalog.format('alter function %s owner to %s', r.fn, owner);
     definers := definers + 1;
   end loop;
 
@@ -356,10 +355,10 @@ begin
     'pgmlops tenancy: applies tenant column and row-level security to tables created in mlops_features and mlops.';
   return pg_catalog.jsonb_build_object('tables', tables, 'keys_rebuilt', keys, 'views_security_invoker', invoker,
                                        'views_run_as_owner', owner_views, 'security_definer_functions', definers,
-                                       'owner', owner, 'existing_tenant', existing_tenant);
+                                       'owner', owner::text, 'existing_tenant', existing_tenant);
 end
 $$;
-comment on function mlops.enable_tenancy(text, name) is
+comment on function mlops.enable_tenancy(regrole, text) is
   'Opt-in multi-tenancy: tenant column + FORCE row-level security on every user table of mlops and mlops_features, '
   'keys including the tenant, security_invoker views, non-superuser owner. Superuser only; see docs/tenancy.md.';
 

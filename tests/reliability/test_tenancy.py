@@ -14,6 +14,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
+from .test_crash import record
+
 TENANTS = {"a": "tenancy_role_a", "b": "tenancy_role_b"}
 OUTSIDER = "tenancy_role_x"  # mlops_admin, bound to no tenant
 AB = [{"name": "control", "alias": "champion", "weight": 0.5},
@@ -57,6 +59,10 @@ def populate(conn: psycopg.Connection[Any], t: str) -> None:
                      " description => %s::text)", (exp, Jsonb(AB), m))
         conn.execute("select mlops.start_experiment(%s::text)", (exp,))
     conn.execute("select count(*) from mlops.assign_batch('ab', %s::text[])", ([f"u{i}" for i in range(40)],))
+    for prof in ("prof", f"only_{t}"):
+        conn.execute("select mlops.create_reference_profile(%s::text, model => 'churn')", (prof,))
+        conn.execute("select mlops.create_drift_monitor(%s::text || '_mon', %s::text, model => 'churn')", (prof, prof))
+        conn.execute("select count(*) from mlops.run_drift_monitor(%s::text || '_mon')", (prof,))
     conn.execute("select mlops.create_entity('customer', 'int8', %s::text)", (m,))
     conn.execute("select mlops.create_feature_group(%s::text, 'customer', %s::json, description => %s::text)",
                  (f"feat_{t}", '{"x": "float8", "tag": "text", "emb": "vector(3)"}', m))
@@ -73,7 +79,9 @@ def tenancy(database_factory: Callable[..., str]) -> Iterator[dict[str, str]]:
                                "create role {i} login; end if; end $$").format(r=sql.Literal(role),
                                                                                  i=sql.Identifier(role)))
             su.execute(sql.SQL("grant mlops_admin to {}").format(sql.Identifier(role)))
-        summary = su.execute("select mlops.enable_tenancy()").fetchone()
+        su.execute("do $$ begin if not exists (select from pg_roles where rolname = 'mlops_owner') then "
+                   "create role mlops_owner nologin; end if; end $$")
+        summary = su.execute("select mlops.enable_tenancy(owner => 'mlops_owner')").fetchone()
         assert summary is not None and summary[0]["tables"] >= 20 and summary[0]["keys_rebuilt"] >= 5
         for tenant, role in TENANTS.items():
             su.execute("select mlops.add_tenant_role(%s, %s::regrole)", (tenant, role))
@@ -108,6 +116,15 @@ def test_every_table_and_view_shows_only_the_own_tenant(tenancy: dict[str, str])
                 assert a.execute(others).fetchone() == (0,), rel
         assert leaks == []
         assert readable >= 40 and own >= 100  # A does see its own data through them
+        # planner statistics (most common values) of RLS tables are hidden from tenant roles
+        su.execute("analyze")
+        assert su.execute("select count(*) from pg_stats where schemaname = 'mlops' and tablename = 'models'"
+                          ).fetchone() != (0,)
+        assert a.execute("""select count(*) from pg_stats s join pg_class c on c.oid = format('%I.%I', s.schemaname,
+                              s.tablename)::regclass where s.schemaname in ('mlops', 'mlops_features')
+                              and c.relrowsecurity""").fetchone() == (0,)
+        record("test_tenancy", relations_checked=readable, own_rows_seen=own, leaked_rows=len(leaks),
+               relations_where_superuser_sees_b=len(seen_by_su))
 
 
 def test_same_names_for_both_tenants(tenancy: dict[str, str]) -> None:
@@ -138,6 +155,7 @@ def test_other_tenants_objects_look_like_missing_ones(tenancy: dict[str, str]) -
         "select mlops.assign({}::text || '_exp', 'u1')",
         "select * from mlops.get_online_features('customer', '{{1}}', array[{}::text || ':x'])",
         "select mlops.write_features({}, '[]')",
+        "select count(*) from mlops.run_drift_monitor({}::text || '_mon')",
     ]
     with psycopg.connect(tenancy["a"], autocommit=True) as a:
         for call in calls:
@@ -219,10 +237,10 @@ def test_per_tenant_hnsw_top_k(tenancy: dict[str, str]) -> None:
 
 def test_enable_tenancy_checks(tenancy: dict[str, str]) -> None:
     with psycopg.connect(tenancy["su"], autocommit=True) as su:
-        assert sqlstate(su, "select mlops.enable_tenancy()")[0] == "55000"
+        assert sqlstate(su, "select mlops.enable_tenancy('mlops_owner')")[0] == "55000"
         assert sqlstate(su, "select mlops.add_tenant_role('Bad Tenant', 'mlops_reader')")[0] == "22023"
     with psycopg.connect(tenancy["a"], autocommit=True) as a:
-        assert sqlstate(a, "select mlops.enable_tenancy()")[0] == "42501"  # PUBLIC has no EXECUTE
+        assert sqlstate(a, "select mlops.enable_tenancy('mlops_owner')")[0] == "42501"  # PUBLIC has no EXECUTE
 
 
 def test_without_enable_tenancy_nothing_changes(database_factory: Callable[..., str]) -> None:
@@ -237,7 +255,10 @@ def test_without_enable_tenancy_nothing_changes(database_factory: Callable[..., 
         assert conn.execute("select count(*) from pg_event_trigger where evtname = 'mlops_tenancy'").fetchone() == (0,)
         assert conn.execute("""select c.relname from pg_class c join pg_roles r on r.oid = c.relowner
                                 where c.relnamespace = 'mlops'::regnamespace and not r.rolsuper""").fetchall() == []
-        assert sqlstate(conn, "select mlops.enable_tenancy('Bad Tenant')")[0] == "22023"
+        assert sqlstate(conn, "select mlops.enable_tenancy(null)")[0] == "22004"
+        assert sqlstate(conn, "select mlops.enable_tenancy('postgres')")[0] == "22023"  # a superuser bypasses RLS
+        assert sqlstate(conn, "select mlops.enable_tenancy('mlops_reader', 'Bad Tenant')")[0] == "22023"
+        assert conn.execute("select mlops.tenancy_enabled()").fetchone() == (False,)  # refused calls changed nothing
         # the unique keys are the original ones: a second model of the same name is refused
         conn.execute("select mlops.register_model('dup', 'classification')")
         assert conn.execute("select pg_get_constraintdef(oid) from pg_constraint where conname = 'models_name_key'"
