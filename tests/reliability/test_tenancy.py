@@ -68,6 +68,9 @@ def populate(conn: psycopg.Connection[Any], t: str) -> None:
                  (f"feat_{t}", '{"x": "float8", "tag": "text", "emb": "vector(3)"}', m))
     conn.execute("select mlops.write_features(%s::text, %s::jsonb)", (f"feat_{t}", Jsonb(
         [{"customer_id": k, "event_ts": "2026-01-01", "x": k, "tag": m, "emb": [1, k, 0]} for k in range(1, 6)])))
+    spine = "select k::int8 as customer_id, '2026-01-02'::timestamptz as event_ts from generate_series(1, 5) k"
+    conn.execute("select mlops.create_training_set(%s::text, %s::text, %s::text[])",
+                 (f"ts_{t}", spine, [f"feat_{t}:x", f"feat_{t}:tag"]))
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +144,15 @@ def test_same_names_for_both_tenants(tenancy: dict[str, str]) -> None:
             # request ids are per tenant: both logged r1, each sees its own prediction
             p = c.execute("select label from mlops.predictions where request_id = 'r1'").fetchall()
             assert p == [(MARK[t],)]
+            # training sets (CREATE TABLE AS, covered by the event trigger): own one full, the other's empty
+            own = c.execute(sql.SQL("select count(*), min(tag) from mlops_features.{}").format(
+                sql.Identifier(f"ts_{t}"))).fetchone()
+            assert own == (5, MARK[t])
+            other = "b" if t == "a" else "a"
+            assert c.execute(sql.SQL("select count(*) from mlops_features.{}").format(
+                sql.Identifier(f"ts_{other}"))).fetchone() == (0,)
+            lineage = c.execute("select count(*) from mlops.training_sets").fetchone()
+            assert lineage == (1,)
 
 
 def test_other_tenants_objects_look_like_missing_ones(tenancy: dict[str, str]) -> None:
@@ -156,6 +168,8 @@ def test_other_tenants_objects_look_like_missing_ones(tenancy: dict[str, str]) -
         "select * from mlops.get_online_features('customer', '{{1}}', array[{}::text || ':x'])",
         "select mlops.write_features({}, '[]')",
         "select count(*) from mlops.run_drift_monitor({}::text || '_mon')",
+        "select mlops.create_training_set('ts_copy', 'select 1::int8 as customer_id, now() as event_ts', "
+        "array[{}::text || ':x'])",
     ]
     with psycopg.connect(tenancy["a"], autocommit=True) as a:
         for call in calls:
@@ -233,6 +247,8 @@ def test_per_tenant_hnsw_top_k(tenancy: dict[str, str]) -> None:
         iterative = a.execute(q).fetchall()
         assert len(plain) < 10  # without iterative scans the tenant gets fewer than k rows
         assert len(iterative) == 10 and {t for _, t in iterative} == {"a"}
+        record("test_tenancy_hnsw", k=10, tenant_rows=30, other_tenant_rows=2000, plain_scan_rows=len(plain),
+               iterative_scan_rows=len(iterative))
 
 
 def test_enable_tenancy_checks(tenancy: dict[str, str]) -> None:
