@@ -32,7 +32,7 @@ from .test_crash import record
 
 pytestmark = pytest.mark.slow  # a primary and a standby of their own: about 70 s on 2 shared cores
 
-SYNC = "rel_docs"
+SYNC = "rel_replica_docs"
 DIM = 3
 
 
