@@ -3797,6 +3797,9 @@ comment on function mlops._prediction_version(text, integer, text) is
 -- the first row and returns its id (also under concurrent duplicates: the request key row
 -- is the lock). Features are limited to 64 KiB. Security definer (static SQL only) so one
 -- call does version lookup, partition check and both inserts without nested definer calls.
+-- Two statements per call: the version lookup (with the partition check as a subquery), and
+-- one insert that claims the request key and writes the row (no exception block, so no
+-- subtransaction).
 create or replace function mlops.log_prediction(model text, request_id text default null, version integer default null,
                                                 alias text default null, features jsonb default null,
                                                 output jsonb default null, score float8 default null,
@@ -3812,7 +3815,6 @@ declare
   ts timestamptz := coalesce(log_prediction.created_at, pg_catalog.now());
   rid text := coalesce(log_prediction.request_id, pg_catalog.gen_random_uuid()::text);
   new_id bigint;
-  old_id bigint;
 begin
   if latency_ms is not null and (latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8) then
     raise exception using errcode = '22023',
@@ -3833,7 +3835,8 @@ begin
     raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
   end if;
   -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert
-  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim
+  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+         exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
     into ver
     from mlops.models m join mlops.model_versions v on v.model_id = m.id
    where m.name = log_prediction.model
@@ -3844,30 +3847,34 @@ begin
               else true end
    order by v.version desc limit 1;
   if ver.version_id is null then
-    ver := mlops._prediction_version(model, version, alias);  -- raises the 42704 error
+    perform mlops._prediction_version(model, version, alias);  -- raises the 42704 error
   end if;
   if feature_vector is not null and ver.vector_dim is not null and vector_dims(feature_vector) <> ver.vector_dim then
     raise exception using errcode = '22000',
       message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
                                   vector_dims(feature_vector), model, ver.version_number, ver.vector_dim);
   end if;
-  if not exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) then
+  if not ver.has_part then
     perform mlops._ensure_prediction_partition(ts);
   end if;
-  new_id := pg_catalog.nextval('mlops.predictions_id_seq');
-  insert into mlops.prediction_requests as r (request_id, prediction_id, created_at) values (rid, new_id, ts)
-  on conflict on constraint prediction_requests_pkey do nothing;
-  if not found then
-    select r.prediction_id into old_id from mlops.prediction_requests r where r.request_id = rid;
-    return old_id;
+  -- the key insert is the lock: a concurrent duplicate waits for it, then does nothing
+  with claimed as (
+    insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
+    values (rid, pg_catalog.nextval('mlops.predictions_id_seq'), ts)
+    on conflict on constraint prediction_requests_pkey do nothing
+    returning r.prediction_id)
+  insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                      variant, unit_id, features, feature_vector, output, score, label, confidence,
+                                      latency_ms, error, created_at)
+  select c.prediction_id, rid, log_prediction.model, ver.version_number, ver.version_id, log_prediction.alias,
+         log_prediction.experiment, log_prediction.variant, log_prediction.unit_id, log_prediction.features,
+         log_prediction.feature_vector, log_prediction.output, log_prediction.score, log_prediction.label,
+         log_prediction.confidence, log_prediction.latency_ms, log_prediction.error, ts
+    from claimed c
+  returning p.id into new_id;
+  if new_id is null then  -- logged before: the first row's id
+    select r.prediction_id into new_id from mlops.prediction_requests r where r.request_id = rid;
   end if;
-  insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment, variant,
-                                 unit_id, features, feature_vector, output, score, label, confidence, latency_ms,
-                                 error, created_at)
-  values (new_id, rid, log_prediction.model, ver.version_number, ver.version_id, log_prediction.alias,
-          log_prediction.experiment, log_prediction.variant, log_prediction.unit_id, log_prediction.features,
-          log_prediction.feature_vector, log_prediction.output, log_prediction.score, log_prediction.label,
-          log_prediction.confidence, log_prediction.latency_ms, log_prediction.error, ts);
   return new_id;
 end
 $$;
@@ -3876,128 +3883,240 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
   'Logs one prediction (idempotent on request_id; a repeat returns the first row''s id). features <= 64 KiB, '
   'latency_ms finite and >= 0, confidence in [0, 1].';
 
--- Set-based ingestion shared by log_predictions(jsonb) and the COPY staging path: validates
--- every row first (nothing is written when one is bad), creates missing partitions, then
--- claims request keys and inserts only the rows whose key it claimed.
+-- Creates (or empties) a session temp table with the columns of a prediction batch. Temp, not
+-- unlogged: private to the session, gone at its end, never shared user data.
+create or replace function mlops._prediction_staging(name text) returns regclass
+language plpgsql volatile set search_path from current
+as $$
+begin
+  if name not in ('mlops_prediction_staging', 'mlops_prediction_batch') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid staging table name %s', name);
+  end if;
+  if pg_catalog.to_regclass('pg_temp.' || name) is null then
+    execute pg_catalog.format(
+      'create temp table %I (request_id text collate "C", model text, version integer, alias text, experiment text, '
+      'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
+      'confidence float8, latency_ms float8, error text, created_at timestamptz)', name);
+  else
+    execute pg_catalog.format('truncate pg_temp.%I', name);
+  end if;
+  return pg_catalog.to_regclass('pg_temp.' || name);
+end
+$$;
+comment on function mlops._prediction_staging(text) is
+  'Private: creates or empties the session temp table pg_temp.<name> holding a batch of predictions to ingest.';
+
+-- Set-based ingestion of a session temp table of predictions (log_predictions(jsonb) and the
+-- COPY staging path). One grouped scan validates every row (nothing is written when one is bad)
+-- and resolves each (model, version, alias) once; missing partitions are created; then:
+--  * fast path (when a probe of the first 1000 keys finds none logged): one statement inserts all
+--    rows and their request keys (plain insert of the keys in key order, no ON CONFLICT, no
+--    per-row join). A key that exists, or repeats in the batch, raises
+--    unique_violation, which rolls the attempt back (one subtransaction per batch, not per row)
+--    and takes
+--  * the claiming path: keys are claimed with ON CONFLICT DO NOTHING (in key order, so
+--    concurrent batches never deadlock) and only the rows whose key was claimed are inserted.
+-- Either way a request_id is logged once, also under concurrent duplicates (the unique key
+-- of mlops.prediction_requests decides).
 create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
 language plpgsql volatile set search_path from current set work_mem = '64MB'
 as $$
 declare
-  chk record;
-  bad record;
+  src text := source;
+  g record;
+  n bigint := 0;
+  lo timestamptz;
+  hi timestamptz;
+  null_ids bigint := 0;
+  bad_latency bigint := 0;
+  bad_confidence bigint := 0;
+  bad_score bigint := 0;
+  bad_features bigint := 0;
+  bad_model bigint := 0;
+  bad_request bigint := 0;
+  bad_time bigint := 0;
+  gm text[] := '{}';
+  gv integer[] := '{}';
+  ga text[] := '{}';
+  dmin integer[] := '{}';
+  dmax integer[] := '{}';
+  vid bigint[] := '{}';
+  vnum integer[] := '{}';
+  ver record;
   b timestamptz;
   step interval;
+  version_cols text;
+  version_join text;
   inserted bigint;
+  seen boolean;
 begin
-  execute pg_catalog.format($q$
-    select pg_catalog.count(*) as n, pg_catalog.min(coalesce(created_at, pg_catalog.now())) as lo,
-           pg_catalog.max(coalesce(created_at, pg_catalog.now())) as hi,
-           pg_catalog.count(*) filter (where latency_ms < 0 or latency_ms in ('NaN', 'Infinity')) as bad_latency,
-           pg_catalog.count(*) filter (where not confidence between 0 and 1) as bad_confidence,
-           pg_catalog.count(*) filter (where score in ('NaN', 'Infinity', '-Infinity')) as bad_score,
-           pg_catalog.count(*) filter (where pg_catalog.pg_column_size(features) > 65536) as bad_features,
-           pg_catalog.count(*) filter (where model is null) as bad_model,
-           pg_catalog.count(*) filter (where request_id is not null
-                                         and pg_catalog.length(request_id) not between 1 and 200) as bad_request,
-           pg_catalog.count(*) filter (where not pg_catalog.isfinite(created_at)) as bad_time
-      from %s$q$, source) using rows into chk;
-  if chk.bad_latency > 0 then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid latency_ms in %s rows: must be a finite number >= 0', chk.bad_latency);
-  elsif chk.bad_confidence > 0 then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid confidence in %s rows: must be in [0, 1]', chk.bad_confidence);
-  elsif chk.bad_score > 0 then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid score in %s rows: must be finite', chk.bad_score);
-  elsif chk.bad_features > 0 then
-    raise exception using errcode = '54000',
-      message = pg_catalog.format('invalid features in %s rows: the limit is 65536 bytes (64 KiB)', chk.bad_features);
-  elsif chk.bad_model > 0 then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid model in %s rows: must not be null', chk.bad_model);
-  elsif chk.bad_request > 0 then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid request_id in %s rows: must be 1 to 200 characters', chk.bad_request);
-  elsif chk.bad_time > 0 then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at in %s rows: must be finite', chk.bad_time);
+  if rows is not null then  -- a jsonb recordset: materialize it once into a temp table
+    perform mlops._prediction_staging('mlops_prediction_batch');
+    execute pg_catalog.format('insert into pg_temp.mlops_prediction_batch select * from %s', source) using rows;
+    src := 'pg_temp.mlops_prediction_batch';
+  elsif src is distinct from 'pg_temp.mlops_prediction_staging' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid source %s', source);
   end if;
-  if chk.n = 0 then
+  for g in execute pg_catalog.format($q$
+    select s.model, s.version, s.alias, pg_catalog.count(*) as n,
+           pg_catalog.min(coalesce(s.created_at, pg_catalog.now())) as lo,
+           pg_catalog.max(coalesce(s.created_at, pg_catalog.now())) as hi,
+           pg_catalog.count(*) filter (where s.request_id is null) as null_ids,
+           pg_catalog.count(*) filter (where s.latency_ms < 0 or s.latency_ms in ('NaN', 'Infinity')) as bad_latency,
+           pg_catalog.count(*) filter (where not s.confidence between 0 and 1) as bad_confidence,
+           pg_catalog.count(*) filter (where s.score in ('NaN', 'Infinity', '-Infinity')) as bad_score,
+           pg_catalog.count(*) filter (where pg_catalog.pg_column_size(s.features) > 65536) as bad_features,
+           pg_catalog.count(*) filter (where pg_catalog.length(s.request_id) not between 1 and 200) as bad_request,
+           pg_catalog.count(*) filter (where not pg_catalog.isfinite(s.created_at)) as bad_time,
+           pg_catalog.min(vector_dims(s.feature_vector)) as dmin, pg_catalog.max(vector_dims(s.feature_vector)) as dmax
+      from %s s group by 1, 2, 3$q$, src) loop
+    n := n + g.n;
+    lo := least(lo, g.lo);
+    hi := greatest(hi, g.hi);
+    null_ids := null_ids + g.null_ids;
+    bad_latency := bad_latency + g.bad_latency;
+    bad_confidence := bad_confidence + g.bad_confidence;
+    bad_score := bad_score + g.bad_score;
+    bad_features := bad_features + g.bad_features;
+    bad_request := bad_request + g.bad_request;
+    bad_time := bad_time + g.bad_time;
+    if g.model is null then
+      bad_model := bad_model + g.n;
+    end if;
+    gm := gm || g.model;
+    gv := gv || g.version;
+    ga := ga || g.alias;
+    dmin := dmin || g.dmin;
+    dmax := dmax || g.dmax;
+  end loop;
+  if bad_latency > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid latency_ms in %s rows: must be a finite number >= 0', bad_latency);
+  elsif bad_confidence > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid confidence in %s rows: must be in [0, 1]', bad_confidence);
+  elsif bad_score > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid score in %s rows: must be finite', bad_score);
+  elsif bad_features > 0 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('invalid features in %s rows: the limit is 65536 bytes (64 KiB)', bad_features);
+  elsif bad_model > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model in %s rows: must not be null', bad_model);
+  elsif bad_request > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid request_id in %s rows: must be 1 to 200 characters', bad_request);
+  elsif bad_time > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at in %s rows: must be finite', bad_time);
+  end if;
+  if n = 0 then
     return 0;
   end if;
   -- every (model, version, alias) must resolve; vectors must match the version's dimension
-  for bad in execute pg_catalog.format($q$
-    select g.model, g.version, g.alias, g.dmin, g.dmax, v.vector_dim, v.version_number
-      from (select s.model, s.version, s.alias, pg_catalog.max(vector_dims(s.feature_vector)) as dmax,
-                   pg_catalog.min(vector_dims(s.feature_vector)) as dmin
-              from (select * from %s) s group by 1, 2, 3) g
-      cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v$q$, source) using rows loop
-    if bad.vector_dim is not null and (bad.dmin <> bad.vector_dim or bad.dmax <> bad.vector_dim) then
+  for i in 1 .. pg_catalog.cardinality(gm) loop
+    ver := mlops._prediction_version(gm[i], gv[i], ga[i]);
+    if ver.vector_dim is not null and (dmin[i] <> ver.vector_dim or dmax[i] <> ver.vector_dim) then
       raise exception using errcode = '22000',
         message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
-                                    case when bad.dmin <> bad.vector_dim then bad.dmin else bad.dmax end,
-                                    bad.model, bad.version_number, bad.vector_dim);
+                                    case when dmin[i] <> ver.vector_dim then dmin[i] else dmax[i] end,
+                                    gm[i], ver.version_number, ver.vector_dim);
     end if;
+    vid := vid || ver.version_id;
+    vnum := vnum || ver.version_number;
   end loop;
   step := (mlops._prediction_settings()).partition_interval;
-  if chk.hi - chk.lo <= step * 8 then
-    b := chk.lo;
-    while b < chk.hi + step loop
+  if hi - lo <= step * 8 then
+    b := lo;
+    while b < hi + step loop
       if not exists (select from mlops.prediction_partitions p
-                      where p.lower_bound <= least(b, chk.hi) and p.upper_bound > least(b, chk.hi)) then
-        perform mlops._ensure_prediction_partition(least(b, chk.hi));
+                      where p.lower_bound <= least(b, hi) and p.upper_bound > least(b, hi)) then
+        perform mlops._ensure_prediction_partition(least(b, hi));
       end if;
       b := b + step;
     end loop;
   else  -- sparse backfill: only the buckets that hold rows
     for b in execute pg_catalog.format($q$
-      select pg_catalog.min(t) from (select coalesce(s.created_at, pg_catalog.now()) as t from (select * from %s) s) x
-       group by pg_catalog.date_bin($2, x.t, '2000-01-01 00:00+00')$q$, source) using rows, step loop
+      select pg_catalog.min(t) from (select coalesce(s.created_at, pg_catalog.now()) as t from %s s) x
+       group by pg_catalog.date_bin($1, x.t, '2000-01-01 00:00+00')$q$, src) using step loop
       if not exists (select from mlops.prediction_partitions p where p.lower_bound <= b and p.upper_bound > b) then
         perform mlops._ensure_prediction_partition(b);
       end if;
     end loop;
   end if;
-  execute pg_catalog.format($q$
-    with src as materialized (
-      select pg_catalog.nextval('mlops.predictions_id_seq') as id,
-             coalesce(s.request_id, pg_catalog.gen_random_uuid()::text) as request_id,
-             coalesce(s.created_at, pg_catalog.now()) as created_at, s.model, s.version, s.alias, s.experiment,
-             s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
-             s.latency_ms, s.error
-        from (select * from %s) s),
-    vers as materialized (
-      select g.model, g.version, g.alias, v.version_id, v.version_number
-        from (select distinct s.model, s.version, s.alias from src s) g
-        cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v),
-    claimed as (
-      insert into mlops.prediction_requests (request_id, prediction_id, created_at)
-      select s.request_id, s.id, s.created_at from src s
-       order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
-      on conflict on constraint prediction_requests_pkey do nothing
-      returning prediction_id),
-    ins as (
-      insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment,
-                                     variant, unit_id, features, feature_vector, output, score, label, confidence,
-                                     latency_ms, error, created_at)
-      select s.id, s.request_id, s.model, v.version_number, v.version_id, s.alias, s.experiment, s.variant,
-             s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms,
-             s.error, s.created_at
-        from src s
-        join vers v on v.model = s.model and v.version is not distinct from s.version
-                   and v.alias is not distinct from s.alias
-       where s.id in (select c.prediction_id from claimed c)
-      returning 1)
-    select pg_catalog.count(*) from ins$q$, source) using rows into inserted;
+  if null_ids > 0 then  -- generated keys, fixed before the rows are read twice
+    execute pg_catalog.format('update %s set request_id = pg_catalog.gen_random_uuid()::text where request_id is null',
+                              src);
+  end if;
+  -- one (model, version, alias) group (the usual batch): constants, no join
+  if pg_catalog.cardinality(gm) = 1 then
+    version_cols := '$2[1], $1[1]';
+    version_join := '';
+  else
+    version_cols := 'v.vnum, v.vid';
+    version_join := 'join rows from (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),'
+                    ' pg_catalog.unnest($1), pg_catalog.unnest($2)) as v(model, version, alias, vid, vnum)'
+                    ' on v.model = s.model and coalesce(v.version, -1) = coalesce(s.version, -1)'
+                    ' and coalesce(v.alias, '''') = coalesce(s.alias, '''')';
+  end if;
+  -- cheap probe of the first rows: a batch logged again goes straight to the claiming path
+  execute pg_catalog.format('select exists (select from (select s.request_id from %s s limit 1000) s'
+                            ' join mlops.prediction_requests r on r.request_id = s.request_id)', src) into seen;
+  if not seen then
+    begin
+      execute pg_catalog.format($q$
+        with ins as (
+          insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                              variant, unit_id, features, feature_vector, output, score, label,
+                                              confidence, latency_ms, error, created_at)
+          select pg_catalog.nextval('mlops.predictions_id_seq'), s.request_id, s.model, %2$s, s.alias, s.experiment,
+                 s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
+                 s.latency_ms, s.error, coalesce(s.created_at, pg_catalog.now())
+            from %1$s s %3$s
+          returning p.id, p.request_id, p.created_at)
+        insert into mlops.prediction_requests (request_id, prediction_id, created_at)
+        select i.request_id, i.id, i.created_at from ins i order by i.request_id collate "C"$q$,
+        src, version_cols, version_join) using vid, vnum, gm, gv, ga;
+      get diagnostics inserted = row_count;
+    exception when unique_violation then  -- a key exists (maybe logged concurrently) or repeats in the batch
+      seen := true;
+    end;
+  end if;
+  if seen then
+    execute pg_catalog.format($q$
+      with keys as materialized (
+        select s.ctid as row_ctid, s.request_id, pg_catalog.nextval('mlops.predictions_id_seq') as id,
+               coalesce(s.created_at, pg_catalog.now()) as created_at
+          from %1$s s),
+      claimed as (
+        insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
+        select k.request_id, k.id, k.created_at from keys k
+         order by k.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
+        on conflict on constraint prediction_requests_pkey do nothing
+        returning r.prediction_id),
+      ins as (
+        insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                            variant, unit_id, features, feature_vector, output, score, label,
+                                            confidence, latency_ms, error, created_at)
+        select k.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error, k.created_at
+          from claimed c join keys k on k.id = c.prediction_id join %1$s s on s.ctid = k.row_ctid %3$s
+        returning 1)
+      select pg_catalog.count(*) from ins$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga
+      into inserted;
+  end if;
   return inserted;
 end
 $$;
 comment on function mlops._ingest_predictions(text, jsonb) is
-  'Private: validates, partitions and inserts predictions read from a row source (jsonb recordset or staging table).';
+  'Private: validates, partitions and inserts predictions from pg_temp.mlops_prediction_staging, or from a jsonb '
+  'recordset expression (source) over rows.';
 
 -- Set-based logging of a JSON array of prediction objects (keys = log_prediction's arguments).
 -- Returns how many rows were new (duplicates of logged request_ids are skipped).
 create or replace function mlops.log_predictions(predictions jsonb) returns bigint
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
+declare
+  n bigint;
 begin
   if predictions is null or pg_catalog.jsonb_typeof(predictions) <> 'array' then
     raise exception using errcode = '22023', message = 'invalid predictions: must be a JSON array of objects',
@@ -4006,10 +4125,12 @@ begin
   if exists (select from pg_catalog.jsonb_array_elements(predictions) e where pg_catalog.jsonb_typeof(e) <> 'object') then
     raise exception using errcode = '22023', message = 'invalid predictions: every element must be a JSON object';
   end if;
-  return mlops._ingest_predictions(
+  n := mlops._ingest_predictions(
     'pg_catalog.jsonb_to_recordset($1) as x(request_id text, model text, version integer, alias text, experiment text, '
     'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
     'confidence float8, latency_ms float8, error text, created_at timestamptz)', predictions);
+  truncate pg_temp.mlops_prediction_batch;
+  return n;
 end
 $$;
 comment on function mlops.log_predictions(jsonb) is
@@ -4017,19 +4138,9 @@ comment on function mlops.log_predictions(jsonb) is
 
 -- Creates (or empties) this session's staging table for COPY; returns its name.
 create or replace function mlops.create_prediction_staging() returns regclass
-language plpgsql volatile set search_path from current
+language sql volatile set search_path = pg_catalog, pg_temp
 as $$
-begin
-  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
-    create temp table mlops_prediction_staging (
-      request_id text, model text, version integer, alias text, experiment text, variant text, unit_id text,
-      features jsonb, feature_vector vector, output jsonb, score float8, label text, confidence float8,
-      latency_ms float8, error text, created_at timestamptz);
-  else
-    truncate pg_temp.mlops_prediction_staging;
-  end if;
-  return 'pg_temp.mlops_prediction_staging'::regclass;
-end
+  select mlops._prediction_staging('mlops_prediction_staging')
 $$;
 comment on function mlops.create_prediction_staging() is
   'Creates or empties the session''s temp table pg_temp.mlops_prediction_staging for COPY; then call log_staged_predictions().';
@@ -4349,19 +4460,77 @@ $$;
 comment on function mlops._fnv1a32(text, bigint) is
   'Private: FNV-1a 32-bit like the GrowthBook SDKs (bytes for ASCII, UTF-16 code units otherwise), from basis.';
 
--- SQL text of an unrolled FNV-1a over the bytes of a zero-padded bytea column: one
--- expression per row (no per-byte function call), positions past the length multiply by 1.
-create or replace function mlops._fnv_chain_sql(start text, bytes text, len text, steps integer) returns text
-language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+-- SQL text of FNV-1a unrolled over the bytes of a bytea expression whose length (len) is
+-- between lo and hi: a binary search on len picks one straight chain of xor/multiply steps,
+-- so a row costs a few comparisons plus four operations per byte (no per-byte calls, no
+-- padding). bytes and len must be plain column references (they are repeated in the text).
+create or replace function mlops._fnv_sql(start text, bytes text, len text, lo integer, hi integer) returns text
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select pg_catalog.repeat('(', steps) || start
-         || coalesce(pg_catalog.string_agg(pg_catalog.format(
-              ' # pg_catalog.get_byte(%1$s, %3$s)) * (case when %2$s > %3$s then 16777619 else 1 end) & 4294967295',
-              bytes, len, k), '' order by k), '')
-    from pg_catalog.generate_series(0, steps - 1) k
+declare
+  e text := start;
+  mid integer := (lo + hi) / 2;
+begin
+  if lo = hi then
+    for k in 0 .. lo - 1 loop
+      e := pg_catalog.format('(((%s # pg_catalog.get_byte(%s, %s)) * 16777619) & 4294967295)', e, bytes, k);
+    end loop;
+    return e;
+  end if;
+  return pg_catalog.format('(case when %s <= %s then %s else %s end)', len, mid,
+                           mlops._fnv_sql(start, bytes, len, lo, mid), mlops._fnv_sql(start, bytes, len, mid + 1, hi));
+end
 $$;
-comment on function mlops._fnv_chain_sql(text, text, text, integer) is
-  'Private: SQL expression of FNV-1a unrolled over the first steps bytes of a zero-padded bytea (batch hashing).';
+comment on function mlops._fnv_sql(text, text, text, integer, integer) is
+  'Private: SQL expression of FNV-1a unrolled over a bytea column of lo..hi bytes (batch hashing).';
+
+-- SQL text of a subquery adding column <alias> = GrowthBook's integer hash bucket of column u
+-- to the rows of source (v2: fnv(str(fnv(seed || u))) % 10000, v1: fnv(u || seed) % 1000),
+-- set-based: ASCII ids up to 64 bytes go through unrolled expressions, others through the
+-- loop. Helper columns are named <alias>_*.
+create or replace function mlops._gb_hash_sql(seed text, version integer, source text, alias text) returns text
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  h text;
+  c text;
+begin
+  if version = 2 then
+    h := pg_catalog.format('case when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then %2$s'
+                           ' else mlops._fnv1a32(s.u, %3$s) end',
+                           alias, mlops._fnv_sql(mlops._fnv1a32(seed)::text || '::bigint',
+                                                 pg_catalog.format('s.%I_b', alias), pg_catalog.format('s.%I_n', alias), 0, 64),
+                           mlops._fnv1a32(seed));
+    return pg_catalog.format($q$
+      select s.*, (%2$s %% 10000)::integer as %1$I
+        from (select s.*, pg_catalog.convert_to(s.%1$I_h::text, 'UTF8') as %1$I_d, pg_catalog.length(s.%1$I_h::text) as %1$I_nd
+                from (select s.*, %3$s as %1$I_h
+                        from (select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
+                                from (%4$s) s offset 0) s offset 0) s offset 0) s$q$,
+      alias, mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_d', alias), pg_catalog.format('s.%I_nd', alias), 1, 10),
+      h, source);
+  end if;
+  -- v1: fnv(u || seed) continues fnv(u) over the seed's bytes (constants when the seed is ASCII)
+  h := pg_catalog.format('case when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then %2$s'
+                         ' else mlops._fnv1a32(s.u) end',
+                         alias, mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_b', alias),
+                                               pg_catalog.format('s.%I_n', alias), 0, 64));
+  if pg_catalog.octet_length(seed) = pg_catalog.length(seed) then
+    foreach c in array pg_catalog.regexp_split_to_array(seed, '') loop
+      h := pg_catalog.format('(((%s) # %s) * 16777619) & 4294967295', h, pg_catalog.ascii(c));
+    end loop;
+  else
+    h := pg_catalog.format('mlops._fnv1a32(s.u || %L)', seed);
+  end if;
+  return pg_catalog.format($q$
+    select s.*, ((%2$s) %% 1000)::integer as %1$I
+      from (select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
+              from (%3$s) s offset 0) s$q$,
+    alias, h, source);
+end
+$$;
+comment on function mlops._gb_hash_sql(text, integer, text, text) is
+  'Private: SQL subquery adding GrowthBook''s integer hash bucket (v2 % 10000, v1 % 1000) of column u to a source query.';
 
 -- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
 -- v1 fnv(value + seed) % 1000 / 1000 (used for namespaces); other versions give NULL like the SDK.
@@ -4448,16 +4617,12 @@ $$;
 comment on function mlops.gb_choose_variation(float8, float8[], float8[]) is
   'GrowthBook chooseVariation(n, ranges): 0-based variant whose [start, end) holds n, or -1.';
 
--- Set-based GrowthBook hash of many values with one seed: each value's bytes go through one
--- unrolled expression (no per-byte call); v2 hashes the seed prefix once. Non-ASCII or long
--- values fall back to the loop. version 1 (namespaces) hashes value || seed.
+-- Set-based GrowthBook hash of many values with one seed (see mlops._gb_hash_sql): one
+-- statement, unrolled FNV-1a per row, input order kept. version 1 (namespaces) hashes value || seed.
 create or replace function mlops.gb_hash_batch(seed text, unit_ids text[], version integer default 2)
 returns table (ord bigint, unit_id text, n float8)
-language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp set jit = off
 as $$
-declare
-  s0 bigint;
-  maxlen integer;
 begin
   if seed is null then
     raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)';
@@ -4468,39 +4633,9 @@ begin
   if version is null or version not in (1, 2) then
     raise exception using errcode = '22023', message = pg_catalog.format('hash version must be 1 or 2, got %s (argument version)', version);
   end if;
-  select coalesce(max(pg_catalog.octet_length(u)), 0) into maxlen from pg_catalog.unnest(unit_ids) u;
-  if version = 1 then
-    maxlen := least(maxlen + pg_catalog.octet_length(seed), 64);
-    return query execute pg_catalog.format($q$
-      select s.ord, s.u, ((case when s.fast then %1$s else mlops._fnv1a32(s.u || $2) end) %% 1000)::float8 / 1000
-        from (select t.ord, t.u, pg_catalog.convert_to(t.u || $2, 'UTF8') || %2$L::bytea as b,
-                     pg_catalog.octet_length(t.u || $2) as n,
-                     pg_catalog.octet_length(t.u || $2) = pg_catalog.length(t.u || $2)
-                       and pg_catalog.octet_length(t.u || $2) <= 64 as fast
-                from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s$q$,
-      mlops._fnv_chain_sql('2166136261::bigint', 'b', 'n', maxlen),
-      '\x' || pg_catalog.repeat('00', maxlen))
-    using unit_ids, seed;
-    return;
-  end if;
-  s0 := mlops._fnv1a32(seed);
-  maxlen := least(maxlen, 64);
-  return query execute pg_catalog.format($q$
-    select s.ord, s.u, ((%3$s) %% 10000)::float8 / 10000
-      from (select s.ord, s.u, pg_catalog.convert_to(s.h1::text, 'UTF8') || '\x00000000000000000000'::bytea as d,
-                   pg_catalog.length(s.h1::text) as nd
-              from (select s.ord, s.u,
-                           case when s.fast then %2$s else mlops._fnv1a32(s.u, %1$s) end as h1
-                      from (select t.ord, t.u, pg_catalog.convert_to(t.u, 'UTF8') || %4$L::bytea as b,
-                                   pg_catalog.octet_length(t.u) as n,
-                                   pg_catalog.octet_length(t.u) = pg_catalog.length(t.u)
-                                     and pg_catalog.octet_length(t.u) <= 64 as fast
-                              from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s offset 0) s
-             offset 0) s$q$,
-    s0,
-    mlops._fnv_chain_sql(s0::text || '::bigint', 'b', 'n', maxlen),
-    mlops._fnv_chain_sql('2166136261::bigint', 'd', 'nd', 10),
-    '\x' || pg_catalog.repeat('00', maxlen))
+  return query execute pg_catalog.format('select h.ord, h.u, h.k::float8 / %s from (%s) h',
+    case version when 2 then 10000 else 1000 end,
+    mlops._gb_hash_sql(seed, version, 'select x.u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)', 'k'))
   using unit_ids;
 end
 $$;
@@ -4889,17 +5024,22 @@ comment on function mlops.assign(text, text) is
   'Variant of a unit (GrowthBook v2 compatible, sticky once assigned; first exposure recorded once); '
   'NULL when the unit is outside the namespace/coverage or the experiment is paused. Errors on draft/completed.';
 
--- Set-based assignment of many units in one statement: sticky lookups, one batch hash,
--- bucket ranges joined, new first exposures inserted once. Rows come back in input order.
+-- Set-based assignment of many units in one statement: sticky lookups by one hash (or merge)
+-- join, the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
+-- mlops._gb_hash_sql), the variant of each of the 10000 buckets precomputed once, new first
+-- exposures inserted once in index order. Rows come back in input order.
 create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
 returns table (unit_id text, variant text)
-language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB'
+language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB' set jit = off
 as $$
 declare
   e mlops.experiments := mlops._experiment(experiment);
   open boolean;
-  thresholds float8[];
+  buckets integer[];
   names text[];
+  ns_lo integer;
+  ns_hi integer;
+  fresh text;
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -4907,34 +5047,52 @@ begin
   end if;
   if record then
     -- Recording batches of one experiment run one at a time (and wait for single assigns), so
-    -- the anti-join below sees every recorded unit and a plain INSERT (2x faster than ON
+    -- the anti-join below sees every recorded unit and a plain INSERT (cheaper than ON
     -- CONFLICT) cannot collide.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
   end if;
-  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
-  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
-  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
-  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
-                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
-    into thresholds, names
-    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
-                                  where v.experiment_id = e.id), e.coverage) r
-   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
-  return query
-  with h as (select * from mlops.gb_hash_batch(e.seed, unit_ids)),
-  ns as (select * from mlops.gb_hash_batch('__' || e.namespace, unit_ids, 1) where e.namespace is not null),
-  c as (
-    select h.ord, h.unit_id, a.variant as sticky,
-           case when open and (e.namespace is null or (ns.n >= e.namespace_start and ns.n < e.namespace_end))
-                     and pg_catalog.width_bucket(h.n, thresholds) % 2 = 1
-                then (pg_catalog.width_bucket(h.n, thresholds) - 1) / 2 end as fresh
-      from h left join ns on ns.ord = h.ord
-      left join mlops.experiment_assignments a on a.experiment_id = e.id and a.unit_id = h.unit_id collate "C"),
-  ins as (
-    insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
-    select distinct e.id, c.unit_id, c.fresh from c
-     where record and c.sticky is null and c.fresh is not null)
-  select c.unit_id, names[coalesce(c.sticky, c.fresh) + 1] from c order by c.ord;
+  -- GrowthBook compares n = bucket / 10000 with the bucket ranges: the variant (or -1) of each
+  -- of the 10000 buckets, decided once. Ranges never overlap and increase, so as one sorted
+  -- threshold array {start0, end0, start1, end1, ...} width_bucket's odd slots are variants and
+  -- even slots the gaps left by coverage (GrowthBook's first-range-wins choice).
+  select array_agg(case when k.wb % 2 = 1 then (k.wb - 1) / 2 else -1 end order by k.k),
+         (select array_agg(v.name order by v.position) from mlops.experiment_variants v where v.experiment_id = e.id)
+    into buckets, names
+    from (select r.k, pg_catalog.width_bucket(r.k::float8 / 10000, t.thresholds) as wb
+            from pg_catalog.generate_series(0, 9999) r(k),
+                 (select array_agg(x.bound order by r.variant, x.k) as thresholds
+                    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position)
+                                                   from mlops.experiment_variants v where v.experiment_id = e.id),
+                                                e.coverage) r
+                   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound)) t) k;
+  -- inNamespace: the v1 buckets k (n = k / 1000) inside [namespace_start, namespace_end) are one run
+  select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
+    from pg_catalog.generate_series(0, 999) k
+   where k::float8 / 1000 >= e.namespace_start and k::float8 / 1000 < e.namespace_end;
+  -- only units without a sticky variant are hashed
+  fresh := mlops._gb_hash_sql(e.seed, 2, 'select c.u, c.ord from c where c.sticky is null', 'k');
+  if e.namespace is not null then
+    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn');
+  end if;
+  return query execute pg_catalog.format($q$
+    with c as materialized (
+      select x.ord, x.u, a.variant as sticky
+        from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+        left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u),
+    f as materialized (
+      select h.ord, h.u, case when $5%1$s then $3[h.k + 1] else -1 end as v from (%2$s) h)%3$s
+    select z.u::text, $4[z.v + 1]
+      from (select c.ord, c.u, c.sticky as v from c where c.sticky is not null
+            union all
+            select f.ord, f.u, f.v from f) z
+     order by z.ord$q$,
+    case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end,
+    fresh,
+    -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
+    case when record then ',
+    ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
+            select distinct on (f.u) $2, f.u, f.v from f where f.v >= 0 order by f.u)' else '' end)
+  using unit_ids, e.id, buckets, names, open, ns_lo, ns_hi;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
@@ -8142,7 +8300,8 @@ grant execute on function mlops.log_prediction(text, text, integer, text, jsonb,
                                                text, text, text, text, vector, timestamptz),
                           mlops.log_predictions(jsonb), mlops.create_prediction_staging(),
                           mlops.log_staged_predictions(), mlops.log_feedback(text, jsonb, text, float8, boolean, float8),
-                          mlops._ingest_predictions(text, jsonb), mlops._prediction_version(text, integer, text),
+                          mlops._ingest_predictions(text, jsonb), mlops._prediction_staging(text),
+                          mlops._prediction_version(text, integer, text),
                           mlops._ensure_prediction_partition(timestamptz)
   to mlops_writer;
 grant select on mlops.prediction_partitions, mlops.prediction_settings to mlops_writer;
@@ -8165,7 +8324,7 @@ grant select on mlops.experiments, mlops.experiment_variants, mlops.experiment_a
                 mlops.experiment_history to mlops_reader;
 grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.experiment_results_bi to mlops_reader;
 grant execute on function
-  mlops._fnv1a32(text, bigint), mlops._fnv_chain_sql(text, text, text, integer), mlops.gb_hash(text, text, integer),
+  mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer), mlops._gb_hash_sql(text, integer, text, text), mlops.gb_hash(text, text, integer),
   mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
   mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
   mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),

@@ -220,7 +220,7 @@ comment on function mlops._drift_result(bigint, text, text, text, double precisi
 -- Empty current data raises 22023 and writes nothing; a column whose current values are all
 -- NULL / non-finite gets method 'missing' (drifted).
 create or replace function mlops.run_drift_monitor(name text) returns setof mlops.drift_results
-language plpgsql volatile set search_path from current set hnsw.ef_search = '100'
+language plpgsql volatile set search_path from current set hnsw.ef_search = '40'
 as $$
 declare
   mon mlops.drift_monitors;
@@ -403,8 +403,8 @@ begin
                  from unnest(refc, curc, refvar, curvar) u(a, b, vr, vc));
       perform mlops._drift_result(rid, c, k, 'dimension_share', stat, null, (th ->> 'dimension_share')::float8,
                                   pg_catalog.jsonb_build_object('rule', '|mean_c - mean_r| >= 0.1 std_r and significant (|z| > 1.96)'));
-      -- a random sample of current vectors (second scan, vector columns only), as many as the
-      -- profile keeps (greatest of its MMD sample and NN reference set); ordinals in random order.
+      -- a random sample of current vectors (second scan, vector columns only): as many as the MMD
+      -- sample and the nearest-neighbour probes need; ordinals in random order.
       -- Seeded so a run is reproducible on the same data (resets this session's random() sequence).
       perform pg_catalog.setseed(0.42);
       if pg_catalog.to_regclass('pg_temp._drift_cur_sample') is not null then
@@ -413,14 +413,14 @@ begin
       n_mmd := (r ->> 'mmd_sample')::integer; n_nn := (r ->> 'nn_reference')::integer;
       execute pg_catalog.format('create temp table _drift_cur_sample as select pg_catalog.row_number() over (order by x.r) as ordinal, v '
                                 'from (select %1$I as v, pg_catalog.random() as r from %2$s s where %1$I is not null '
-                                'order by 2 limit %3$s) x', c, src.sub, greatest(n_mmd, n_nn));
-      -- nearest-neighbour distance drift: share of (up to nn_reference) current vectors whose
+                                'order by 2 limit %3$s) x', c, src.sub, greatest(n_mmd, least(n_nn, mlops._drift_nn_probes())));
+      -- nearest-neighbour distance drift: share of (up to 1,000, mlops._drift_nn_probes) current vectors whose
       -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
       nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
       execute pg_catalog.format('select pg_catalog.avg((d > %L::float8)::int), pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
                                 mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
                                   '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and vector_norm(v) > 0)',
-                                  n_nn), false))
+                                  least(n_nn, mlops._drift_nn_probes())), false))
         into stat, n_probe;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
                                   pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',

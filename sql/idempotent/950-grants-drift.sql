@@ -31,7 +31,7 @@ begin
      where p.pronamespace = 'mlops'::regnamespace
        and p.proname in ('_check_sample', '_lgamma_half', '_gammaq', '_ks_exact_pvalue', '_kolmogorov_sf', '_bin_counts',
                          '_drift_levels', '_drift_num', '_drift_scan_exprs', '_drift_current_exprs', '_drift_default_thresholds',
-                         '_wasserstein_quantiles', '_ks_quantiles', '_drift_nn_index_name', '_drift_nn_sql')
+                         '_wasserstein_quantiles', '_ks_quantiles', '_drift_nn_index_name', '_drift_nn_sql', '_drift_nn_probes')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_reader', fn);
   end loop;
