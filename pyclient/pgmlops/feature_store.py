@@ -38,10 +38,11 @@ GROUPS_CHANNEL = "mlops_feature_groups"  # create_feature_group notifies: new ve
 
 @dataclass
 class _OnlinePlan:
-    """Cached SQL of one online lookup (entity + features): ``one`` takes $1 = a key, ``many`` $1 = keys."""
+    """Cached SQL of one online lookup (entity + features): ``one`` takes $1 = a key, ``many`` $1 = keys
+    (bytes: psycopg neither encodes nor re-hashes them per call)."""
 
-    one: str
-    many: str
+    one: bytes
+    many: bytes
     names: list[str] | None = None  # result column names, from the first execution
 
 
@@ -54,16 +55,17 @@ class _GroupWatch:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.conn: psycopg.Connection[Any] | None = None
-        self.fd = -1
+        self.poller = select.poll()
 
     def changed(self) -> bool:
         """True on the first call and whenever a notification (or a broken connection) arrived since."""
         if self.conn is None:
             self.conn = psycopg.connect(self.dsn, autocommit=True)
             self.conn.execute(sql.SQL("listen {}").format(sql.Identifier(GROUPS_CHANNEL)))
-            self.fd = self.conn.fileno()
+            self.poller = select.poll()
+            self.poller.register(self.conn.fileno(), select.POLLIN)
             return True
-        if not select.select((self.fd,), (), (), 0)[0]:
+        if not self.poller.poll(0):
             return False
         try:
             for _ in self.conn.notifies(timeout=0):
@@ -236,7 +238,7 @@ class FeatureStore:
                                     "mlops.online_query(%s::text, %s::text[], 'columns') as many",
                                     (entity, list(features), entity, list(features))).fetchone()
             assert row is not None
-            plan = self._plans[key] = _OnlinePlan(row["one"], row["many"])
+            plan = self._plans[key] = _OnlinePlan(row["one"].encode(), row["many"].encode())
         return plan
 
     def _online_rows(self, entity: str, keys: Sequence[Any], features: Sequence[str]) \
