@@ -43,8 +43,8 @@ SETTINGS = (("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes"
 
 def _make_data(conn: psycopg.Connection[Any], n: int) -> None:
     """Vectors are sums of a topic centre and two of 4,096 random pool vectors (distinct per row)."""
-    conn.execute(f"create table public.pool as select i, (select array_agg(random() - 0.5) from generate_series(1, {DIM}) k "
-                 "where i >= 0)::vector as v from generate_series(0, 4095) i")
+    conn.execute(f"create table public.pool as select i, (select array_agg(random() - 0.5) "
+                 f"from generate_series(1, {DIM}) k where i >= 0)::vector as v from generate_series(0, 4095) i")
     conn.execute(f"create table public.centers as select i, (select array_agg((random() - 0.5) * 3) "
                  f"from generate_series(1, {DIM}) k where i >= 0)::vector as v from generate_series(0, 11) i")
     nums = ", ".join(f"(random() * {i} + {0.3 if (i <= 5) else 0} * s.shift)::float8 as x{i}" for i in range(1, 11))
@@ -173,7 +173,8 @@ def main(quick: bool = False, rows: int | None = None) -> list[dict[str, Any]]:
     print_rows("drift benchmark (one run each)", out, console)
     console.print(f"drifted: {drifted[0] if drifted else ''}")
     if nn:
-        console.print(f"nn_share {nn[0]:.3f} from {nn[1]} current probes against {nn[2]} HNSW-indexed reference vectors")
+        console.print(f"nn_share {nn[0]:.3f} from {nn[1]} current probes against {nn[2]} HNSW-indexed "
+                      "reference vectors")
     return out
 
 

@@ -44,6 +44,11 @@ def stored(conn: Conn, profile: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r[0] for r in rows]), np.array([json.loads(r[1]) for r in rows], dtype=np.float32)
 
 
+def monitor(conn: Conn, name: str, profile: str, table: str) -> None:
+    conn.execute("select mlops.create_drift_monitor(name => %s, profile => %s, query => %s)",
+                 (name, profile, f"select e from public.{table}"))
+
+
 def nn_result(conn: Conn, monitor: str) -> tuple[float, bool, dict[str, Any]]:
     row = conn.execute("select statistic, drifted, details from mlops.run_drift_monitor(%s) where method = 'nn_share'",
                        (monitor,)).fetchone()
@@ -69,7 +74,7 @@ def test_matches_exact_brute_force_through_the_index(db: str) -> None:
         conn.execute("select mlops.create_reference_profile(name => 'bf', query => 'select e from public.bf_ref', "
                      "nn_reference => 300)")
         col = conn.execute("select columns -> 'e' from mlops.drift_profiles where name = 'bf'").fetchone()
-        conn.execute("select mlops.create_drift_monitor(name => 'bf', profile => 'bf', query => 'select e from public.bf_cur')")
+        monitor(conn, "bf", "bf", "bf_cur")
         share, drifted, det = nn_result(conn, "bf")
         ordinals, vectors = stored(conn, "bf")
     assert col is not None and col[0]["nn_reference"] == 300 and col[0]["nn_metric"] == "cosine"
@@ -96,9 +101,8 @@ def test_plan_uses_the_hnsw_index(db: str) -> None:
         pid = conn.execute("select mlops.create_reference_profile(name => 'ix', query => 'select e from public.ix_ref')"
                            ).fetchone()
         assert pid is not None
-        sql = conn.execute("select mlops._drift_nn_sql(%s, 'e', 16, 3000, "
-                           "'(select ordinal, embedding as v from mlops.drift_profile_vectors where ordinal <= 1000)', false)",
-                           (pid[0],)).fetchone()
+        probe = "(select ordinal, embedding as v from mlops.drift_profile_vectors where ordinal <= 1000)"
+        sql = conn.execute("select mlops._drift_nn_sql(%s, 'e', 16, 3000, %s, false)", (pid[0], probe)).fetchone()
         assert sql is not None
         plan = "\n".join(r[0] for r in conn.execute("explain " + sql[0]).fetchall())
     assert f"Index Scan using drift_nn_{pid[0]}_" in plan, plan
@@ -112,14 +116,12 @@ def test_planted_topic_shift_detected_and_unshifted_samples_not(db: str) -> None
         shares = []
         for i in range(5):
             store(conn, f"ts_same{i}", topics(rng, 1500, [0, 1, 2]))
-            conn.execute(f"select mlops.create_drift_monitor(name => 'ts_same{i}', profile => 'ts', "
-                         f"query => 'select e from public.ts_same{i}')")
+            monitor(conn, f"ts_same{i}", "ts", f"ts_same{i}")
             share, drifted, _ = nn_result(conn, f"ts_same{i}")
             assert not drifted, (i, share)
             shares.append(share)
         store(conn, "ts_shift", np.vstack([topics(rng, 1000, [0, 1, 2]), topics(rng, 500, [4, 5])]))
-        conn.execute("select mlops.create_drift_monitor(name => 'ts_shift', profile => 'ts', "
-                     "query => 'select e from public.ts_shift')")
+        monitor(conn, "ts_shift", "ts", "ts_shift")
         shifted, drifted, det = nn_result(conn, "ts_shift")
     assert 0.0 < float(np.mean(shares)) < 0.1  # about the 5% a p95 rule lets through
     assert drifted and shifted > 0.3  # a third of the sample comes from unseen topics
@@ -134,7 +136,8 @@ def test_index_follows_the_profile(db: str) -> None:
 
         def indexes() -> list[str]:
             return [r[0] for r in conn.execute(
-                "select indexrelid::regclass::text from pg_index where indrelid = 'mlops.drift_profile_vectors'::regclass "
+                "select indexrelid::regclass::text from pg_index "
+                "where indrelid = 'mlops.drift_profile_vectors'::regclass "
                 "and indexrelid::regclass::text like 'mlops.drift\\_nn\\_%' order by 1").fetchall()]
 
         before = set(indexes())
@@ -144,7 +147,7 @@ def test_index_follows_the_profile(db: str) -> None:
                      "nn_reference => 100, replace => true)")  # no monitor yet: a new profile id
         (second,) = set(indexes()) - before
         assert second != first  # the old profile's index was dropped
-        conn.execute("select mlops.create_drift_monitor(name => 'ix2', profile => 'ix2', query => 'select e from public.ix2_cur')")
+        monitor(conn, "ix2", "ix2", "ix2_cur")
         conn.execute(f"drop index {second}")  # as after a dump/restore
         _, _, det = nn_result(conn, "ix2")
         assert second in indexes() and det["reference_vectors"] == 100
@@ -158,7 +161,7 @@ def test_admin_builds_the_index_without_owning_the_table(db: str) -> None:
         conn.execute("grant select on public.adm_ref to mlops_admin")
         conn.execute("set role mlops_admin")
         conn.execute("select mlops.create_reference_profile(name => 'adm', query => 'select e from public.adm_ref')")
-        conn.execute("select mlops.create_drift_monitor(name => 'adm', profile => 'adm', query => 'select e from public.adm_ref')")
+        monitor(conn, "adm", "adm", "adm_ref")
         share, drifted, det = nn_result(conn, "adm")
         conn.execute("set role mlops_reader")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -172,6 +175,6 @@ def test_nn_reference_out_of_range(db: str, value: int | None) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         store(conn, "bad_ref", np.ones((3, 4)))
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="nn_reference must be between 10 and 1000000"):
-            conn.execute("select mlops.create_reference_profile(name => 'bad', query => 'select e from public.bad_ref', "
-                         "nn_reference => %s)", (value,))
+            conn.execute("select mlops.create_reference_profile(name => 'bad', "
+                         "query => 'select e from public.bad_ref', nn_reference => %s)", (value,))
         assert conn.execute("select count(*) from mlops.drift_profiles where name = 'bad'").fetchone() == (0,)
