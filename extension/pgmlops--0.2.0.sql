@@ -1000,14 +1000,23 @@ comment on column mlops.replication_status.last_activity is 'Primary: the standb
 -- user is a member of a role bound to that tenant (mlops.tenant_roles); otherwise null, which
 -- the policies turn into "no rows". Security definer: tenant roles need no right on tenant_roles.
 create or replace function mlops.current_tenant() returns text
-language sql stable security definer parallel safe set search_path = pg_catalog, pg_temp
+language plpgsql stable security definer parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select t.tenant
-    from (select nullif(pg_catalog.current_setting('mlops.tenant', true), '') as tenant) t
-   where exists (select from mlops.tenant_roles r
-                  where r.tenant = t.tenant
-                    and case when pg_catalog.to_regrole(pg_catalog.quote_ident(r.role)) is null then false
-                             else pg_catalog.pg_has_role(session_user, r.role, 'member') end)
+declare
+  wanted text := nullif(pg_catalog.current_setting('mlops.tenant', true), '');
+begin
+  -- plpgsql, not sql: a non-inlinable SQL function is planned again in every statement
+  if wanted is null then
+    return null;
+  end if;
+  if exists (select from mlops.tenant_roles r
+              where r.tenant = wanted
+                and case when pg_catalog.to_regrole(pg_catalog.quote_ident(r.role)) is null then false
+                         else pg_catalog.pg_has_role(session_user, r.role, 'member') end) then
+    return wanted;
+  end if;
+  return null;
+end
 $$;
 comment on function mlops.current_tenant() is
   'The tenant this session acts for: setting mlops.tenant when session_user is a member of a role bound to it in mlops.tenant_roles, else null.';
@@ -8324,7 +8333,8 @@ grant select on mlops.experiments, mlops.experiment_variants, mlops.experiment_a
                 mlops.experiment_history to mlops_reader;
 grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.experiment_results_bi to mlops_reader;
 grant execute on function
-  mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer), mlops._gb_hash_sql(text, integer, text, text), mlops.gb_hash(text, text, integer),
+  mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer),
+  mlops._gb_hash_sql(text, integer, text, text), mlops.gb_hash(text, text, integer),
   mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
   mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
   mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),

@@ -179,6 +179,9 @@ comment on function mlops._prediction_version(text, integer, text) is
 -- the first row and returns its id (also under concurrent duplicates: the request key row
 -- is the lock). Features are limited to 64 KiB. Security definer (static SQL only) so one
 -- call does version lookup, partition check and both inserts without nested definer calls.
+-- Two statements per call: the version lookup (with the partition check as a subquery), and
+-- one insert that claims the request key and writes the row (no exception block, so no
+-- subtransaction).
 create or replace function mlops.log_prediction(model text, request_id text default null, version integer default null,
                                                 alias text default null, features jsonb default null,
                                                 output jsonb default null, score float8 default null,
@@ -194,7 +197,6 @@ declare
   ts timestamptz := coalesce(log_prediction.created_at, pg_catalog.now());
   rid text := coalesce(log_prediction.request_id, pg_catalog.gen_random_uuid()::text);
   new_id bigint;
-  old_id bigint;
 begin
   if latency_ms is not null and (latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8) then
     raise exception using errcode = '22023',
@@ -215,7 +217,8 @@ begin
     raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
   end if;
   -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert
-  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim
+  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+         exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
     into ver
     from mlops.models m join mlops.model_versions v on v.model_id = m.id
    where m.name = log_prediction.model
@@ -226,30 +229,34 @@ begin
               else true end
    order by v.version desc limit 1;
   if ver.version_id is null then
-    ver := mlops._prediction_version(model, version, alias);  -- raises the 42704 error
+    perform mlops._prediction_version(model, version, alias);  -- raises the 42704 error
   end if;
   if feature_vector is not null and ver.vector_dim is not null and vector_dims(feature_vector) <> ver.vector_dim then
     raise exception using errcode = '22000',
       message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
                                   vector_dims(feature_vector), model, ver.version_number, ver.vector_dim);
   end if;
-  if not exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) then
+  if not ver.has_part then
     perform mlops._ensure_prediction_partition(ts);
   end if;
-  new_id := pg_catalog.nextval('mlops.predictions_id_seq');
-  insert into mlops.prediction_requests as r (request_id, prediction_id, created_at) values (rid, new_id, ts)
-  on conflict on constraint prediction_requests_pkey do nothing;
-  if not found then
-    select r.prediction_id into old_id from mlops.prediction_requests r where r.request_id = rid;
-    return old_id;
+  -- the key insert is the lock: a concurrent duplicate waits for it, then does nothing
+  with claimed as (
+    insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
+    values (rid, pg_catalog.nextval('mlops.predictions_id_seq'), ts)
+    on conflict on constraint prediction_requests_pkey do nothing
+    returning r.prediction_id)
+  insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                      variant, unit_id, features, feature_vector, output, score, label, confidence,
+                                      latency_ms, error, created_at)
+  select c.prediction_id, rid, log_prediction.model, ver.version_number, ver.version_id, log_prediction.alias,
+         log_prediction.experiment, log_prediction.variant, log_prediction.unit_id, log_prediction.features,
+         log_prediction.feature_vector, log_prediction.output, log_prediction.score, log_prediction.label,
+         log_prediction.confidence, log_prediction.latency_ms, log_prediction.error, ts
+    from claimed c
+  returning p.id into new_id;
+  if new_id is null then  -- logged before: the first row's id
+    select r.prediction_id into new_id from mlops.prediction_requests r where r.request_id = rid;
   end if;
-  insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment, variant,
-                                 unit_id, features, feature_vector, output, score, label, confidence, latency_ms,
-                                 error, created_at)
-  values (new_id, rid, log_prediction.model, ver.version_number, ver.version_id, log_prediction.alias,
-          log_prediction.experiment, log_prediction.variant, log_prediction.unit_id, log_prediction.features,
-          log_prediction.feature_vector, log_prediction.output, log_prediction.score, log_prediction.label,
-          log_prediction.confidence, log_prediction.latency_ms, log_prediction.error, ts);
   return new_id;
 end
 $$;
@@ -258,128 +265,240 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
   'Logs one prediction (idempotent on request_id; a repeat returns the first row''s id). features <= 64 KiB, '
   'latency_ms finite and >= 0, confidence in [0, 1].';
 
--- Set-based ingestion shared by log_predictions(jsonb) and the COPY staging path: validates
--- every row first (nothing is written when one is bad), creates missing partitions, then
--- claims request keys and inserts only the rows whose key it claimed.
+-- Creates (or empties) a session temp table with the columns of a prediction batch. Temp, not
+-- unlogged: private to the session, gone at its end, never shared user data.
+create or replace function mlops._prediction_staging(name text) returns regclass
+language plpgsql volatile set search_path from current
+as $$
+begin
+  if name not in ('mlops_prediction_staging', 'mlops_prediction_batch') then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid staging table name %s', name);
+  end if;
+  if pg_catalog.to_regclass('pg_temp.' || name) is null then
+    execute pg_catalog.format(
+      'create temp table %I (request_id text collate "C", model text, version integer, alias text, experiment text, '
+      'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
+      'confidence float8, latency_ms float8, error text, created_at timestamptz)', name);
+  else
+    execute pg_catalog.format('truncate pg_temp.%I', name);
+  end if;
+  return pg_catalog.to_regclass('pg_temp.' || name);
+end
+$$;
+comment on function mlops._prediction_staging(text) is
+  'Private: creates or empties the session temp table pg_temp.<name> holding a batch of predictions to ingest.';
+
+-- Set-based ingestion of a session temp table of predictions (log_predictions(jsonb) and the
+-- COPY staging path). One grouped scan validates every row (nothing is written when one is bad)
+-- and resolves each (model, version, alias) once; missing partitions are created; then:
+--  * fast path (when a probe of the first 1000 keys finds none logged): one statement inserts all
+--    rows and their request keys (plain insert of the keys in key order, no ON CONFLICT, no
+--    per-row join). A key that exists, or repeats in the batch, raises
+--    unique_violation, which rolls the attempt back (one subtransaction per batch, not per row)
+--    and takes
+--  * the claiming path: keys are claimed with ON CONFLICT DO NOTHING (in key order, so
+--    concurrent batches never deadlock) and only the rows whose key was claimed are inserted.
+-- Either way a request_id is logged once, also under concurrent duplicates (the unique key
+-- of mlops.prediction_requests decides).
 create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
 language plpgsql volatile set search_path from current set work_mem = '64MB'
 as $$
 declare
-  chk record;
-  bad record;
+  src text := source;
+  g record;
+  n bigint := 0;
+  lo timestamptz;
+  hi timestamptz;
+  null_ids bigint := 0;
+  bad_latency bigint := 0;
+  bad_confidence bigint := 0;
+  bad_score bigint := 0;
+  bad_features bigint := 0;
+  bad_model bigint := 0;
+  bad_request bigint := 0;
+  bad_time bigint := 0;
+  gm text[] := '{}';
+  gv integer[] := '{}';
+  ga text[] := '{}';
+  dmin integer[] := '{}';
+  dmax integer[] := '{}';
+  vid bigint[] := '{}';
+  vnum integer[] := '{}';
+  ver record;
   b timestamptz;
   step interval;
+  version_cols text;
+  version_join text;
   inserted bigint;
+  seen boolean;
 begin
-  execute pg_catalog.format($q$
-    select pg_catalog.count(*) as n, pg_catalog.min(coalesce(created_at, pg_catalog.now())) as lo,
-           pg_catalog.max(coalesce(created_at, pg_catalog.now())) as hi,
-           pg_catalog.count(*) filter (where latency_ms < 0 or latency_ms in ('NaN', 'Infinity')) as bad_latency,
-           pg_catalog.count(*) filter (where not confidence between 0 and 1) as bad_confidence,
-           pg_catalog.count(*) filter (where score in ('NaN', 'Infinity', '-Infinity')) as bad_score,
-           pg_catalog.count(*) filter (where pg_catalog.pg_column_size(features) > 65536) as bad_features,
-           pg_catalog.count(*) filter (where model is null) as bad_model,
-           pg_catalog.count(*) filter (where request_id is not null
-                                         and pg_catalog.length(request_id) not between 1 and 200) as bad_request,
-           pg_catalog.count(*) filter (where not pg_catalog.isfinite(created_at)) as bad_time
-      from %s$q$, source) using rows into chk;
-  if chk.bad_latency > 0 then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid latency_ms in %s rows: must be a finite number >= 0', chk.bad_latency);
-  elsif chk.bad_confidence > 0 then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid confidence in %s rows: must be in [0, 1]', chk.bad_confidence);
-  elsif chk.bad_score > 0 then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid score in %s rows: must be finite', chk.bad_score);
-  elsif chk.bad_features > 0 then
-    raise exception using errcode = '54000',
-      message = pg_catalog.format('invalid features in %s rows: the limit is 65536 bytes (64 KiB)', chk.bad_features);
-  elsif chk.bad_model > 0 then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid model in %s rows: must not be null', chk.bad_model);
-  elsif chk.bad_request > 0 then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid request_id in %s rows: must be 1 to 200 characters', chk.bad_request);
-  elsif chk.bad_time > 0 then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at in %s rows: must be finite', chk.bad_time);
+  if rows is not null then  -- a jsonb recordset: materialize it once into a temp table
+    perform mlops._prediction_staging('mlops_prediction_batch');
+    execute pg_catalog.format('insert into pg_temp.mlops_prediction_batch select * from %s', source) using rows;
+    src := 'pg_temp.mlops_prediction_batch';
+  elsif src is distinct from 'pg_temp.mlops_prediction_staging' then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid source %s', source);
   end if;
-  if chk.n = 0 then
+  for g in execute pg_catalog.format($q$
+    select s.model, s.version, s.alias, pg_catalog.count(*) as n,
+           pg_catalog.min(coalesce(s.created_at, pg_catalog.now())) as lo,
+           pg_catalog.max(coalesce(s.created_at, pg_catalog.now())) as hi,
+           pg_catalog.count(*) filter (where s.request_id is null) as null_ids,
+           pg_catalog.count(*) filter (where s.latency_ms < 0 or s.latency_ms in ('NaN', 'Infinity')) as bad_latency,
+           pg_catalog.count(*) filter (where not s.confidence between 0 and 1) as bad_confidence,
+           pg_catalog.count(*) filter (where s.score in ('NaN', 'Infinity', '-Infinity')) as bad_score,
+           pg_catalog.count(*) filter (where pg_catalog.pg_column_size(s.features) > 65536) as bad_features,
+           pg_catalog.count(*) filter (where pg_catalog.length(s.request_id) not between 1 and 200) as bad_request,
+           pg_catalog.count(*) filter (where not pg_catalog.isfinite(s.created_at)) as bad_time,
+           pg_catalog.min(vector_dims(s.feature_vector)) as dmin, pg_catalog.max(vector_dims(s.feature_vector)) as dmax
+      from %s s group by 1, 2, 3$q$, src) loop
+    n := n + g.n;
+    lo := least(lo, g.lo);
+    hi := greatest(hi, g.hi);
+    null_ids := null_ids + g.null_ids;
+    bad_latency := bad_latency + g.bad_latency;
+    bad_confidence := bad_confidence + g.bad_confidence;
+    bad_score := bad_score + g.bad_score;
+    bad_features := bad_features + g.bad_features;
+    bad_request := bad_request + g.bad_request;
+    bad_time := bad_time + g.bad_time;
+    if g.model is null then
+      bad_model := bad_model + g.n;
+    end if;
+    gm := gm || g.model;
+    gv := gv || g.version;
+    ga := ga || g.alias;
+    dmin := dmin || g.dmin;
+    dmax := dmax || g.dmax;
+  end loop;
+  if bad_latency > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid latency_ms in %s rows: must be a finite number >= 0', bad_latency);
+  elsif bad_confidence > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid confidence in %s rows: must be in [0, 1]', bad_confidence);
+  elsif bad_score > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid score in %s rows: must be finite', bad_score);
+  elsif bad_features > 0 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('invalid features in %s rows: the limit is 65536 bytes (64 KiB)', bad_features);
+  elsif bad_model > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid model in %s rows: must not be null', bad_model);
+  elsif bad_request > 0 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid request_id in %s rows: must be 1 to 200 characters', bad_request);
+  elsif bad_time > 0 then
+    raise exception using errcode = '22023', message = pg_catalog.format('invalid created_at in %s rows: must be finite', bad_time);
+  end if;
+  if n = 0 then
     return 0;
   end if;
   -- every (model, version, alias) must resolve; vectors must match the version's dimension
-  for bad in execute pg_catalog.format($q$
-    select g.model, g.version, g.alias, g.dmin, g.dmax, v.vector_dim, v.version_number
-      from (select s.model, s.version, s.alias, pg_catalog.max(vector_dims(s.feature_vector)) as dmax,
-                   pg_catalog.min(vector_dims(s.feature_vector)) as dmin
-              from (select * from %s) s group by 1, 2, 3) g
-      cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v$q$, source) using rows loop
-    if bad.vector_dim is not null and (bad.dmin <> bad.vector_dim or bad.dmax <> bad.vector_dim) then
+  for i in 1 .. pg_catalog.cardinality(gm) loop
+    ver := mlops._prediction_version(gm[i], gv[i], ga[i]);
+    if ver.vector_dim is not null and (dmin[i] <> ver.vector_dim or dmax[i] <> ver.vector_dim) then
       raise exception using errcode = '22000',
         message = pg_catalog.format('invalid feature_vector: dimension %s, model %s version %s expects %s',
-                                    case when bad.dmin <> bad.vector_dim then bad.dmin else bad.dmax end,
-                                    bad.model, bad.version_number, bad.vector_dim);
+                                    case when dmin[i] <> ver.vector_dim then dmin[i] else dmax[i] end,
+                                    gm[i], ver.version_number, ver.vector_dim);
     end if;
+    vid := vid || ver.version_id;
+    vnum := vnum || ver.version_number;
   end loop;
   step := (mlops._prediction_settings()).partition_interval;
-  if chk.hi - chk.lo <= step * 8 then
-    b := chk.lo;
-    while b < chk.hi + step loop
+  if hi - lo <= step * 8 then
+    b := lo;
+    while b < hi + step loop
       if not exists (select from mlops.prediction_partitions p
-                      where p.lower_bound <= least(b, chk.hi) and p.upper_bound > least(b, chk.hi)) then
-        perform mlops._ensure_prediction_partition(least(b, chk.hi));
+                      where p.lower_bound <= least(b, hi) and p.upper_bound > least(b, hi)) then
+        perform mlops._ensure_prediction_partition(least(b, hi));
       end if;
       b := b + step;
     end loop;
   else  -- sparse backfill: only the buckets that hold rows
     for b in execute pg_catalog.format($q$
-      select pg_catalog.min(t) from (select coalesce(s.created_at, pg_catalog.now()) as t from (select * from %s) s) x
-       group by pg_catalog.date_bin($2, x.t, '2000-01-01 00:00+00')$q$, source) using rows, step loop
+      select pg_catalog.min(t) from (select coalesce(s.created_at, pg_catalog.now()) as t from %s s) x
+       group by pg_catalog.date_bin($1, x.t, '2000-01-01 00:00+00')$q$, src) using step loop
       if not exists (select from mlops.prediction_partitions p where p.lower_bound <= b and p.upper_bound > b) then
         perform mlops._ensure_prediction_partition(b);
       end if;
     end loop;
   end if;
-  execute pg_catalog.format($q$
-    with src as materialized (
-      select pg_catalog.nextval('mlops.predictions_id_seq') as id,
-             coalesce(s.request_id, pg_catalog.gen_random_uuid()::text) as request_id,
-             coalesce(s.created_at, pg_catalog.now()) as created_at, s.model, s.version, s.alias, s.experiment,
-             s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
-             s.latency_ms, s.error
-        from (select * from %s) s),
-    vers as materialized (
-      select g.model, g.version, g.alias, v.version_id, v.version_number
-        from (select distinct s.model, s.version, s.alias from src s) g
-        cross join lateral mlops._prediction_version(g.model, g.version, g.alias) v),
-    claimed as (
-      insert into mlops.prediction_requests (request_id, prediction_id, created_at)
-      select s.request_id, s.id, s.created_at from src s
-       order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
-      on conflict on constraint prediction_requests_pkey do nothing
-      returning prediction_id),
-    ins as (
-      insert into mlops.predictions (id, request_id, model, model_version, model_version_id, alias, experiment,
-                                     variant, unit_id, features, feature_vector, output, score, label, confidence,
-                                     latency_ms, error, created_at)
-      select s.id, s.request_id, s.model, v.version_number, v.version_id, s.alias, s.experiment, s.variant,
-             s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms,
-             s.error, s.created_at
-        from src s
-        join vers v on v.model = s.model and v.version is not distinct from s.version
-                   and v.alias is not distinct from s.alias
-       where s.id in (select c.prediction_id from claimed c)
-      returning 1)
-    select pg_catalog.count(*) from ins$q$, source) using rows into inserted;
+  if null_ids > 0 then  -- generated keys, fixed before the rows are read twice
+    execute pg_catalog.format('update %s set request_id = pg_catalog.gen_random_uuid()::text where request_id is null',
+                              src);
+  end if;
+  -- one (model, version, alias) group (the usual batch): constants, no join
+  if pg_catalog.cardinality(gm) = 1 then
+    version_cols := '$2[1], $1[1]';
+    version_join := '';
+  else
+    version_cols := 'v.vnum, v.vid';
+    version_join := 'join rows from (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),'
+                    ' pg_catalog.unnest($1), pg_catalog.unnest($2)) as v(model, version, alias, vid, vnum)'
+                    ' on v.model = s.model and coalesce(v.version, -1) = coalesce(s.version, -1)'
+                    ' and coalesce(v.alias, '''') = coalesce(s.alias, '''')';
+  end if;
+  -- cheap probe of the first rows: a batch logged again goes straight to the claiming path
+  execute pg_catalog.format('select exists (select from (select s.request_id from %s s limit 1000) s'
+                            ' join mlops.prediction_requests r on r.request_id = s.request_id)', src) into seen;
+  if not seen then
+    begin
+      execute pg_catalog.format($q$
+        with ins as (
+          insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                              variant, unit_id, features, feature_vector, output, score, label,
+                                              confidence, latency_ms, error, created_at)
+          select pg_catalog.nextval('mlops.predictions_id_seq'), s.request_id, s.model, %2$s, s.alias, s.experiment,
+                 s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
+                 s.latency_ms, s.error, coalesce(s.created_at, pg_catalog.now())
+            from %1$s s %3$s
+          returning p.id, p.request_id, p.created_at)
+        insert into mlops.prediction_requests (request_id, prediction_id, created_at)
+        select i.request_id, i.id, i.created_at from ins i order by i.request_id collate "C"$q$,
+        src, version_cols, version_join) using vid, vnum, gm, gv, ga;
+      get diagnostics inserted = row_count;
+    exception when unique_violation then  -- a key exists (maybe logged concurrently) or repeats in the batch
+      seen := true;
+    end;
+  end if;
+  if seen then
+    execute pg_catalog.format($q$
+      with keys as materialized (
+        select s.ctid as row_ctid, s.request_id, pg_catalog.nextval('mlops.predictions_id_seq') as id,
+               coalesce(s.created_at, pg_catalog.now()) as created_at
+          from %1$s s),
+      claimed as (
+        insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
+        select k.request_id, k.id, k.created_at from keys k
+         order by k.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
+        on conflict on constraint prediction_requests_pkey do nothing
+        returning r.prediction_id),
+      ins as (
+        insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                            variant, unit_id, features, feature_vector, output, score, label,
+                                            confidence, latency_ms, error, created_at)
+        select k.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error, k.created_at
+          from claimed c join keys k on k.id = c.prediction_id join %1$s s on s.ctid = k.row_ctid %3$s
+        returning 1)
+      select pg_catalog.count(*) from ins$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga
+      into inserted;
+  end if;
   return inserted;
 end
 $$;
 comment on function mlops._ingest_predictions(text, jsonb) is
-  'Private: validates, partitions and inserts predictions read from a row source (jsonb recordset or staging table).';
+  'Private: validates, partitions and inserts predictions from pg_temp.mlops_prediction_staging, or from a jsonb '
+  'recordset expression (source) over rows.';
 
 -- Set-based logging of a JSON array of prediction objects (keys = log_prediction's arguments).
 -- Returns how many rows were new (duplicates of logged request_ids are skipped).
 create or replace function mlops.log_predictions(predictions jsonb) returns bigint
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
+declare
+  n bigint;
 begin
   if predictions is null or pg_catalog.jsonb_typeof(predictions) <> 'array' then
     raise exception using errcode = '22023', message = 'invalid predictions: must be a JSON array of objects',
@@ -388,10 +507,12 @@ begin
   if exists (select from pg_catalog.jsonb_array_elements(predictions) e where pg_catalog.jsonb_typeof(e) <> 'object') then
     raise exception using errcode = '22023', message = 'invalid predictions: every element must be a JSON object';
   end if;
-  return mlops._ingest_predictions(
+  n := mlops._ingest_predictions(
     'pg_catalog.jsonb_to_recordset($1) as x(request_id text, model text, version integer, alias text, experiment text, '
     'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
     'confidence float8, latency_ms float8, error text, created_at timestamptz)', predictions);
+  truncate pg_temp.mlops_prediction_batch;
+  return n;
 end
 $$;
 comment on function mlops.log_predictions(jsonb) is
@@ -399,19 +520,9 @@ comment on function mlops.log_predictions(jsonb) is
 
 -- Creates (or empties) this session's staging table for COPY; returns its name.
 create or replace function mlops.create_prediction_staging() returns regclass
-language plpgsql volatile set search_path from current
+language sql volatile set search_path = pg_catalog, pg_temp
 as $$
-begin
-  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
-    create temp table mlops_prediction_staging (
-      request_id text, model text, version integer, alias text, experiment text, variant text, unit_id text,
-      features jsonb, feature_vector vector, output jsonb, score float8, label text, confidence float8,
-      latency_ms float8, error text, created_at timestamptz);
-  else
-    truncate pg_temp.mlops_prediction_staging;
-  end if;
-  return 'pg_temp.mlops_prediction_staging'::regclass;
-end
+  select mlops._prediction_staging('mlops_prediction_staging')
 $$;
 comment on function mlops.create_prediction_staging() is
   'Creates or empties the session''s temp table pg_temp.mlops_prediction_staging for COPY; then call log_staged_predictions().';

@@ -1,0 +1,161 @@
+"""Set-based ingestion (COPY staging and log_predictions): fast path, claiming path, idempotency
+under re-logging, in-batch repeats and concurrent overlapping batches, version mapping."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pgmlops
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+Conn = psycopg.Connection[Any]
+MODEL = "ingest"
+T0 = datetime(2025, 9, 9, 10, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def model(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("insert into mlops.models (name, task) values (%s::text, 'classification') on conflict do nothing",
+                  (MODEL,))
+        for v in (1, 2, 3):
+            c.execute("insert into mlops.model_versions (model_id, version, flavor, artifact, artifact_sha256)"
+                      " select id, %s::integer, 'custom', '\\x00'::bytea, repeat('a', 64) from mlops.models"
+                      " where name = %s::text on conflict do nothing", (v, MODEL))
+        c.execute("insert into mlops.model_aliases (model_id, alias, version_id)"
+                  " select m.id, 'champion', v.id from mlops.models m join mlops.model_versions v on v.model_id = m.id"
+                  " where m.name = %s::text and v.version = 2 on conflict do nothing", (MODEL,))
+
+
+def frame(ids: list[str], label: str = "a") -> pd.DataFrame:
+    return pd.DataFrame({"request_id": ids, "model": MODEL, "version": 1, "label": label,
+                         "latency_ms": 1.5, "features": [{"i": i} for i in range(len(ids))],
+                         "created_at": [T0 + timedelta(seconds=i) for i in range(len(ids))]})
+
+
+def consistent(conn: Conn, prefix: str) -> tuple[int, int, int]:
+    """(rows, distinct request_ids, request keys pointing at their row) for ids starting with prefix."""
+    row = conn.execute(
+        "select (select count(*) from mlops.predictions where request_id like %s),"
+        " (select count(distinct request_id) from mlops.predictions where request_id like %s),"
+        " (select count(*) from mlops.prediction_requests r join mlops.predictions p"
+        "   on p.id = r.prediction_id and p.request_id = r.request_id and p.created_at = r.created_at"
+        "  where r.request_id like %s)", (prefix + "%",) * 3).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def staged(conn: Conn, df: pd.DataFrame) -> tuple[int, int]:
+    """COPY df into the staging table and ingest it in one transaction; returns (new rows, request
+    key inserts attempted in that transaction, counting rolled-back attempts)."""
+    with conn.transaction():
+        conn.execute("select mlops.create_prediction_staging()")
+        with conn.cursor().copy("copy pg_temp.mlops_prediction_staging (request_id, model, version, label,"
+                                " latency_ms, created_at) from stdin") as cp:
+            for r in df.to_dict("records"):
+                cp.write_row((r["request_id"], r["model"], int(r["version"]), r["label"], float(r["latency_ms"]),
+                              r["created_at"]))
+        row = conn.execute("select mlops.log_staged_predictions()").fetchone()
+        tried = conn.execute("select n_tup_ins from pg_stat_xact_user_tables"
+                             " where relid = 'mlops.prediction_requests'::regclass").fetchone()
+    assert row is not None and tried is not None
+    return int(row[0]), int(tried[0])
+
+
+def test_fast_path_and_relog(client: pgmlops.Client, conn: Conn) -> None:
+    ids = [f"fp-{i}" for i in range(300)]
+    assert client.predictions.log_many(frame(ids), progress=False) == 300
+    assert consistent(conn, "fp-") == (300, 300, 300)
+    # the same batch again: nothing new
+    assert client.predictions.log_many(frame(ids, label="b"), progress=False) == 0
+    assert consistent(conn, "fp-") == (300, 300, 300)
+    # the probe of the first keys finds them logged: straight to the claiming path, which inserts
+    # no key (a fast attempt would have inserted the first key before failing)
+    assert staged(conn, frame(ids, label="b")) == (0, 0)
+    assert conn.execute("select count(*) from mlops.predictions where request_id like 'fp-%%' and label = 'b'"
+                        ).fetchone() == (0,)
+
+
+def test_fallback_when_a_late_key_exists(conn: Conn) -> None:
+    # keys beyond the 1000 probed ones exist: the fast attempt hits unique_violation, is rolled
+    # back, and the claiming path inserts only the new rows
+    old = [f"late-{i:05d}" for i in range(1200, 1300)]
+    assert staged(conn, frame(old)) == (100, 100)
+    ids = [f"late-{i:05d}" for i in range(1500)]
+    new, tried = staged(conn, frame(ids, label="b"))
+    assert new == 1400
+    assert tried > 1500  # the rolled-back fast attempt plus the claiming insert
+    assert consistent(conn, "late-") == (1500, 1500, 1500)
+    assert conn.execute("select count(*) from mlops.predictions where request_id like 'late-%%' and label = 'a'"
+                        ).fetchone() == (100,)  # the first rows of the old keys were kept
+
+
+def test_repeats_inside_one_batch(conn: Conn) -> None:
+    ids = [f"rep-{i}" for i in range(50)] * 2
+    new, tried = staged(conn, frame(ids))
+    assert new == 50
+    assert tried > 50  # no key was logged before: the fast attempt ran and failed on the first repeat
+    assert consistent(conn, "rep-") == (50, 50, 50)
+    n = conn.execute("select mlops.log_predictions(%s::jsonb)",
+                     (Jsonb([{"model": MODEL, "request_id": "rep-j"}] * 3 + [{"model": MODEL, "request_id": "rep-k"}]),
+                      )).fetchone()
+    assert n == (2,)
+    assert consistent(conn, "rep-") == (52, 52, 52)
+
+
+def test_fast_path_without_conflicts_inserts_once(conn: Conn) -> None:
+    new, tried = staged(conn, frame([f"once-{i}" for i in range(2000)]))
+    assert (new, tried) == (2000, 2000)
+    assert consistent(conn, "once-") == (2000, 2000, 2000)
+
+
+def test_generated_request_ids_and_version_mapping(conn: Conn) -> None:
+    rows = [{"model": MODEL, "version": 1, "unit_id": "vm-1"},
+            {"model": MODEL, "version": 3, "unit_id": "vm-3"},
+            {"model": MODEL, "alias": "champion", "unit_id": "vm-champion"},
+            {"model": MODEL, "unit_id": "vm-latest"},
+            {"model": MODEL, "version": 1, "alias": "champion", "unit_id": "vm-both"}]  # version wins
+    assert conn.execute("select mlops.log_predictions(%s::jsonb)", (Jsonb(rows),)).fetchone() == (5,)
+    got = dict(conn.execute("select unit_id, model_version from mlops.predictions where unit_id like 'vm-%%'"
+                            ).fetchall())
+    assert got == {"vm-1": 1, "vm-3": 3, "vm-champion": 2, "vm-latest": 3, "vm-both": 1}
+    ids = conn.execute("select p.request_id, r.prediction_id = p.id from mlops.predictions p"
+                       " join mlops.prediction_requests r using (request_id) where p.unit_id like 'vm-%%'").fetchall()
+    assert len(ids) == 5 and all(ok and len(rid) == 36 for rid, ok in ids)  # generated uuids, keyed
+    ver = conn.execute("select model_version_id = v.id from mlops.predictions p join mlops.model_versions v"
+                       " on v.version = p.model_version join mlops.models m on m.id = v.model_id and m.name = p.model"
+                       " where p.unit_id like 'vm-%%'").fetchall()
+    assert ver == [(True,)] * 5
+
+
+def test_concurrent_overlapping_copy_batches(dsn: str, conn: Conn) -> None:
+    writers, per, shared = 4, 3000, 1000
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+    counts: list[int] = []
+
+    def work(k: int) -> None:
+        try:
+            ids = [f"cc-s{i}" for i in range(shared)] + [f"cc-w{k}-{i}" for i in range(per - shared)]
+            df = frame(ids).sample(frac=1.0, random_state=k).reset_index(drop=True)
+            with pgmlops.connect(dsn) as c:
+                barrier.wait()
+                for start in range(0, per, 700):
+                    counts.append(c.predictions.log_many(df.iloc[start:start + 700], progress=False))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    expected = shared + writers * (per - shared)
+    assert sum(counts) == expected
+    assert consistent(conn, "cc-") == (expected, expected, expected)
