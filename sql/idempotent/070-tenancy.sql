@@ -10,14 +10,23 @@
 -- user is a member of a role bound to that tenant (mlops.tenant_roles); otherwise null, which
 -- the policies turn into "no rows". Security definer: tenant roles need no right on tenant_roles.
 create or replace function mlops.current_tenant() returns text
-language sql stable security definer parallel safe set search_path = pg_catalog, pg_temp
+language plpgsql stable security definer parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select t.tenant
-    from (select nullif(pg_catalog.current_setting('mlops.tenant', true), '') as tenant) t
-   where exists (select from mlops.tenant_roles r
-                  where r.tenant = t.tenant
-                    and case when pg_catalog.to_regrole(pg_catalog.quote_ident(r.role)) is null then false
-                             else pg_catalog.pg_has_role(session_user, r.role, 'member') end)
+declare
+  wanted text := nullif(pg_catalog.current_setting('mlops.tenant', true), '');
+begin
+  -- plpgsql, not sql: a non-inlinable SQL function is planned again in every statement
+  if wanted is null then
+    return null;
+  end if;
+  if exists (select from mlops.tenant_roles r
+              where r.tenant = wanted
+                and case when pg_catalog.to_regrole(pg_catalog.quote_ident(r.role)) is null then false
+                         else pg_catalog.pg_has_role(session_user, r.role, 'member') end) then
+    return wanted;
+  end if;
+  return null;
+end
 $$;
 comment on function mlops.current_tenant() is
   'The tenant this session acts for: setting mlops.tenant when session_user is a member of a role bound to it in mlops.tenant_roles, else null.';
