@@ -9,7 +9,9 @@ grant execute on function
   mlops.chi2_test(text[], text[]),
   mlops.z_test_proportions(bigint, bigint, bigint, bigint),
   mlops.psi_binned(double precision[], double precision[]),
-  mlops.psi(double precision[], double precision[], integer)
+  mlops.psi(double precision[], double precision[], integer),
+  mlops.histogram(double precision, double precision[]),
+  mlops.psi_agg(double precision, text, text)
   to mlops_reader;
 grant select on mlops.drift_profiles, mlops.drift_monitors, mlops.drift_runs, mlops.drift_results to mlops_reader;
 grant execute on function
