@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pgmlops
+import pgmlops.experiments
+import pgmlops.feature_store
+import pgmlops.predictions  # imported before the workers fork: a worker's first call is not an import (pandas)
 import psycopg
 
 from bench.common import bench_server
@@ -97,6 +100,7 @@ class WorkerResult:
     pid: int
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    max_at: float = 0.0  # when the slowest call started (time.time())
 
 
 def _worker(dsn: str, op: str, index: int, workers: int, deadline: float, pids: Any, done: Any, release: Any,
@@ -110,6 +114,7 @@ def _worker(dsn: str, op: str, index: int, workers: int, deadline: float, pids: 
         result.pid = int(row["pid"])
         pids.put((op, index, result.pid))
         n = 0
+        slowest = 0.0
         while time.time() < deadline:
             n += 1
             started = time.perf_counter()
@@ -120,7 +125,10 @@ def _worker(dsn: str, op: str, index: int, workers: int, deadline: float, pids: 
                 if client.conn.closed:
                     break
                 continue
-            result.latencies_ms.append((time.perf_counter() - started) * 1e3)
+            ms = (time.perf_counter() - started) * 1e3
+            if ms > slowest:
+                slowest, result.max_at = ms, time.time() - ms / 1e3
+            result.latencies_ms.append(ms)
         done.put(index)
         release.wait(60)  # keep the backend until the parent has read its memory
     results.put(asdict(result))
@@ -182,6 +190,8 @@ def run(dsn: str, seconds: float, workers: int = 2, warmup: float | None = None,
         ops.append({"operation": op, "calls": len(lat), "per_second": round(len(lat) / (seconds or 1), 1),
                     "p50_ms": round(statistics.median(lat), 3) if lat else None,
                     "p99_ms": round(_percentile(lat, 0.99), 3), "max_ms": round(max(lat), 3) if lat else None,
+                    "max_at_s": round(max((r for r in collected if r["op"] == op),
+                                          key=lambda r: max(r["latencies_ms"], default=0.0))["max_at"] - started, 1),
                     "errors": len(errs), "first_errors": errs[:3]})
     memory = []
     for op, index, pid in backends:
@@ -206,11 +216,11 @@ def report(result: dict[str, Any]) -> None:
     console = Console()
     table = Table(title=f"soak: {result['seconds']:g} s, {result['workers_per_operation']} worker(s) per operation, "
                         f"load average {result['load_average']}")
-    for col in ("operation", "calls", "per_second", "p50_ms", "p99_ms", "max_ms", "errors"):
+    columns = ("operation", "calls", "per_second", "p50_ms", "p99_ms", "max_ms", "max_at_s", "errors")
+    for col in columns:
         table.add_column(col)
     for o in result["operations"]:
-        table.add_row(*(str(o[c]) for c in ("operation", "calls", "per_second", "p50_ms", "p99_ms", "max_ms",
-                                            "errors")))
+        table.add_row(*(str(o[c]) for c in columns))
     console.print(table)
     mem = Table(title=f"backend memory (kB) after {result['warmup_seconds']:g} s warm-up and at the end "
                       f"({result['memory_window_seconds']} s apart)")
