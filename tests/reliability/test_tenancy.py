@@ -73,9 +73,9 @@ def populate(conn: psycopg.Connection[Any], t: str) -> None:
                  (f"ts_{t}", spine, [f"feat_{t}:x", f"feat_{t}:tag"]))
 
 
-@pytest.fixture(scope="module")
-def tenancy(database_factory: Callable[..., str]) -> Iterator[dict[str, str]]:
-    dsn = database_factory("extension", prefix="tenancy")
+@pytest.fixture(scope="module", params=["extension", "bundled"])
+def tenancy(database_factory: Callable[..., str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    dsn = database_factory(request.param, prefix=f"tenancy_{request.param}")
     with psycopg.connect(dsn, autocommit=True) as su:
         for role in [*TENANTS.values(), OUTSIDER]:
             su.execute(sql.SQL("do $$ begin if not exists (select from pg_roles where rolname = {r}) then "
