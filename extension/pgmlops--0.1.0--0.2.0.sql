@@ -3843,18 +3843,33 @@ begin
   if pg_catalog.length(rid) not between 1 and 200 then
     raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
   end if;
-  -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert
-  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
-         exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
-    into ver
-    from mlops.models m join mlops.model_versions v on v.model_id = m.id
-   where m.name = log_prediction.model
-     and case when log_prediction.version is not null then v.version = log_prediction.version
-              when log_prediction.alias is not null then
-                v.id = (select a.version_id from mlops.model_aliases a
-                         where a.model_id = m.id and a.alias = log_prediction.alias)
-              else true end
-   order by v.version desc limit 1;
+  -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert.
+  -- One simple statement per case, so each keeps one cached generic plan (a CASE over the
+  -- arguments would be re-planned on every call as a custom plan).
+  if log_prediction.version is not null then
+    select v.id as version_id, v.version as version_number,
+           (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+           exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
+      into ver
+      from mlops.models m join mlops.model_versions v on v.model_id = m.id
+     where m.name = log_prediction.model and v.version = log_prediction.version;
+  elsif log_prediction.alias is not null then
+    select v.id as version_id, v.version as version_number,
+           (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+           exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
+      into ver
+      from mlops.models m join mlops.model_aliases a on a.model_id = m.id
+      join mlops.model_versions v on v.id = a.version_id
+     where m.name = log_prediction.model and a.alias = log_prediction.alias;
+  else
+    select v.id as version_id, v.version as version_number,
+           (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+           exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
+      into ver
+      from mlops.models m join mlops.model_versions v on v.model_id = m.id
+     where m.name = log_prediction.model
+     order by v.version desc limit 1;
+  end if;
   if ver.version_id is null then
     perform mlops._prediction_version(model, version, alias);  -- raises the 42704 error
   end if;
@@ -8557,6 +8572,9 @@ $grants$;
 -- Monitors raise and resolve alerts as the calling admin (shared alert machinery of the core).
 grant execute on function mlops._raise_alert(text, text, text, text, jsonb), mlops._check_name(text, text) to mlops_admin;
 grant insert on mlops.alerts to mlops_admin;
+-- Aggregates are not covered by tail.sql's revoke loop (functions and procedures): nothing for PUBLIC.
+revoke all on function mlops.histogram(double precision, double precision[]),
+  mlops.psi_agg(double precision, text, text) from public;
 
 -- idempotent/960-grants-embeddings.sql
 -- Grants of the embeddings capability. Readers: views, search, cache reads (embedding the

@@ -49,3 +49,6 @@ $grants$;
 -- Monitors raise and resolve alerts as the calling admin (shared alert machinery of the core).
 grant execute on function mlops._raise_alert(text, text, text, text, jsonb), mlops._check_name(text, text) to mlops_admin;
 grant insert on mlops.alerts to mlops_admin;
+-- Aggregates are not covered by tail.sql's revoke loop (functions and procedures): nothing for PUBLIC.
+revoke all on function mlops.histogram(double precision, double precision[]),
+  mlops.psi_agg(double precision, text, text) from public;
