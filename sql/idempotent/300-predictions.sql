@@ -181,7 +181,7 @@ comment on function mlops._prediction_version(text, integer, text) is
 -- call does version lookup, partition check and both inserts without nested definer calls.
 -- Two statements per call: the version lookup (with the partition check as a subquery), and
 -- one insert that claims the request key and writes the row (no exception block, so no
--- subtransaction).
+-- subtransaction). The first row of a new partition makes it first.
 create or replace function mlops.log_prediction(model text, request_id text default null, version integer default null,
                                                 alias text default null, features jsonb default null,
                                                 output jsonb default null, score float8 default null,
@@ -216,18 +216,33 @@ begin
   if pg_catalog.length(rid) not between 1 and 200 then
     raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
   end if;
-  -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert
-  select v.id as version_id, v.version as version_number, (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
-         exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
-    into ver
-    from mlops.models m join mlops.model_versions v on v.model_id = m.id
-   where m.name = log_prediction.model
-     and case when log_prediction.version is not null then v.version = log_prediction.version
-              when log_prediction.alias is not null then
-                v.id = (select a.version_id from mlops.model_aliases a
-                         where a.model_id = m.id and a.alias = log_prediction.alias)
-              else true end
-   order by v.version desc limit 1;
+  -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert.
+  -- One simple statement per case, so each keeps one cheap cached plan (measured: faster than one
+  -- statement with a CASE over the arguments, and than folding lookup and insert into one statement).
+  if log_prediction.version is not null then
+    select v.id as version_id, v.version as version_number,
+           (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+           exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
+      into ver
+      from mlops.models m join mlops.model_versions v on v.model_id = m.id
+     where m.name = log_prediction.model and v.version = log_prediction.version;
+  elsif log_prediction.alias is not null then
+    select v.id as version_id, v.version as version_number,
+           (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+           exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
+      into ver
+      from mlops.models m join mlops.model_aliases a on a.model_id = m.id
+      join mlops.model_versions v on v.id = a.version_id
+     where m.name = log_prediction.model and a.alias = log_prediction.alias;
+  else
+    select v.id as version_id, v.version as version_number,
+           (v.signature ->> 'feature_vector_dim')::integer as vector_dim,
+           exists (select from mlops.prediction_partitions p where p.lower_bound <= ts and p.upper_bound > ts) as has_part
+      into ver
+      from mlops.models m join mlops.model_versions v on v.model_id = m.id
+     where m.name = log_prediction.model
+     order by v.version desc limit 1;
+  end if;
   if ver.version_id is null then
     perform mlops._prediction_version(model, version, alias);  -- raises the 42704 error
   end if;
