@@ -68,6 +68,8 @@ def populate(conn: psycopg.Connection[Any], t: str) -> None:
                  (f"feat_{t}", '{"x": "float8", "tag": "text", "emb": "vector(3)"}', m))
     conn.execute("select mlops.write_features(%s::text, %s::jsonb)", (f"feat_{t}", Jsonb(
         [{"customer_id": k, "event_ts": "2026-01-01", "x": k, "tag": m, "emb": [1, k, 0]} for k in range(1, 6)])))
+    conn.execute("select mlops.register_embedding_model('mini', 3, 'test', repeat('a', 64), description => %s::text)",
+                 (m,))
     spine = "select k::int8 as customer_id, '2026-01-02'::timestamptz as event_ts from generate_series(1, 5) k"
     conn.execute("select mlops.create_training_set(%s::text, %s::text, %s::text[])",
                  (f"ts_{t}", spine, [f"feat_{t}:x", f"feat_{t}:tag"]))
@@ -92,6 +94,15 @@ def tenancy(database_factory: Callable[..., str], request: pytest.FixtureRequest
     for t, d in dsns.items():
         with psycopg.connect(d, autocommit=True) as c:
             populate(c, t)
+    with psycopg.connect(dsn, autocommit=True) as su:
+        # mlops_admin may not create embedding syncs (no INSERT on mlops.embedding_syncs, embeddings room):
+        # the superuser makes B's, acting for B
+        su.execute("set mlops.tenant = 'b'")
+        su.execute("create schema tenancy_b")
+        su.execute("create table tenancy_b.docs (id int primary key, body text)")
+        su.execute("insert into tenancy_b.docs values (1, 'mark_bbb doc')")
+        su.execute("select mlops.create_embedding_sync('only_b_sync', 'tenancy_b.docs', columns => '{body}', "
+                   "model => 'mini')")
     yield {"su": dsn, **dsns, "x": make_conninfo(dsn, user=OUTSIDER)}
 
 
@@ -135,7 +146,7 @@ def test_same_names_for_both_tenants(tenancy: dict[str, str]) -> None:
         with psycopg.connect(tenancy[t], autocommit=True) as c:
             v = c.execute("select tags ->> 'mark' from mlops.get_version('churn', 'champion')").fetchone()
             assert v == (MARK[t],)
-            assert c.execute("select count(*), min(description) from mlops.models").fetchone() == (2, MARK[t])
+            assert c.execute("select count(*), min(description) from mlops.models").fetchone() == (3, MARK[t])
             res = c.execute("select count(*) from mlops.experiment_results('ab')").fetchone()
             assert res is not None and res[0] == 2
             online = c.execute("select values::text from mlops.get_online_features('customer', '{1,2}', %s)",
@@ -168,6 +179,7 @@ def test_other_tenants_objects_look_like_missing_ones(tenancy: dict[str, str]) -
         "select * from mlops.get_online_features('customer', '{{1}}', array[{}::text || ':x'])",
         "select mlops.write_features({}, '[]')",
         "select count(*) from mlops.run_drift_monitor({}::text || '_mon')",
+        "select * from mlops.similar({}::text || '_sync', '[1,0,0]', 3)",
         "select mlops.create_training_set('ts_copy', 'select 1::int8 as customer_id, now() as event_ts', "
         "array[{}::text || ':x'])",
     ]
