@@ -235,7 +235,7 @@ create table mlops.feature_group_versions (
 create unique index feature_group_versions_current_idx on mlops.feature_group_versions (name) where is_current;
 comment on table mlops.feature_group_versions is 'One row per feature group version; a schema change creates a new version, old tables stay readable.';
 comment on column mlops.feature_group_versions.spec is 'Normalized feature definitions (array of {name, type, rules}) this version was created from.';
-comment on column mlops.feature_group_versions.ttl is 'Feature values older than this are EXPIRED online and ignored by training sets; null = never.';
+comment on column mlops.feature_group_versions.ttl is 'Feature values older than this are EXPIRED online and ignored by training sets, as a fixed duration (a day is 24 h, a month 30 days); null = never.';
 comment on column mlops.feature_group_versions.freshness_sla is 'Newest event older than this raises a feature_freshness alert; null = ttl.';
 comment on column mlops.feature_group_versions.table_name is 'History table in schema mlops_features.';
 comment on column mlops.feature_group_versions.online_table is 'Online table (newest row per entity) in schema mlops_features.';
@@ -286,7 +286,7 @@ select mlops._config_dump('mlops.feature_defs');
 select mlops._config_dump('mlops.aggregate_features');
 select mlops._config_dump('mlops.training_sets');
 $pgmlops_migration$;
-    insert into mlops._migration (name, sha256) values ('100-features-core', '7eab461fa03f9361773045b796b86aafb697b8edf934c89127c12ece9b81d96e');
+    insert into mlops._migration (name, sha256) values ('100-features-core', '29588f34a0d5f46b7cfff181ff1709ce47087ce3ec8d793580f5510a610ae6f1');
   end if;
 end
 $pgmlops_do$;
@@ -1843,7 +1843,10 @@ comment on function mlops._feature_value_sql(text, text, text, text) is 'Private
 -- prepares it once and get_online_features runs it. One index lookup per key and group in its
 -- online table (a lateral subquery, so the TTL test runs once per group and row, not once per
 -- feature) and one window aggregate per aggregate reference. TTL is enforced here, on read: a
--- row older than the group's ttl is EXPIRED and its values are null. Shapes:
+-- row older than the group's ttl is EXPIRED and its values are null. The ttl is used as a fixed
+-- duration (make_interval(secs => epoch of ttl): a day is 24 h, a month 30 days; online reads,
+-- purge_expired and training sets alike): subtracting it from now() needs no time zone
+-- arithmetic, which a day or month interval would cost on every row. Shapes:
 --   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
 --   columns  $1 text[] keys -> (entity_key, per feature: <name> typed and <name>__status, event_ts), in order
 --   row      $1 text, one key -> the columns shape for that key (one row)
@@ -1889,7 +1892,8 @@ begin
         n := n + 1;
         alias := 'g' || n;
         groups := groups || pg_catalog.jsonb_build_object(r.group_id::text, pg_catalog.jsonb_build_object(
-          'alias', alias, 'n', n, 'table', r.online_table, 'key', r.key_column, 'ttl', r.ttl, 'cols', '[]'::jsonb));
+          'alias', alias, 'n', n, 'table', r.online_table, 'key', r.key_column,
+          'ttl', pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', r.ttl)), 'cols', '[]'::jsonb));
       end if;
       groups := pg_catalog.jsonb_set(groups, array[r.group_id::text, 'cols'],
                                      (groups #> array[r.group_id::text, 'cols']) || pg_catalog.to_jsonb(r.feature));
@@ -1980,7 +1984,7 @@ declare
 begin
   for g in select * from mlops.feature_group_versions v where v.ttl is not null order by v.id loop
     execute pg_catalog.format('delete from mlops_features.%I where event_ts < pg_catalog.now() - %L::interval',
-                              g.online_table, g.ttl);
+                              g.online_table, pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', g.ttl)));
     get diagnostics n = row_count;
     total := total + n;
   end loop;
@@ -2135,7 +2139,8 @@ begin
         alias := 'g' || n;
         aliases := aliases || pg_catalog.jsonb_build_object(r.group_id::text, alias);
         sel := sel || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object(
-          'table', r.table_name, 'key', r.key_column, 'type', r.key_sqltype, 'ttl', r.ttl, 'cols', '[]'::jsonb));
+          'table', r.table_name, 'key', r.key_column, 'type', r.key_sqltype,
+          'ttl', pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', r.ttl)), 'cols', '[]'::jsonb));
       end if;
       sel := pg_catalog.jsonb_set(sel, array[alias, 'cols'], (sel #> array[alias, 'cols']) || pg_catalog.to_jsonb(r.feature));
       cols := cols || pg_catalog.format(', %I.%I as %I', alias, r.feature, r.out_name);
@@ -6506,6 +6511,21 @@ $$;
 comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean) is
   'Private: nearest-reference cosine distance of each probe vector through the profile column''s HNSW index.';
 
+-- Private: runs a nearest-neighbour statistic query (two columns: a float8 figure and a count) built
+-- on mlops._drift_nn_sql with sorts and sequential scans disabled, so the planner takes the HNSW
+-- index scan even when the shared table's statistics are stale (otherwise it may pick the
+-- primary key plus a sort per probe: exact, but one full pass over the reference set per probe).
+-- The function's SET clauses restore both settings on exit.
+create or replace function mlops._drift_nn_exec(query text, out figure double precision, out probes bigint)
+language plpgsql volatile set search_path = pg_catalog, pg_temp set enable_sort = off set enable_seqscan = off
+as $$
+begin
+  execute query into figure, probes;
+end
+$$;
+comment on function mlops._drift_nn_exec(text) is
+  'Private: executes a nearest-neighbour drift query with sorts and sequential scans disabled (HNSW index scans).';
+
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
 -- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
 -- type, count, nulls, non-finite count, mean/std/min/max, 1001 quantiles, decile PSI edges and
@@ -6655,13 +6675,13 @@ begin
     n_nn := least(n_vec, nn_reference);
     nn_index := mlops._drift_nn_index(prof_id, c, dim, n_nn);
     -- the reference's own nearest-neighbour distances (leave-one-out), one index scan per vector
-    execute pg_catalog.format('select pg_catalog.percentile_cont(0.95) within group (order by d) from (%s) x',
+    select x.figure into nn_p95 from mlops._drift_nn_exec(pg_catalog.format(
+      'select pg_catalog.percentile_cont(0.95) within group (order by d), pg_catalog.count(*) from (%s) x',
                               mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
                                 '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
                                 'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
                                 'and %I.vector_norm(o.embedding) > 0)', prof_id, c, least(n_nn, mlops._drift_nn_probes()),
-                                mlops._vector_schema()), true))
-      into nn_p95;
+                                mlops._vector_schema()), true))) x;
     update mlops.drift_profiles p
        set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
              'nn_p95', nn_p95, 'nn_metric', 'cosine', 'nn_reference', n_nn, 'nn_index', nn_index,
@@ -7094,11 +7114,11 @@ begin
       -- nearest-neighbour distance drift: share of (up to 1,000, mlops._drift_nn_probes) current vectors whose
       -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
       nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
-      execute pg_catalog.format('select pg_catalog.avg((d > %L::float8)::int), pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
-                                mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
-                                  '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and vector_norm(v) > 0)',
-                                  least(n_nn, mlops._drift_nn_probes())), false))
-        into stat, n_probe;
+      select x.figure, x.probes into stat, n_probe from mlops._drift_nn_exec(pg_catalog.format(
+        'select pg_catalog.avg((d > %L::float8)::int)::float8, pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
+        mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
+          '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and %I.vector_norm(v) > 0)',
+          least(n_nn, mlops._drift_nn_probes()), mlops._vector_schema()), false))) x;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
                                   pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',
                                     'reference_vectors', n_nn, 'current_vectors', n_probe, 'index', nn_index,
@@ -8562,7 +8582,7 @@ begin
   for fn in
     select p.oid::regprocedure from pg_catalog.pg_proc p
      where p.pronamespace = 'mlops'::regnamespace
-       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result', '_drift_nn_index')
+       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result', '_drift_nn_index', '_drift_nn_exec')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_admin', fn);
   end loop;

@@ -49,6 +49,15 @@ def monitor(conn: Conn, name: str, profile: str, table: str) -> None:
                  (name, profile, f"select e from public.{table}"))
 
 
+def index_scans(conn: Conn, index: str) -> int:
+    conn.execute("select pg_stat_force_next_flush()")
+    conn.execute("select pg_stat_clear_snapshot()")
+    row = conn.execute("select idx_scan from pg_stat_user_indexes where schemaname = 'mlops' and indexrelname = %s",
+                       (index,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def nn_result(conn: Conn, monitor: str) -> tuple[float, bool, dict[str, Any]]:
     row = conn.execute("select statistic, drifted, details from mlops.run_drift_monitor(%s) where method = 'nn_share'",
                        (monitor,)).fetchone()
@@ -62,7 +71,8 @@ def db(database_factory: Any) -> str:
 
 
 def test_matches_exact_brute_force_through_the_index(db: str) -> None:
-    """Small data, the HNSW path forced (enable_seqscan off): p95 and share equal numpy's exact values."""
+    """Small data through the HNSW index (counted in pg_stat_user_indexes): p95 and share equal numpy's
+    exact brute-force values."""
     rng = np.random.default_rng(3)
     ref = topics(rng, 400, [0, 1])
     ref[7] = 0.0  # a zero vector has no cosine direction: left out of the statistic
@@ -70,12 +80,14 @@ def test_matches_exact_brute_force_through_the_index(db: str) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         store(conn, "bf_ref", ref)
         store(conn, "bf_cur", cur)
-        conn.execute("set enable_seqscan = off")
         conn.execute("select mlops.create_reference_profile(name => 'bf', query => 'select e from public.bf_ref', "
                      "nn_reference => 300)")
         col = conn.execute("select columns -> 'e' from mlops.drift_profiles where name = 'bf'").fetchone()
+        assert col is not None
         monitor(conn, "bf", "bf", "bf_cur")
+        scans = index_scans(conn, col[0]["nn_index"])
         share, drifted, det = nn_result(conn, "bf")
+        assert index_scans(conn, col[0]["nn_index"]) - scans == len(cur)  # one HNSW scan per current vector
         ordinals, vectors = stored(conn, "bf")
     assert col is not None and col[0]["nn_reference"] == 300 and col[0]["nn_metric"] == "cosine"
     assert col[0]["nn_index"].startswith("drift_nn_")
@@ -94,7 +106,7 @@ def test_matches_exact_brute_force_through_the_index(db: str) -> None:
 
 
 def test_plan_uses_the_hnsw_index(db: str) -> None:
-    """At a realistic reference size the planner picks the partial HNSW index on its own."""
+    """The statement mlops._drift_nn_exec runs (sorts and sequential scans off) scans the partial HNSW index."""
     rng = np.random.default_rng(4)
     with psycopg.connect(db, autocommit=True) as conn:
         store(conn, "ix_ref", topics(rng, 3000, [0, 1]))
@@ -104,6 +116,8 @@ def test_plan_uses_the_hnsw_index(db: str) -> None:
         probe = "(select ordinal, embedding as v from mlops.drift_profile_vectors where ordinal <= 1000)"
         sql = conn.execute("select mlops._drift_nn_sql(%s, 'e', 16, 3000, %s, false)", (pid[0], probe)).fetchone()
         assert sql is not None
+        conn.execute("set enable_sort = off")
+        conn.execute("set enable_seqscan = off")
         plan = "\n".join(r[0] for r in conn.execute("explain " + sql[0]).fetchall())
     assert f"Index Scan using drift_nn_{pid[0]}_" in plan, plan
 

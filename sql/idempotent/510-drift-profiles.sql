@@ -311,6 +311,21 @@ $$;
 comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean) is
   'Private: nearest-reference cosine distance of each probe vector through the profile column''s HNSW index.';
 
+-- Private: runs a nearest-neighbour statistic query (two columns: a float8 figure and a count) built
+-- on mlops._drift_nn_sql with sorts and sequential scans disabled, so the planner takes the HNSW
+-- index scan even when the shared table's statistics are stale (otherwise it may pick the
+-- primary key plus a sort per probe: exact, but one full pass over the reference set per probe).
+-- The function's SET clauses restore both settings on exit.
+create or replace function mlops._drift_nn_exec(query text, out figure double precision, out probes bigint)
+language plpgsql volatile set search_path = pg_catalog, pg_temp set enable_sort = off set enable_seqscan = off
+as $$
+begin
+  execute query into figure, probes;
+end
+$$;
+comment on function mlops._drift_nn_exec(text) is
+  'Private: executes a nearest-neighbour drift query with sorts and sequential scans disabled (HNSW index scans).';
+
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
 -- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
 -- type, count, nulls, non-finite count, mean/std/min/max, 1001 quantiles, decile PSI edges and
@@ -460,13 +475,13 @@ begin
     n_nn := least(n_vec, nn_reference);
     nn_index := mlops._drift_nn_index(prof_id, c, dim, n_nn);
     -- the reference's own nearest-neighbour distances (leave-one-out), one index scan per vector
-    execute pg_catalog.format('select pg_catalog.percentile_cont(0.95) within group (order by d) from (%s) x',
+    select x.figure into nn_p95 from mlops._drift_nn_exec(pg_catalog.format(
+      'select pg_catalog.percentile_cont(0.95) within group (order by d), pg_catalog.count(*) from (%s) x',
                               mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
                                 '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
                                 'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
                                 'and %I.vector_norm(o.embedding) > 0)', prof_id, c, least(n_nn, mlops._drift_nn_probes()),
-                                mlops._vector_schema()), true))
-      into nn_p95;
+                                mlops._vector_schema()), true))) x;
     update mlops.drift_profiles p
        set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
              'nn_p95', nn_p95, 'nn_metric', 'cosine', 'nn_reference', n_nn, 'nn_index', nn_index,

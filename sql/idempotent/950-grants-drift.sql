@@ -40,7 +40,7 @@ begin
   for fn in
     select p.oid::regprocedure from pg_catalog.pg_proc p
      where p.pronamespace = 'mlops'::regnamespace
-       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result', '_drift_nn_index')
+       and p.proname in ('_drift_source', '_drift_columns', '_drift_scan', '_drift_result', '_drift_nn_index', '_drift_nn_exec')
   loop
     execute pg_catalog.format('grant execute on function %s to mlops_admin', fn);
   end loop;
