@@ -477,7 +477,10 @@ comment on function mlops._feature_value_sql(text, text, text, text) is 'Private
 -- prepares it once and get_online_features runs it. One index lookup per key and group in its
 -- online table (a lateral subquery, so the TTL test runs once per group and row, not once per
 -- feature) and one window aggregate per aggregate reference. TTL is enforced here, on read: a
--- row older than the group's ttl is EXPIRED and its values are null. Shapes:
+-- row older than the group's ttl is EXPIRED and its values are null. The ttl is used as a fixed
+-- duration (make_interval(secs => epoch of ttl): a day is 24 h, a month 30 days; online reads,
+-- purge_expired and training sets alike): subtracting it from now() needs no time zone
+-- arithmetic, which a day or month interval would cost on every row. Shapes:
 --   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
 --   columns  $1 text[] keys -> (entity_key, per feature: <name> typed and <name>__status, event_ts), in order
 --   row      $1 text, one key -> the columns shape for that key (one row)
@@ -523,7 +526,8 @@ begin
         n := n + 1;
         alias := 'g' || n;
         groups := groups || pg_catalog.jsonb_build_object(r.group_id::text, pg_catalog.jsonb_build_object(
-          'alias', alias, 'n', n, 'table', r.online_table, 'key', r.key_column, 'ttl', r.ttl, 'cols', '[]'::jsonb));
+          'alias', alias, 'n', n, 'table', r.online_table, 'key', r.key_column,
+          'ttl', pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', r.ttl)), 'cols', '[]'::jsonb));
       end if;
       groups := pg_catalog.jsonb_set(groups, array[r.group_id::text, 'cols'],
                                      (groups #> array[r.group_id::text, 'cols']) || pg_catalog.to_jsonb(r.feature));
@@ -614,7 +618,7 @@ declare
 begin
   for g in select * from mlops.feature_group_versions v where v.ttl is not null order by v.id loop
     execute pg_catalog.format('delete from mlops_features.%I where event_ts < pg_catalog.now() - %L::interval',
-                              g.online_table, g.ttl);
+                              g.online_table, pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', g.ttl)));
     get diagnostics n = row_count;
     total := total + n;
   end loop;
@@ -769,7 +773,8 @@ begin
         alias := 'g' || n;
         aliases := aliases || pg_catalog.jsonb_build_object(r.group_id::text, alias);
         sel := sel || pg_catalog.jsonb_build_object(alias, pg_catalog.jsonb_build_object(
-          'table', r.table_name, 'key', r.key_column, 'type', r.key_sqltype, 'ttl', r.ttl, 'cols', '[]'::jsonb));
+          'table', r.table_name, 'key', r.key_column, 'type', r.key_sqltype,
+          'ttl', pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', r.ttl)), 'cols', '[]'::jsonb));
       end if;
       sel := pg_catalog.jsonb_set(sel, array[alias, 'cols'], (sel #> array[alias, 'cols']) || pg_catalog.to_jsonb(r.feature));
       cols := cols || pg_catalog.format(', %I.%I as %I', alias, r.feature, r.out_name);

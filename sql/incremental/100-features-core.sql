@@ -38,7 +38,7 @@ create table mlops.feature_group_versions (
 create unique index feature_group_versions_current_idx on mlops.feature_group_versions (name) where is_current;
 comment on table mlops.feature_group_versions is 'One row per feature group version; a schema change creates a new version, old tables stay readable.';
 comment on column mlops.feature_group_versions.spec is 'Normalized feature definitions (array of {name, type, rules}) this version was created from.';
-comment on column mlops.feature_group_versions.ttl is 'Feature values older than this are EXPIRED online and ignored by training sets; null = never.';
+comment on column mlops.feature_group_versions.ttl is 'Feature values older than this are EXPIRED online and ignored by training sets, as a fixed duration (a day is 24 h, a month 30 days); null = never.';
 comment on column mlops.feature_group_versions.freshness_sla is 'Newest event older than this raises a feature_freshness alert; null = ttl.';
 comment on column mlops.feature_group_versions.table_name is 'History table in schema mlops_features.';
 comment on column mlops.feature_group_versions.online_table is 'Online table (newest row per entity) in schema mlops_features.';
