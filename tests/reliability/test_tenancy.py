@@ -217,6 +217,20 @@ def test_writes_need_a_bound_tenant(tenancy: dict[str, str]) -> None:
         assert state == "42501"
 
 
+def test_tables_outside_our_schemas_are_untouched(tenancy: dict[str, str]) -> None:
+    """The event trigger fires on every CREATE TABLE of the database, also for roles that may
+    not use schema mlops: it must leave their tables alone."""
+    with psycopg.connect(tenancy["su"], autocommit=True) as su:
+        su.execute("do $$ begin if not exists (select from pg_roles where rolname = 'tenancy_role_plain') then "
+                   "create role tenancy_role_plain login; end if; end $$")
+    with psycopg.connect(make_conninfo(tenancy["su"], user="tenancy_role_plain"), autocommit=True) as c:
+        assert c.execute("select has_schema_privilege('mlops', 'usage')").fetchone() == (False,)
+        c.execute("create temp table plain_t (x int)")
+        c.execute("create temp table plain_ctas as select 1 as x")
+        assert c.execute("select count(*) from pg_attribute where attrelid in ('plain_t'::regclass, "
+                         "'plain_ctas'::regclass) and attname = 'tenant'").fetchone() == (0,)
+
+
 def test_security_definer_functions_do_not_bypass(tenancy: dict[str, str]) -> None:
     with psycopg.connect(tenancy["su"], autocommit=True) as su:
         owners = su.execute("""select p.oid::regprocedure::text, r.rolsuper or r.rolbypassrls from pg_proc p
