@@ -26,14 +26,11 @@ import psycopg
 import pytest
 from pgmlops.server import PG_BIN, LocalServer
 
-from . import capabilities, crashlib, sqlgen
-from .replica import make_standby, wait_replayed
+from . import crashlib, replica, sqlgen
+from .replica import DIM, SYNC, make_standby, wait_replayed
 from .test_crash import record
 
-pytestmark = pytest.mark.slow  # a primary and a standby of their own: about 70 s on 2 shared cores
-
-SYNC = "rel_replica_docs"
-DIM = 3
+pytestmark = pytest.mark.slow  # a primary and a standby of their own: about 60 s on 2 shared cores
 
 
 @dataclass
@@ -50,24 +47,6 @@ class Pair:
         return self.standby.url()
 
 
-def _populate(url: str) -> np.ndarray:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("create extension pgmlops cascade")
-        conn.execute("create extension pgmlops_python cascade")
-        capabilities.populate_all(conn)
-        conn.execute(f"create table public.{SYNC} (id int primary key, body text)")
-        conn.execute(f"insert into public.{SYNC} select g, 'doc ' || g from generate_series(1, 40) g")
-        vectors = np.random.default_rng(7).normal(size=(40, DIM))
-        conn.execute("select mlops.embedding_cache_store(array(select mlops.content_sha256('doc ' || g) "
-                     "from generate_series(1, 40) g order by g), %s::text[]::vector[], %s::text)",
-                     (["[" + ",".join(f"{x:.6f}" for x in v) + "]" for v in vectors], capabilities.EMBED_MODEL))
-        conn.execute("select mlops.create_embedding_sync(%s::text, %s::regclass, columns => array['body'], "
-                     "model => %s::text)", (SYNC, f"public.{SYNC}", capabilities.EMBED_MODEL))
-    with pgmlops.connect(url) as client:
-        assert client.embeddings.work(SYNC) == 40  # all cache hits: no model is loaded
-    return vectors
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
     base = Path(tempfile.mkdtemp(prefix="pgmlops-rel-replica-", dir=os.environ.get("PGMLOPS_TEST_TMP", "/tmp")))
@@ -78,7 +57,7 @@ def pair() -> Iterator[Pair]:
     standby: LocalServer | None = None
     try:
         primary.start()
-        _populate(primary.url())
+        replica.populate(primary.url())
         standby = make_standby(primary, base / "standby")
         wait_replayed(primary.url(), standby.url())
         yield Pair(primary, standby)
@@ -107,10 +86,10 @@ def _norm(value: Any) -> str:
 
 def _read_calls(query: np.ndarray) -> dict[str, Callable[[pgmlops.Client], Any]]:
     """Every client read path, with the arguments of the populated database."""
-    m, e, g = capabilities.MODEL, capabilities.EXPERIMENT, capabilities.GROUP
+    m, e, g = replica.MODEL, replica.EXPERIMENT, replica.GROUP
     since = datetime(2026, 1, 1, tzinfo=UTC)
     return {
-        "features.online": lambda c: c.features.online(capabilities.ENTITY, [3, 1, 99], [f"{g}:amount", f"{g}:seg"]),
+        "features.online": lambda c: c.features.online(replica.ENTITY, [3, 1, 99], [f"{g}:amount", f"{g}:seg"]),
         "registry.get_version": lambda c: c.registry.get_version(m, "champion"),
         "registry.load": lambda c: c.registry.load(m, "champion"),
         "registry.history": lambda c: c.registry.history(m),
@@ -121,8 +100,8 @@ def _read_calls(query: np.ndarray) -> dict[str, Callable[[pgmlops.Client], Any]]
         "predictions.accuracy": lambda c: c.predictions.accuracy(m, 1, since),
         "experiments.results": lambda c: c.experiments.results(e),
         "experiments.get": lambda c: c.experiments.get(e),
-        "drift.last_run": lambda c: c.drift.last_run(capabilities.MONITOR),
-        "drift.results": lambda c: c.drift.results(capabilities.MONITOR),
+        "drift.last_run": lambda c: c.drift.last_run(replica.MONITOR),
+        "drift.results": lambda c: c.drift.results(replica.MONITOR),
         "embeddings.similar": lambda c: c.embeddings.similar(SYNC, query, k=5),
         "embeddings.similar(filter)": lambda c: c.embeddings.similar(SYNC, query, k=5, filter={}),
         "embeddings.find_duplicates": lambda c: c.embeddings.find_duplicates(SYNC, threshold=0.5, k=3),
@@ -141,7 +120,7 @@ def test_client_read_paths_are_served_by_the_standby(pair: Pair) -> None:
         assert row is not None and row["r"] is True
         # the online lookup's SQL is built once by mlops.online_query on the primary (cached until
         # a feature group changes); the lookups themselves run on the read connection
-        client.features.online(capabilities.ENTITY, [1], [f"{capabilities.GROUP}:amount", f"{capabilities.GROUP}:seg"])
+        client.features.online(replica.ENTITY, [1], [f"{replica.GROUP}:amount", f"{replica.GROUP}:seg"])
         client.conn.close()  # from here on, a read path that still uses the primary raises
         for name, call in _read_calls(query).items():
             try:
@@ -175,22 +154,22 @@ def _sqlstate(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> 
 def test_writes_need_the_primary(pair: Pair) -> None:
     """What docs/replication.md lists as primary-only: on the standby these fail with 25006
     (read-only transaction); the sticky part of assign is a read and works there."""
-    m, e = capabilities.MODEL, capabilities.EXPERIMENT
+    m, e = replica.MODEL, replica.EXPERIMENT
     writes = {
         "log_prediction": ("select mlops.log_prediction(model => %s::text, request_id => 'standby_1'::text, "
                            "version => 1, score => 0.5::float8)", (m,)),
-        "log_feedback": ("select mlops.log_feedback(request_id => 'req_0_0'::text, correct => true)", None),
+        "log_feedback": ("select mlops.log_feedback(request_id => 'rep_req_0'::text, correct => true)", None),
         "assign (first exposure)": ("select mlops.assign(%s::text, 'never_seen_unit'::text)", (e,)),
         "set_alias": ("select mlops.set_alias(model => %s::text, alias => 'champion'::text, version => 1)", (m,)),
         "write_features": ("select mlops.write_features(%s::text, %s::jsonb)",
-                           (capabilities.GROUP, json.dumps([{f"{capabilities.ENTITY}_id": 1,
+                           (replica.GROUP, json.dumps([{f"{replica.ENTITY}_id": 1,
                                                              "event_ts": "2026-02-01T00:00:00Z", "amount": 1}]))),
     }
     reads = {
-        "assign (already assigned unit)": ("select mlops.assign(%s::text, %s::text)", (e, capabilities.UNITS[0])),
-        "route (already assigned unit)": ("select mlops.route(%s::text, %s::text)", (e, capabilities.UNITS[0])),
+        "assign (already assigned unit)": ("select mlops.assign(%s::text, %s::text)", (e, replica.UNITS[0])),
+        "route (already assigned unit)": ("select mlops.route(%s::text, %s::text)", (e, replica.UNITS[0])),
         "get_online_features": ("select * from mlops.get_online_features(%s::text, array['1','2']::text[], "
-                                "array[%s]::text[])", (capabilities.ENTITY, f"{capabilities.GROUP}:amount")),
+                                "array[%s]::text[])", (replica.ENTITY, f"{replica.GROUP}:amount")),
     }
     with psycopg.connect(pair.primary_url, autocommit=True) as p:  # the writes themselves are valid
         for name, (q, params) in writes.items():
