@@ -1,8 +1,10 @@
 """Prediction logging benchmarks (issue 5), side by side in one run:
 
 1. bulk: N predictions through ``client.predictions.log_many`` (COPY into the staging table,
-   set-based ingestion with request_id idempotency into the partitioned log) vs a bare COPY of
-   the same CSV into an unpartitioned table without triggers or indexes;
+   set-based ingestion with request_id idempotency into the partitioned log, chunk by chunk
+   while a thread writes the next chunk's CSV) vs a bare COPY of the same CSV chunks (same
+   thread) into an unpartitioned table without triggers or indexes; and the server side alone
+   (the same CSV text prepared beforehand: staging COPY + ingest vs bare COPY);
 2. single: ``mlops.log_prediction`` round trip vs a bare single-row INSERT (median per call);
 3. concurrent: W writers x M predictions via log_many batches (10 % of request_ids shared
    between writers), throughput and a count check (nothing lost, nothing duplicated).
@@ -12,10 +14,10 @@
 
 from __future__ import annotations
 
-import io
 import statistics
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pgmlops
 import psycopg
+from pgmlops.predictions import csv_chunks
 from rich.console import Console
 
 from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
@@ -47,13 +50,13 @@ def frame(n: int, prefix: str, seed: int = 0) -> pd.DataFrame:
 
 
 def bare_copy(conn: psycopg.Connection[Any], df: pd.DataFrame, chunk: int = 100_000) -> None:
+    """The baseline: the same rows, the same CSV chunks made by the same background thread as
+    log_many (so both overlap client-side CSV with server work), COPYed into a plain table."""
     cols = ", ".join(df.columns)
-    with conn.transaction():
-        for start in range(0, len(df), chunk):
-            buf = io.StringIO()
-            df.iloc[start:start + chunk].to_csv(buf, header=False, index=False)
+    with conn.transaction(), closing(csv_chunks(df, chunk)) as chunks:
+        for _, text in chunks:
             with conn.cursor().copy(f"copy bench_bare ({cols}) from stdin (format csv)") as copy:
-                copy.write(buf.getvalue())
+                copy.write(text)
 
 
 def setup(dsn: str) -> None:

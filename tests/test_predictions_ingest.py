@@ -159,3 +159,18 @@ def test_concurrent_overlapping_copy_batches(dsn: str, conn: Conn) -> None:
     expected = shared + writers * (per - shared)
     assert sum(counts) == expected
     assert consistent(conn, "cc-") == (expected, expected, expected)
+
+
+def test_log_many_chunks_are_one_transaction(client: pgmlops.Client, conn: Conn) -> None:
+    # repeats across chunks are skipped; the CSV of chunk k+1 is written while chunk k is ingested
+    df = frame([f"ch-{i}" for i in range(250)] + ["ch-0", "ch-249"])
+    assert client.predictions.log_many(df, chunk_size=100, progress=False) == 250
+    assert consistent(conn, "ch-") == (250, 250, 250)
+    # a bad row in the last chunk rolls back the chunks already ingested, and the CSV thread stops
+    bad = frame([f"chb-{i}" for i in range(250)])
+    bad.loc[220, "latency_ms"] = -1.0
+    with pytest.raises(psycopg.Error) as info:
+        client.predictions.log_many(bad, chunk_size=100, progress=False)
+    assert info.value.sqlstate == "22023" and "latency_ms" in str(info.value)
+    assert consistent(conn, "chb-") == (0, 0, 0)
+    assert not [t for t in threading.enumerate() if t.name == "pgmlops-csv"]

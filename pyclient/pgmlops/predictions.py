@@ -2,18 +2,21 @@
 
 Single predictions go through ``mlops.log_prediction`` (one round trip); DataFrames and
 record lists are COPYed into the session's staging table and ingested set-based by
-``mlops.log_staged_predictions`` (same checks and request_id idempotency as the SQL API).
+``mlops.log_staged_predictions`` (same checks and request_id idempotency as the SQL API),
+chunk by chunk in one transaction: while the server ingests a chunk, a background thread
+already writes the CSV of the next one (:func:`csv_chunks`).
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -63,6 +66,42 @@ def _vector_cell(value: Any) -> str | None:
     return "[" + ",".join(repr(float(x)) for x in value) + "]"
 
 
+def csv_chunks(df: pd.DataFrame, chunk_size: int) -> Generator[tuple[int, str], None, None]:
+    """(rows, CSV text) of consecutive chunks of df. A background thread writes the next chunk
+    while the caller sends the previous one, so client-side CSV and server-side work overlap.
+    Close the generator (``contextlib.closing``) so the thread stops when the caller fails."""
+    chunks: queue.Queue[tuple[int, str] | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[int, str] | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for start in range(0, len(df), chunk_size):
+                chunk = df.iloc[start:start + chunk_size]
+                put((len(chunk), chunk.to_csv(header=False, index=False)))
+            put(None)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="pgmlops-csv", daemon=True)
+    worker.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 class Predictions:
     """``client.predictions``: log, log_many, feedback, performance, timed / track."""
 
@@ -92,7 +131,8 @@ class Predictions:
     def log_many(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]], *, chunk_size: int = 100_000,
                  progress: bool = True) -> int:
         """COPY predictions (DataFrame or records, columns from :data:`COLUMNS`) through the staging
-        table; returns how many were new. All or nothing: one bad row rejects the whole call."""
+        table, ingesting chunk_size rows at a time in one transaction; returns how many were new.
+        All or nothing: one bad row rejects the whole call."""
         df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         unknown = sorted(set(map(str, df.columns)) - set(COLUMNS))
         if unknown:
@@ -112,20 +152,19 @@ class Predictions:
             df["version"] = df["version"].astype("Int64")
         copy_sql = f"copy pg_temp.mlops_prediction_staging ({', '.join(cols)}) from stdin (format csv)"
         conn = self.client.conn
-        with conn.transaction():
+        new = 0
+        with (conn.transaction(), Progress(disable=not progress, transient=True) as bar,
+              closing(csv_chunks(df, chunk_size)) as chunks):
+            task = bar.add_task("COPY predictions", total=len(df))
             conn.execute("select mlops.create_prediction_staging()")
-            with Progress(disable=not progress, transient=True) as bar:
-                task = bar.add_task("COPY predictions", total=len(df))
-                for start in range(0, len(df), chunk_size):
-                    chunk = df.iloc[start:start + chunk_size]
-                    buf = io.StringIO()
-                    chunk.to_csv(buf, header=False, index=False)
-                    with conn.cursor().copy(copy_sql) as copy:
-                        copy.write(buf.getvalue())
-                    bar.advance(task, len(chunk))
-            row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()
-        assert row is not None
-        return int(row["n"])
+            for rows_in_chunk, text in chunks:
+                with conn.cursor().copy(copy_sql) as copy:
+                    copy.write(text)
+                row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
+                assert row is not None
+                new += int(row["n"])
+                bar.advance(task, rows_in_chunk)
+        return new
 
     def feedback(self, request_id: str, *, actual: Any = None, label: str | None = None,
                  value: float | None = None, correct: bool | None = None, reward: float | None = None) -> bool:
