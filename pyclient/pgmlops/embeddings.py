@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "all_minilm_l6_v2"
 _MODELS: dict[int, Any] = {}
+_ENCODE_CHUNK = 2048  # texts per encode call when a progress bar is shown
+_STORE_CHUNK = 5000  # rows per cache-store statement
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,17 @@ class Embeddings:
 
     def _encode(self, info: EmbeddingModel, texts: list[str], batch_size: int,
                 progress: bool) -> npt.NDArray[np.float32]:
+        """One ``encode`` call per chunk of ``_ENCODE_CHUNK`` texts (encode sorts each chunk by length and
+        batches it itself; the chunks only feed the progress bar)."""
         model = load_model(info)
         out = np.empty((len(texts), info.dimension), dtype=np.float32)
         if not texts:
             return out
         from rich.progress import Progress
 
+        chunk = max(batch_size, _ENCODE_CHUNK) if progress else len(texts)
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"embedding with {info.model}@{info.version}", total=len(texts))
-            chunk = max(batch_size, 256)
             for start in range(0, len(texts), chunk):
                 part = texts[start:start + chunk]
                 out[start:start + len(part)] = model.encode(part, batch_size=batch_size,
@@ -120,11 +124,12 @@ class Embeddings:
         return out
 
     def _store(self, info: EmbeddingModel, hashes: list[str], vectors: npt.NDArray[np.float32]) -> None:
-        step = 2000
-        for start in range(0, len(hashes), step):
+        """One set-based ``embedding_cache_store`` call per ``_STORE_CHUNK`` rows, vectors sent as a
+        binary ``vector[]`` parameter (no text formatting of floats)."""
+        for start in range(0, len(hashes), _STORE_CHUNK):
             self.conn.execute(
-                "select mlops.embedding_cache_store(%s::text[], %s::text[]::vector[], %s::text)",
-                (hashes[start:start + step], [_vector_literal(v) for v in vectors[start:start + step]],
+                "select mlops.embedding_cache_store(%s::text[], %b::vector[], %s::text)",
+                (hashes[start:start + _STORE_CHUNK], list(vectors[start:start + _STORE_CHUNK]),
                  f"{info.model}@{info.version}"))
 
     def embed(self, texts: Sequence[str], model: str = DEFAULT_MODEL, batch_size: int = 32,
@@ -138,7 +143,7 @@ class Embeddings:
         if not texts:
             return np.empty((0, info.dimension), dtype=np.float32)
         pinned = f"{info.model}@{info.version}"
-        rows = self.conn.execute(
+        rows = self.conn.cursor(binary=True).execute(  # binary: vectors arrive as float4 arrays, no parsing
             "select l.ordinality, l.content_sha256, l.embedding "
             "from mlops.embedding_cache_lookup(%s::text[], %s::text) l",
             (texts, pinned)).fetchall()
