@@ -75,7 +75,7 @@ def populate(conn: psycopg.Connection[Any], t: str) -> None:
                  (f"ts_{t}", spine, [f"feat_{t}:x", f"feat_{t}:tag"]))
 
 
-@pytest.fixture(scope="module", params=["extension", "bundled"])
+@pytest.fixture(scope="module", params=["extension", pytest.param("bundled", marks=pytest.mark.slow)])
 def tenancy(database_factory: Callable[..., str], request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     dsn = database_factory(request.param, prefix=f"tenancy_{request.param}")
     with psycopg.connect(dsn, autocommit=True) as su:
