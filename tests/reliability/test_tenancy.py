@@ -283,6 +283,11 @@ def test_enable_tenancy_checks(tenancy: dict[str, str]) -> None:
         assert sqlstate(su, "select mlops.add_tenant_role('Bad Tenant', 'mlops_reader')")[0] == "22023"
     with psycopg.connect(tenancy["a"], autocommit=True) as a:
         assert sqlstate(a, "select mlops.enable_tenancy('mlops_owner')")[0] == "42501"  # PUBLIC has no EXECUTE
+        # dropping prediction partitions would drop every tenant's rows: operator (superuser) only
+        for call in ("select mlops.drop_predictions_before(now())", "select mlops.maintain_predictions()",
+                     "select mlops.configure_predictions(premake => 1)"):
+            assert sqlstate(a, call)[0] == "42501", call
+        assert a.execute("select count(*) from mlops.predictions").fetchone() == (39,)
 
 
 def test_without_enable_tenancy_nothing_changes(database_factory: Callable[..., str]) -> None:
