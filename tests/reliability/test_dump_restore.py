@@ -19,7 +19,9 @@ from pgmlops.server import PG_BIN
 from psycopg import sql
 
 from ..conftest import install_mode
+from . import capabilities as cap
 from .sqlgen import call_everything, functions, sequences, tables
+from .test_crash import record
 
 
 def conninfo(url: str) -> list[str]:
@@ -28,14 +30,30 @@ def conninfo(url: str) -> list[str]:
     return ["-h", q["host"][0], "-p", q["port"][0], "-U", u.username or "postgres", "-d", u.path.lstrip("/")]
 
 
-def populate(url: str) -> None:
-    """Core rows, then every function called with sample arguments (fills whatever it can)."""
+# Tables that every capability fills through cap.populate_all (must be non-empty before the dump).
+POPULATED = ("mlops.model_aliases", "mlops.alias_events", "mlops.experiment_assignments", "mlops.predictions",
+             "mlops.prediction_feedback", "mlops.drift_profiles", "mlops.embedding_cache", "mlops.training_job_queue",
+             "mlops_features.rel_group__v1")
+
+
+def populate(url: str) -> dict[str, int]:
+    """Core rows, every capability through its API (aliases and their history, feature history,
+    predictions over 4 daily partitions, a running experiment with assignments, a drift profile
+    and monitor run, embedding cache and sync rows, a queued job), then every function called
+    with sample arguments (fills whatever else it can)."""
     with psycopg.connect(url, autocommit=True) as conn:
         for i in range(40):
             conn.execute("select mlops._raise_alert('reltest'::text, %s::text, 'info'::text, 'm'::text, "
                          "pg_catalog.jsonb_build_object('i', %s::integer))", (f"s{i}", i))
         conn.execute("select mlops.resolve_alerts('reltest'::text, 's3'::text)")
+        figures = cap.populate_all(conn)
+        assert figures["prediction_partitions_with_rows"] >= 3 and figures["assignments"] > 0
         call_everything(conn, [f for f in functions(conn) if not f.name.startswith("_")])
+        for t in POPULATED:
+            row = conn.execute(sql.SQL("select count(*) from {}").format(sql.SQL(t))).fetchone()
+            assert row is not None and row[0] > 0, f"{t} is empty: populate did not reach it"
+            figures[t] = int(row[0])
+    return figures
 
 
 def row_checksums(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, str]]:
@@ -69,7 +87,7 @@ def dump_restore(src: str, dst: str, tmp_path: Path) -> list[str]:
     return [line for line in proc.stderr.splitlines() if "error" in line.lower()]
 
 
-def compare(src: str, dst: str, restore_errors: tuple[str, ...] = ()) -> None:
+def compare(src: str, dst: str, restore_errors: tuple[str, ...] = ()) -> dict[str, Any]:
     with psycopg.connect(src, autocommit=True) as a, psycopg.connect(dst, autocommit=True) as b:
         before, after = row_checksums(a), row_checksums(b)
         assert before["mlops.alerts"][0] >= 40
@@ -79,14 +97,21 @@ def compare(src: str, dst: str, restore_errors: tuple[str, ...] = ()) -> None:
             f"pg_restore errors {list(restore_errors)}; tables whose rows changed (count before, after): {differ}"
         assert sequences(a) == sequences(b)
         assert a.execute("select mlops.version()").fetchone() == b.execute("select mlops.version()").fetchone()
+        want: dict[str, Any] = {}
+        if a.execute("select to_regclass('mlops_features.rel_group__v1') is not null").fetchone() == (True,):
+            want = cap.invariants(a)
+            assert want["max_alias_holders"] == 1 and want["served_differs_from_recorded"] == 0
+            assert cap.invariants(b) == want
+        return {"tables": len(before), "rows": sum(n for n, _ in before.values()), "tables_differing": len(differ),
+                "sequences": len(sequences(a)), **{k: v for k, v in want.items() if k != "assignments_md5"}}
 
 
 def test_dump_restore_fresh(database_factory: Callable[..., str], tmp_path: Path) -> None:
     src = database_factory("extension", prefix="dump_src")
-    populate(src)
+    populated = populate(src)
     dst = database_factory(None, prefix="dump_dst")
     errors = dump_restore(src, dst, tmp_path)
-    compare(src, dst, tuple(errors))
+    record("dump_restore_fresh", **compare(src, dst, tuple(errors)), restore_errors=len(errors), **populated)
 
 
 @pytest.mark.skipif(len(available_versions()) < 2, reason="no released version to upgrade from")
@@ -96,10 +121,10 @@ def test_dump_restore_after_upgrade(database_factory: Callable[..., str], tmp_pa
     with psycopg.connect(src, autocommit=True) as conn:
         conn.execute("alter extension pgmlops update")
         conn.execute("alter extension pgmlops_python update")
-    populate(src)
+    populated = populate(src)
     dst = database_factory(None, prefix="dump_upg_dst")
     errors = dump_restore(src, dst, tmp_path)
-    compare(src, dst, tuple(errors))
+    record("dump_restore_upgraded", **compare(src, dst, tuple(errors)), restore_errors=len(errors), **populated)
 
 
 def test_compare_detects_a_changed_row(database_factory: Callable[..., str]) -> None:
