@@ -36,19 +36,75 @@ $$;
 comment on function mlops._fnv1a32(text, bigint) is
   'Private: FNV-1a 32-bit like the GrowthBook SDKs (bytes for ASCII, UTF-16 code units otherwise), from basis.';
 
--- SQL text of an unrolled FNV-1a over the bytes of a zero-padded bytea column: one
--- expression per row (no per-byte function call), positions past the length multiply by 1.
-create or replace function mlops._fnv_chain_sql(start text, bytes text, len text, steps integer) returns text
-language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+-- SQL text of FNV-1a unrolled over the bytes of a bytea expression whose length (len) is
+-- between lo and hi: a binary search on len picks one straight chain of xor/multiply steps,
+-- so a row costs a few comparisons plus four operations per byte (no per-byte calls, no
+-- padding). bytes and len must be plain column references (they are repeated in the text).
+create or replace function mlops._fnv_sql(start text, bytes text, len text, lo integer, hi integer) returns text
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select pg_catalog.repeat('(', steps) || start
-         || coalesce(pg_catalog.string_agg(pg_catalog.format(
-              ' # pg_catalog.get_byte(%1$s, %3$s)) * (case when %2$s > %3$s then 16777619 else 1 end) & 4294967295',
-              bytes, len, k), '' order by k), '')
-    from pg_catalog.generate_series(0, steps - 1) k
+declare
+  e text := start;
+  mid integer := (lo + hi) / 2;
+begin
+  if lo = hi then
+    for k in 0 .. lo - 1 loop
+      e := pg_catalog.format('(((%s # pg_catalog.get_byte(%s, %s)) * 16777619) & 4294967295)', e, bytes, k);
+    end loop;
+    return e;
+  end if;
+  return pg_catalog.format('(case when %s <= %s then %s else %s end)', len, mid,
+                           mlops._fnv_sql(start, bytes, len, lo, mid), mlops._fnv_sql(start, bytes, len, mid + 1, hi));
+end
 $$;
-comment on function mlops._fnv_chain_sql(text, text, text, integer) is
-  'Private: SQL expression of FNV-1a unrolled over the first steps bytes of a zero-padded bytea (batch hashing).';
+comment on function mlops._fnv_sql(text, text, text, integer, integer) is
+  'Private: SQL expression of FNV-1a unrolled over a bytea column of lo..hi bytes (batch hashing).';
+
+-- SQL text of a subquery adding column <alias> = GrowthBook's integer hash bucket of column u
+-- to the rows of source (v2: fnv(str(fnv(seed || u))) % 10000, v1: fnv(u || seed) % 1000),
+-- set-based: ASCII ids up to 64 bytes go through unrolled expressions, others through the
+-- loop. Only rows where guard (an SQL condition on the source's columns) holds are hashed,
+-- the others get NULL. Helper columns are named <alias>_*.
+create or replace function mlops._gb_hash_sql(seed text, version integer, source text, alias text,
+                                              guard text default 'true') returns text
+language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  h text;
+  bytes text := pg_catalog.format($q$
+    select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
+      from (select s.*, %3$s as %1$I_g from (%2$s) s offset 0) s offset 0$q$, alias, source, guard);
+  fast text := pg_catalog.format('case when not s.%1$I_g then null when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then ',
+                                 alias);
+begin
+  if version = 2 then
+    h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u, %s) end',
+                                   mlops._fnv_sql(mlops._fnv1a32(seed)::text || '::bigint', pg_catalog.format('s.%I_b', alias),
+                                                  pg_catalog.format('s.%I_n', alias), 0, 64),
+                                   mlops._fnv1a32(seed));
+    return pg_catalog.format($q$
+      select s.*, (case when s.%1$I_g then %2$s %% 10000 end)::integer as %1$I
+        from (select s.*, pg_catalog.convert_to(s.%1$I_h::text, 'UTF8') as %1$I_d, pg_catalog.length(s.%1$I_h::text) as %1$I_nd
+                from (select s.*, %3$s as %1$I_h from (%4$s) s offset 0) s offset 0) s$q$,
+      alias, mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_d', alias), pg_catalog.format('s.%I_nd', alias), 1, 10),
+      h, bytes);
+  end if;
+  -- v1: fnv(u || seed) continues fnv(u) over the seed's bytes (constants when the seed is ASCII)
+  h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u) end',
+                                 mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_b', alias),
+                                                pg_catalog.format('s.%I_n', alias), 0, 64));
+  if pg_catalog.octet_length(seed) = pg_catalog.length(seed) then
+    for i in 1 .. pg_catalog.length(seed) loop
+      h := pg_catalog.format('(((%s) # %s) * 16777619) & 4294967295', h, pg_catalog.ascii(pg_catalog.substr(seed, i, 1)));
+    end loop;
+  else
+    h := pg_catalog.format('case when s.%I_g then mlops._fnv1a32(s.u || %L) end', alias, seed);
+  end if;
+  return pg_catalog.format('select s.*, ((%2$s) %% 1000)::integer as %1$I from (%3$s) s', alias, h, bytes);
+end
+$$;
+comment on function mlops._gb_hash_sql(text, integer, text, text, text) is
+  'Private: SQL subquery adding GrowthBook''s integer hash bucket (v2 % 10000, v1 % 1000) of column u to a source query.';
 
 -- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
 -- v1 fnv(value + seed) % 1000 / 1000 (used for namespaces); other versions give NULL like the SDK.
@@ -135,16 +191,12 @@ $$;
 comment on function mlops.gb_choose_variation(float8, float8[], float8[]) is
   'GrowthBook chooseVariation(n, ranges): 0-based variant whose [start, end) holds n, or -1.';
 
--- Set-based GrowthBook hash of many values with one seed: each value's bytes go through one
--- unrolled expression (no per-byte call); v2 hashes the seed prefix once. Non-ASCII or long
--- values fall back to the loop. version 1 (namespaces) hashes value || seed.
+-- Set-based GrowthBook hash of many values with one seed (see mlops._gb_hash_sql): one
+-- statement, unrolled FNV-1a per row, input order kept. version 1 (namespaces) hashes value || seed.
 create or replace function mlops.gb_hash_batch(seed text, unit_ids text[], version integer default 2)
 returns table (ord bigint, unit_id text, n float8)
-language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp set jit = off
 as $$
-declare
-  s0 bigint;
-  maxlen integer;
 begin
   if seed is null then
     raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)';
@@ -155,39 +207,9 @@ begin
   if version is null or version not in (1, 2) then
     raise exception using errcode = '22023', message = pg_catalog.format('hash version must be 1 or 2, got %s (argument version)', version);
   end if;
-  select coalesce(max(pg_catalog.octet_length(u)), 0) into maxlen from pg_catalog.unnest(unit_ids) u;
-  if version = 1 then
-    maxlen := least(maxlen + pg_catalog.octet_length(seed), 64);
-    return query execute pg_catalog.format($q$
-      select s.ord, s.u, ((case when s.fast then %1$s else mlops._fnv1a32(s.u || $2) end) %% 1000)::float8 / 1000
-        from (select t.ord, t.u, pg_catalog.convert_to(t.u || $2, 'UTF8') || %2$L::bytea as b,
-                     pg_catalog.octet_length(t.u || $2) as n,
-                     pg_catalog.octet_length(t.u || $2) = pg_catalog.length(t.u || $2)
-                       and pg_catalog.octet_length(t.u || $2) <= 64 as fast
-                from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s$q$,
-      mlops._fnv_chain_sql('2166136261::bigint', 'b', 'n', maxlen),
-      '\x' || pg_catalog.repeat('00', maxlen))
-    using unit_ids, seed;
-    return;
-  end if;
-  s0 := mlops._fnv1a32(seed);
-  maxlen := least(maxlen, 64);
-  return query execute pg_catalog.format($q$
-    select s.ord, s.u, ((%3$s) %% 10000)::float8 / 10000
-      from (select s.ord, s.u, pg_catalog.convert_to(s.h1::text, 'UTF8') || '\x00000000000000000000'::bytea as d,
-                   pg_catalog.length(s.h1::text) as nd
-              from (select s.ord, s.u,
-                           case when s.fast then %2$s else mlops._fnv1a32(s.u, %1$s) end as h1
-                      from (select t.ord, t.u, pg_catalog.convert_to(t.u, 'UTF8') || %4$L::bytea as b,
-                                   pg_catalog.octet_length(t.u) as n,
-                                   pg_catalog.octet_length(t.u) = pg_catalog.length(t.u)
-                                     and pg_catalog.octet_length(t.u) <= 64 as fast
-                              from pg_catalog.unnest($1) with ordinality t(u, ord) offset 0) s offset 0) s
-             offset 0) s$q$,
-    s0,
-    mlops._fnv_chain_sql(s0::text || '::bigint', 'b', 'n', maxlen),
-    mlops._fnv_chain_sql('2166136261::bigint', 'd', 'nd', 10),
-    '\x' || pg_catalog.repeat('00', maxlen))
+  return query execute pg_catalog.format('select h.ord, h.u, h.k::float8 / %s from (%s) h',
+    case version when 2 then 10000 else 1000 end,
+    mlops._gb_hash_sql(seed, version, 'select x.u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)', 'k'))
   using unit_ids;
 end
 $$;

@@ -4515,48 +4515,47 @@ comment on function mlops._fnv_sql(text, text, text, integer, integer) is
 -- SQL text of a subquery adding column <alias> = GrowthBook's integer hash bucket of column u
 -- to the rows of source (v2: fnv(str(fnv(seed || u))) % 10000, v1: fnv(u || seed) % 1000),
 -- set-based: ASCII ids up to 64 bytes go through unrolled expressions, others through the
--- loop. Helper columns are named <alias>_*.
-create or replace function mlops._gb_hash_sql(seed text, version integer, source text, alias text) returns text
+-- loop. Only rows where guard (an SQL condition on the source's columns) holds are hashed,
+-- the others get NULL. Helper columns are named <alias>_*.
+create or replace function mlops._gb_hash_sql(seed text, version integer, source text, alias text,
+                                              guard text default 'true') returns text
 language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
 declare
   h text;
+  bytes text := pg_catalog.format($q$
+    select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
+      from (select s.*, %3$s as %1$I_g from (%2$s) s offset 0) s offset 0$q$, alias, source, guard);
+  fast text := pg_catalog.format('case when not s.%1$I_g then null when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then ',
+                                 alias);
 begin
   if version = 2 then
-    h := pg_catalog.format('case when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then %2$s'
-                           ' else mlops._fnv1a32(s.u, %3$s) end',
-                           alias, mlops._fnv_sql(mlops._fnv1a32(seed)::text || '::bigint',
-                                                 pg_catalog.format('s.%I_b', alias), pg_catalog.format('s.%I_n', alias), 0, 64),
-                           mlops._fnv1a32(seed));
+    h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u, %s) end',
+                                   mlops._fnv_sql(mlops._fnv1a32(seed)::text || '::bigint', pg_catalog.format('s.%I_b', alias),
+                                                  pg_catalog.format('s.%I_n', alias), 0, 64),
+                                   mlops._fnv1a32(seed));
     return pg_catalog.format($q$
-      select s.*, (%2$s %% 10000)::integer as %1$I
+      select s.*, (case when s.%1$I_g then %2$s %% 10000 end)::integer as %1$I
         from (select s.*, pg_catalog.convert_to(s.%1$I_h::text, 'UTF8') as %1$I_d, pg_catalog.length(s.%1$I_h::text) as %1$I_nd
-                from (select s.*, %3$s as %1$I_h
-                        from (select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
-                                from (%4$s) s offset 0) s offset 0) s offset 0) s$q$,
+                from (select s.*, %3$s as %1$I_h from (%4$s) s offset 0) s offset 0) s$q$,
       alias, mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_d', alias), pg_catalog.format('s.%I_nd', alias), 1, 10),
-      h, source);
+      h, bytes);
   end if;
   -- v1: fnv(u || seed) continues fnv(u) over the seed's bytes (constants when the seed is ASCII)
-  h := pg_catalog.format('case when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then %2$s'
-                         ' else mlops._fnv1a32(s.u) end',
-                         alias, mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_b', alias),
-                                               pg_catalog.format('s.%I_n', alias), 0, 64));
+  h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u) end',
+                                 mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_b', alias),
+                                                pg_catalog.format('s.%I_n', alias), 0, 64));
   if pg_catalog.octet_length(seed) = pg_catalog.length(seed) then
     for i in 1 .. pg_catalog.length(seed) loop
       h := pg_catalog.format('(((%s) # %s) * 16777619) & 4294967295', h, pg_catalog.ascii(pg_catalog.substr(seed, i, 1)));
     end loop;
   else
-    h := pg_catalog.format('mlops._fnv1a32(s.u || %L)', seed);
+    h := pg_catalog.format('case when s.%I_g then mlops._fnv1a32(s.u || %L) end', alias, seed);
   end if;
-  return pg_catalog.format($q$
-    select s.*, ((%2$s) %% 1000)::integer as %1$I
-      from (select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
-              from (%3$s) s offset 0) s$q$,
-    alias, h, source);
+  return pg_catalog.format('select s.*, ((%2$s) %% 1000)::integer as %1$I from (%3$s) s', alias, h, bytes);
 end
 $$;
-comment on function mlops._gb_hash_sql(text, integer, text, text) is
+comment on function mlops._gb_hash_sql(text, integer, text, text, text) is
   'Private: SQL subquery adding GrowthBook''s integer hash bucket (v2 % 10000, v1 % 1000) of column u to a source query.';
 
 -- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
@@ -5096,29 +5095,26 @@ begin
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k
    where k::float8 / 1000 >= e.namespace_start and k::float8 / 1000 < e.namespace_end;
-  -- only units without a sticky variant are hashed
-  fresh := mlops._gb_hash_sql(e.seed, 2, 'select c.u, c.ord from c where c.sticky is null', 'k');
+  -- one pass: sticky lookup (hash or merge join), then the hash of the units without a sticky variant
+  fresh := mlops._gb_hash_sql(e.seed, 2, $q$
+    select x.u, x.ord, a.variant as sticky
+      from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+      left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u$q$,
+    'k', 's.sticky is null');
   if e.namespace is not null then
-    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn');
+    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null');
   end if;
   return query execute pg_catalog.format($q$
-    with c as materialized (
-      select x.ord, x.u, a.variant as sticky
-        from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-        left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u),
-    f as materialized (
-      select h.ord, h.u, case when $5%1$s then $3[h.k + 1] else -1 end as v from (%2$s) h)%3$s
-    select z.u::text, $4[z.v + 1]
-      from (select c.ord, c.u, c.sticky as v from c where c.sticky is not null
-            union all
-            select f.ord, f.u, f.v from f) z
-     order by z.ord$q$,
+    with c as %1$s (
+      select h.ord, h.u, h.sticky, case when $5%2$s then $3[h.k + 1] else -1 end as v from (%3$s) h)%4$s
+    select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
+    case when record then 'materialized' else 'not materialized' end,
     case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end,
     fresh,
     -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
-            select distinct on (f.u) $2, f.u, f.v from f where f.v >= 0 order by f.u)' else '' end)
+            select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
   using unit_ids, e.id, buckets, names, open, ns_lo, ns_hi;
 end
 $$;
@@ -8513,7 +8509,7 @@ grant select on mlops.experiments, mlops.experiment_variants, mlops.experiment_a
 grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.experiment_results_bi to mlops_reader;
 grant execute on function
   mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer),
-  mlops._gb_hash_sql(text, integer, text, text), mlops.gb_hash(text, text, integer),
+  mlops._gb_hash_sql(text, integer, text, text, text), mlops.gb_hash(text, text, integer),
   mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
   mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
   mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),
