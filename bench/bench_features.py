@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -40,10 +41,15 @@ def _median_seconds(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def _paired(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds of each function, called in turn round after round."""
+    """Median seconds of each function, all called once per round in a shuffled order (on a loaded
+    machine the call after a CPU-heavier one waits longer for the server: no case always follows
+    the same neighbour)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns.items())
+    rng = random.Random(42)
     for _ in range(rounds):
-        for name, fn in fns.items():
+        rng.shuffle(order)
+        for name, fn in order:
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
