@@ -4588,8 +4588,7 @@ create or replace function mlops.gb_in_namespace(unit_id text, namespace text, r
 returns boolean
 language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select mlops.gb_hash('__' || namespace, unit_id, 1) >= range_start
-     and mlops.gb_hash('__' || namespace, unit_id, 1) < range_end
+  select h.n >= range_start and h.n < range_end from (select mlops.gb_hash('__' || namespace, unit_id, 1) as n offset 0) h
 $$;
 comment on function mlops.gb_in_namespace(text, text, float8, float8) is
   'GrowthBook inNamespace(unit, [namespace, start, end]): true when the unit''s v1 namespace hash falls in the range.';
@@ -5008,43 +5007,57 @@ comment on function mlops._assignable(mlops.experiments) is
 
 -- Assigns one unit: its sticky variant if it has one, otherwise GrowthBook v2 bucketing
 -- (namespace, coverage, weights), recording the first exposure once. NULL = not in the experiment.
+-- Hot path (unit already assigned): one indexed query, no other call.
 create or replace function mlops.assign(experiment text, unit_id text) returns text
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
-  e mlops.experiments := mlops._experiment(experiment);
-  v integer;
+  r record;
+  e mlops.experiments;
   n float8;
-  open boolean;
+  pos integer;
+  name text;
 begin
-  open := mlops._assignable(e);
   if unit_id is null or unit_id = '' then
     raise exception using errcode = '22023', message = 'unit_id must not be empty (argument unit_id)';
   end if;
-  select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
-  if v is null then
-    -- shared with other single assigns, exclusive against a recording assign_batch (see there)
-    perform pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
-    if not open or (e.namespace is not null
-                    and not mlops.gb_in_namespace(unit_id, e.namespace, e.namespace_start, e.namespace_end)) then
-      return null;
-    end if;
-    n := mlops.gb_hash(e.seed, unit_id, 2);
-    select r.variant into v
-      from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
-                                    where x.experiment_id = e.id), e.coverage) r
-     where n >= r.range_start and n < r.range_end
-     order by r.variant limit 1;
-    if v is null then
-      return null;
-    end if;
-    insert into mlops.experiment_assignments (experiment_id, unit_id, variant) values (e.id, unit_id, v)
-    on conflict do nothing;
-    if not found then  -- a concurrent first exposure won: use what it recorded
-      select a.variant into v from mlops.experiment_assignments a where a.experiment_id = e.id and a.unit_id = assign.unit_id;
-    end if;
+  select x as e, (select v.name from mlops.experiment_assignments a
+                    join mlops.experiment_variants v on v.experiment_id = a.experiment_id and v.position = a.variant
+                   where a.experiment_id = x.id and a.unit_id = assign.unit_id) as sticky
+    into r from mlops.experiments x where x.name = assign.experiment;
+  if not found then
+    perform mlops._experiment(experiment);  -- raises 42704
   end if;
-  return (select x.name from mlops.experiment_variants x where x.experiment_id = e.id and x.position = v);
+  e := r.e;
+  if r.sticky is not null and e.status in ('running', 'paused') then
+    return r.sticky;
+  end if;
+  if not mlops._assignable(e) then  -- raises for draft/completed
+    return null;
+  end if;
+  -- shared with other single assigns, exclusive against a recording assign_batch (see there)
+  perform pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
+  if e.namespace is not null and not mlops.gb_in_namespace(unit_id, e.namespace, e.namespace_start, e.namespace_end) then
+    return null;
+  end if;
+  n := mlops.gb_hash(e.seed, unit_id, 2);
+  select v.position, v.name into pos, name
+    from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
+                                  where x.experiment_id = e.id), e.coverage) b
+    join mlops.experiment_variants v on v.experiment_id = e.id and v.position = b.variant
+   where n >= b.range_start and n < b.range_end
+   order by b.variant limit 1;
+  if pos is null then
+    return null;
+  end if;
+  insert into mlops.experiment_assignments (experiment_id, unit_id, variant) values (e.id, unit_id, pos)
+  on conflict do nothing;
+  if not found then  -- a concurrent first exposure won: use what it recorded
+    select v.name into name from mlops.experiment_assignments a
+      join mlops.experiment_variants v on v.experiment_id = a.experiment_id and v.position = a.variant
+     where a.experiment_id = e.id and a.unit_id = assign.unit_id;
+  end if;
+  return name;
 end
 $$;
 comment on function mlops.assign(text, text) is

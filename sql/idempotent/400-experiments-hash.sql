@@ -135,8 +135,7 @@ create or replace function mlops.gb_in_namespace(unit_id text, namespace text, r
 returns boolean
 language sql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select mlops.gb_hash('__' || namespace, unit_id, 1) >= range_start
-     and mlops.gb_hash('__' || namespace, unit_id, 1) < range_end
+  select h.n >= range_start and h.n < range_end from (select mlops.gb_hash('__' || namespace, unit_id, 1) as n offset 0) h
 $$;
 comment on function mlops.gb_in_namespace(text, text, float8, float8) is
   'GrowthBook inNamespace(unit, [namespace, start, end]): true when the unit''s v1 namespace hash falls in the range.';
