@@ -5,6 +5,9 @@ console errors. A screenshot of each report goes to docs/img/."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,3 +169,67 @@ def test_experiment_report_in_browser(browser: Any, registry_db: tuple[str, Popu
     assert "Experiment bi_exp" in opened.text
     for variant in registry_db[1].assignments:
         assert variant in opened.text
+
+
+# ---------------------------------------------------------------- --static PNG (kaleido, system chromium)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which must come first in a valid PNG."""
+    assert data[:8] == PNG_MAGIC, "not a PNG"
+    assert data[12:16] == b"IHDR", "PNG without a leading IHDR chunk"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pgmlops.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          check=False, timeout=300)
+
+
+@pytest.mark.parametrize(("kind", "name", "plots"), [("drift", "br_monitor", 2), ("model", MODEL, 3),
+                                                     ("experiment", "bi_exp", 2)])
+def test_static_png_of_each_report(kind: str, name: str, plots: int, drift_db: str,
+                                   registry_db: tuple[str, Populated], tmp_path: Path) -> None:
+    dsn = drift_db if kind == "drift" else registry_db[0]
+    png = tmp_path / f"{kind}.png"
+    html = tmp_path / f"{kind}.html"
+    proc = _cli("report", kind, name, "--html", str(html), "--static", str(png), "--json", "--dsn", dsn)
+    assert proc.returncode == 0, proc.stderr
+    key = "monitor" if kind == "drift" else kind
+    assert json.loads(proc.stdout) == {"report": kind, key: name, "html": str(html), "png": str(png)}
+    data = png.read_bytes()
+    width, height = _png_size(data)
+    # one row per plot (each 300-340 px high) stacked under the title
+    assert width == 1100 and height >= 300 * plots, (width, height)
+    assert len(data) > 20_000, f"suspiciously small PNG ({len(data)} bytes)"
+    assert html.stat().st_size > 100_000
+
+
+def test_static_png_alone_and_bad_options(drift_db: str, tmp_path: Path) -> None:
+    png = tmp_path / "only.png"
+    proc = _cli("report", "drift", "br_monitor", "--static", str(png), "--dsn", drift_db)
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == PNG_MAGIC and not (tmp_path / "only.html").exists()
+    proc = _cli("report", "drift", "br_monitor", "--dsn", drift_db)
+    assert proc.returncode != 0 and "--static" in proc.stderr and "--html" in proc.stderr
+    proc = _cli("report", "drift", "no_such_monitor", "--static", str(tmp_path / "x.png"), "--dsn", drift_db)
+    assert proc.returncode != 0 and not (tmp_path / "x.png").exists()
+
+
+def test_static_figure_keeps_every_trace_and_title() -> None:
+    import plotly.graph_objects as go
+    from pgmlops.report import Section, static_figure
+
+    a = go.Figure([go.Bar(x=["a", "b"], y=[1, 2]), go.Bar(x=["a", "b"], y=[2, 1])])
+    a.update_layout(title="first", barmode="group", height=300, yaxis_title="share")
+    b = go.Figure([go.Scatter(x=[1, 2, 3], y=[3, 1, 2])])
+    b.update_layout(title="second", height=320)
+    fig = static_figure("Report T", [Section("one", metrics={"rows": 5}, figures=[a]), Section("two", figures=[b])])
+    assert len(fig.data) == 3 and fig.layout.barmode == "group"
+    assert [ann.text for ann in fig.layout.annotations] == ["first", "second"]
+    assert "Report T" in fig.layout.title.text and "rows: 5" in fig.layout.title.text
+    assert fig.layout.yaxis.title.text == "share" and fig.layout.height == 300 + 320 + 140
+    empty = static_figure("Nothing", [Section("t", table=[{"a": 1}])])
+    assert len(empty.data) == 0 and "no plots" in empty.layout.annotations[-1].text

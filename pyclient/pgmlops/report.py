@@ -6,13 +6,19 @@ Model and experiment reports reuse it::
     from pgmlops.report import Section, render_report
     html = render_report("Model churn v3", [Section("Metrics", table=[{"metric": "auc", "value": 0.91}]),
                                              Section("ROC", figures=[fig])])
+
+Static output: ``write_png(title, sections, path)`` stacks a report's figures into one PNG (kaleido,
+which drives the system Chromium; nothing is downloaded). ``with static_png(path): ...`` makes every
+``render_report`` inside the block also write that PNG (how ``pgmlops report ... --static`` works).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -23,6 +29,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 TEMPLATES = Path(__file__).parent / "templates"
+_STATIC_PNG: ContextVar[Path | None] = ContextVar("pgmlops_static_png", default=None)
 
 
 @dataclass
@@ -82,9 +89,64 @@ def render_report(title: str, sections: Sequence[Section], template: str = "repo
                        for fig in s.figures]
         rendered.append({"heading": s.heading, "text": s.text, "metrics": dict(s.metrics), "table": rows,
                          "table_columns": columns, "figure_html": figure_html})
+    static = _STATIC_PNG.get()
+    if static is not None:
+        write_png(title, sections, static)
     return _env().get_template(template).render(
         title=title, sections=rendered, plotly_js=plotly_js(), version=_version(),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+@contextmanager
+def static_png(path: Path | None) -> Iterator[None]:
+    """While active, every ``render_report`` also writes its figures as one PNG to ``path`` (None: off)."""
+    token = _STATIC_PNG.set(path)
+    try:
+        yield
+    finally:
+        _STATIC_PNG.reset(token)
+
+
+def static_figure(title: str, sections: Sequence[Section], width: int = 1100) -> Any:
+    """One plotly figure stacking every figure of the sections (one row each, their titles kept), the
+    report title and the first section's metric tiles as heading; a placeholder row when there is no plot."""
+    from plotly.subplots import make_subplots
+
+    figures = [f for s in sections for f in s.figures]
+    metrics = next((s.metrics for s in sections if s.metrics), {})
+    subtitle = " · ".join(f"{k}: {v}" for k, v in metrics.items())
+    heights = [int(f.layout.height or 400) for f in figures] or [200]
+    spacing = min(80 / sum(heights), 0.9 / max(1, len(heights) - 1))
+    out = make_subplots(rows=len(heights), cols=1, row_heights=heights, vertical_spacing=spacing,
+                        subplot_titles=[str(f.layout.title.text or "") for f in figures] or [""])
+    for row, fig in enumerate(figures, start=1):
+        for trace in fig.data:
+            out.add_trace(trace, row=row, col=1)
+        out.update_xaxes(title_text=fig.layout.xaxis.title.text, row=row, col=1)
+        out.update_yaxes(title_text=fig.layout.yaxis.title.text, row=row, col=1)
+    if not figures:
+        out.add_annotation(text="(this report has no plots: see the HTML report's tables)", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5)
+        out.update_xaxes(visible=False)
+        out.update_yaxes(visible=False)
+    barmode = next((f.layout.barmode for f in figures if f.layout.barmode), None)
+    out.update_layout(title={"text": f"{title}<br><sup>{subtitle}</sup>" if subtitle else title},
+                      barmode=barmode, width=width, height=sum(heights) + 140, template="plotly_white",
+                      margin={"l": 60, "r": 30, "t": 110, "b": 60})
+    return out
+
+
+def write_png(title: str, sections: Sequence[Section], path: Path) -> Path:
+    """Write the report's figures as one PNG (kaleido + the system Chromium, offline)."""
+    from importlib.util import find_spec
+
+    if find_spec("kaleido") is None:  # plotly's PNG export needs it
+        from .errors import PgmlopsError
+
+        raise PgmlopsError("static PNG output needs kaleido: pip install 'pgmlops[static]'")
+    fig = static_figure(title, sections)
+    Path(path).write_bytes(fig.to_image(format="png", width=fig.layout.width, height=fig.layout.height))
+    return Path(path)
 
 
 def _histogram_figure(column: str, details: Mapping[str, Any]) -> Any:
