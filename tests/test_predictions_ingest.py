@@ -174,3 +174,16 @@ def test_log_many_chunks_are_one_transaction(client: pgmlops.Client, conn: Conn)
     assert info.value.sqlstate == "22023" and "latency_ms" in str(info.value)
     assert consistent(conn, "chb-") == (0, 0, 0)
     assert not [t for t in threading.enumerate() if t.name == "pgmlops-csv"]
+
+
+def test_log_many_times_in_any_zone(client: pgmlops.Client, conn: Conn) -> None:
+    # aware datetimes are sent as UTC text (vectorized), NaT as NULL (= now)
+    times = pd.Series([T0, T0 + timedelta(microseconds=123457), pd.NaT],
+                      dtype="datetime64[us, UTC]").dt.tz_convert("Europe/Paris")
+    df = pd.DataFrame({"request_id": ["tz-1", "tz-2", "tz-3"], "model": MODEL, "created_at": times})
+    assert client.predictions.log_many(df, progress=False) == 3
+    got = dict(conn.execute("select request_id, created_at from mlops.predictions where request_id like 'tz-%%'"
+                            ).fetchall())
+    assert got["tz-1"] == T0
+    assert got["tz-2"] == T0 + timedelta(microseconds=123457)
+    assert abs(got["tz-3"] - datetime.now(UTC)) < timedelta(hours=1)

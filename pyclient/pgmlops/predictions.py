@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+import numpy as np
 import pandas as pd
 from psycopg.types.json import Jsonb
 from rich.progress import Progress
@@ -66,6 +67,20 @@ def _vector_cell(value: Any) -> str | None:
     return "[" + ",".join(repr(float(x)) for x in value) + "]"
 
 
+def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Time zone aware datetime columns as ISO text in UTC (``...T13:09:12.874120+00``, NULL for
+    NaT): vectorized, several times faster than letting to_csv format each Timestamp."""
+    tz_cols = [c for c in chunk.columns if isinstance(chunk[c].dtype, pd.DatetimeTZDtype)]
+    if not tz_cols:
+        return chunk
+    chunk = chunk.copy()
+    for c in tz_cols:
+        utc = chunk[c].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        text = pd.Series(np.datetime_as_string(utc, unit="us"), index=chunk.index).astype(object) + "+00"
+        chunk[c] = text.where(chunk[c].notna(), None)
+    return chunk
+
+
 def csv_chunks(df: pd.DataFrame, chunk_size: int) -> Generator[tuple[int, str], None, None]:
     """(rows, CSV text) of consecutive chunks of df. A background thread writes the next chunk
     while the caller sends the previous one, so client-side CSV and server-side work overlap.
@@ -84,7 +99,7 @@ def csv_chunks(df: pd.DataFrame, chunk_size: int) -> Generator[tuple[int, str], 
     def produce() -> None:
         try:
             for start in range(0, len(df), chunk_size):
-                chunk = df.iloc[start:start + chunk_size]
+                chunk = _utc_text(df.iloc[start:start + chunk_size])
                 put((len(chunk), chunk.to_csv(header=False, index=False)))
             put(None)
         except BaseException as exc:  # handed to the consumer
