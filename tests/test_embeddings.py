@@ -433,3 +433,25 @@ def test_quality_metrics_and_bi_views(conn: psycopg.Connection[Any]) -> None:
             assert comment, f"{view}.{name} has no comment"
             assert not any(t in typ for t in ("json", "[]", "vector")), f"{view}.{name} is {typ}"
         assert conn.execute("select obj_description(%s::regclass)", (f"mlops.{view}",)).fetchone()[0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("John Doe, 123 Main St.", "john doe 123 main street"),
+    ("Doe, JOHN - 123 Main Street", "doe john 123 main street"),
+    ("Jon  Doe,\t123 Main   Ave", "jon doe 123 main avenue"),
+    ("12 N. Oak Blvd, Apt 4", "12 north oak boulevard apartment 4"),
+    ("Ｓｔ. Ｊａｍｅｓ", "street james"),  # NFKC folds full-width letters (and "St." is read as Street)
+    ("Stan Stone", "stan stone"),  # only whole words are expanded
+])
+def test_normalize_for_dedupe(raw: str, expected: str) -> None:
+    assert emb_mod.normalize_for_dedupe(raw) == expected
+
+
+def test_normalize_for_dedupe_makes_abbreviated_duplicates_closer(cli: pgmlops.Client) -> None:
+    a, b, other = "John Doe, 123 Main Street, Springfield", "JOHN DOE, 123 Main St., Springfield", \
+        "Mary Smith, 9 Oak Avenue, Salem"
+    raw = cli.embeddings.embed([a, b, other], progress=False)
+    norm = cli.embeddings.embed([emb_mod.normalize_for_dedupe(t) for t in (a, b, other)], progress=False)
+    assert emb_mod.normalize_for_dedupe(a) == emb_mod.normalize_for_dedupe(b)
+    assert float(norm[0] @ norm[1]) > float(raw[0] @ raw[1])
+    assert float(norm[0] @ norm[2]) < 0.9

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import time
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,23 @@ DEFAULT_MODEL = "all_minilm_l6_v2"
 _MODELS: dict[int, Any] = {}
 _ENCODE_CHUNK = 2048  # texts per encode call when a progress bar is shown
 _STORE_CHUNK = 5000  # rows per cache-store statement
+
+
+# Postal abbreviations expanded by normalize_for_dedupe ("St" is read as Street, "Dr" as Drive: address context).
+ADDRESS_ABBREVIATIONS: Mapping[str, str] = {
+    "st": "street", "str": "street", "ave": "avenue", "av": "avenue", "rd": "road", "blvd": "boulevard",
+    "dr": "drive", "ln": "lane", "ct": "court", "pl": "place", "sq": "square", "hwy": "highway", "pkwy": "parkway",
+    "apt": "apartment", "ste": "suite", "n": "north", "s": "south", "e": "east", "w": "west",
+}
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def normalize_for_dedupe(text: str, abbreviations: Mapping[str, str] = ADDRESS_ABBREVIATIONS) -> str:
+    """Canonical form of a record for duplicate detection, applied before embedding: Unicode NFKC,
+    case-folded, punctuation to spaces, abbreviations expanded word by word, whitespace collapsed.
+    ``"Doe, JOHN - 123 Main St."`` -> ``"doe john 123 main street"``."""
+    words = _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split()
+    return " ".join(abbreviations.get(w, w) for w in words)
 
 
 @dataclass(frozen=True)
