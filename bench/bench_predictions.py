@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,6 +74,16 @@ def setup(dsn: str) -> None:
         conn.execute("select mlops.maintain_predictions()")
 
 
+def backend_cpu(conn: psycopg.Connection[Any]) -> float | None:
+    """CPU seconds the connection's server process has used (user + system), from /proc; None
+    when unreadable. Unlike wall time it does not count waiting for a core on a busy machine."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
     ours, base = [], []
     with pgmlops.connect(dsn) as client, psycopg.connect(dsn, autocommit=True) as conn:
@@ -88,18 +100,21 @@ def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
     rows = [{"case": f"bulk {n:,} rows end to end incl. pandas CSV: rows/s (log_many vs bare COPY)",
              "ours": round(n / o), "baseline": round(n / b), "ratio": round(b / o, 3), "unit": "rows/s"}]
     # server side only: the same CSV text prepared once, COPY + staged ingest vs bare COPY
-    ours, base = [], []
+    ours, base, ours_cpu, base_cpu = [], [], [], []
     with psycopg.connect(dsn, autocommit=True) as conn:
         for rep in range(reps):
             df = frame(n, f"srv{rep}", 50 + rep)
             cols = ", ".join(df.columns)
             text = df.to_csv(header=False, index=False)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), backend_cpu(conn)
             with conn.transaction(), conn.cursor().copy(f"copy bench_bare ({cols}) from stdin (format csv)") as cp:
                 cp.write(text)
             base.append(time.perf_counter() - t)
+            c2 = backend_cpu(conn)
+            if c is not None and c2 is not None:
+                base_cpu.append(c2 - c)
             conn.execute("truncate bench_bare")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), backend_cpu(conn)
             with conn.transaction():
                 conn.execute("select mlops.create_prediction_staging()")
                 with conn.cursor().copy(f"copy pg_temp.mlops_prediction_staging ({cols}) from stdin (format csv)"
@@ -107,10 +122,18 @@ def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
                     cp.write(text)
                 got = conn.execute("select mlops.log_staged_predictions()").fetchone()
             ours.append(time.perf_counter() - t)
+            c2 = backend_cpu(conn)
+            if c is not None and c2 is not None:
+                ours_cpu.append(c2 - c)
             assert got is not None and got[0] == n
     o, b = statistics.median(ours), statistics.median(base)
     rows.append({"case": f"bulk {n:,} rows server side (same CSV): rows/s (staging+ingest vs bare COPY)",
                  "ours": round(n / o), "baseline": round(n / b), "ratio": round(b / o, 3), "unit": "rows/s"})
+    if ours_cpu and base_cpu:
+        o, b = statistics.median(ours_cpu), statistics.median(base_cpu)
+        rows.append({"case": f"bulk {n:,} rows server side: server process CPU (staging+ingest vs bare COPY)",
+                     "ours": round(o, 2), "baseline": round(b, 2), "ratio": round(b / o, 3) if o else "",
+                     "unit": "CPU s"})
     return rows
 
 
@@ -125,16 +148,26 @@ def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
                     " label => %s::text, score => %s::float8, latency_ms => %s::float8, features => %s::jsonb)")
         base_sql = ("insert into bench_single (request_id, model, version, label, score, latency_ms, features)"
                     " values (%s::text, %s::text, 1, %s::text, %s::float8, %s::float8, %s::jsonb)")
+        cpu = {"ours": 0.0, "bare": 0.0}  # server CPU summed over the calls (10 ms ticks, averages out)
         for i in range(calls):  # interleaved so both see the same machine load
-            t = time.perf_counter()
+            c, t = backend_cpu(conn), time.perf_counter()
             conn.execute(ours_sql, (MODEL, f"single-{i}", "yes", 0.5, 1.25, features))
             ours.append(time.perf_counter() - t)
-            t = time.perf_counter()
+            c2 = backend_cpu(conn)
+            cpu["ours"] += (c2 - c) if c is not None and c2 is not None else 0.0
+            c, t = backend_cpu(conn), time.perf_counter()
             conn.execute(base_sql, (f"single-{i}", MODEL, "yes", 0.5, 1.25, features))
             base.append(time.perf_counter() - t)
+            c2 = backend_cpu(conn)
+            cpu["bare"] += (c2 - c) if c is not None and c2 is not None else 0.0
     o, b = statistics.median(ours) * 1e6, statistics.median(base) * 1e6
-    return [{"case": f"single row round trip ({calls} calls, median)", "ours": round(o, 1), "baseline": round(b, 1),
+    rows = [{"case": f"single row round trip ({calls} calls, median)", "ours": round(o, 1), "baseline": round(b, 1),
              "ratio": round(o / b, 3), "unit": "us/call"}]
+    if cpu["bare"] > 0:
+        rows.append({"case": "single row: server process CPU per call (mean)", "ours": round(cpu["ours"] / calls * 1e6),
+                     "baseline": round(cpu["bare"] / calls * 1e6), "ratio": round(cpu["ours"] / cpu["bare"], 3),
+                     "unit": "us/call"})
+    return rows
 
 
 def bench_concurrent(dsn: str, writers: int, per_writer: int, batch: int = 5000) -> list[dict[str, Any]]:
