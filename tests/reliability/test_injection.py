@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -282,8 +283,11 @@ class Checker:
         self.findings.setdefault(key, detail)
 
     def run(self, label: str, call: Callable[[], Any], sql_arg: bool = False,
-            extra_allowed: tuple[type[BaseException], ...] = ()) -> None:
-        """One call: SQLSTATE allow-list, catalog diff, data unchanged when rejected."""
+            extra_allowed: tuple[type[BaseException], ...] = (), args: tuple[str, ...] = (),
+            creates_outside: str | None = None) -> None:
+        """One call: SQLSTATE allow-list, catalog diff, data unchanged when rejected. ``args``:
+        the argument names (an error message must name one); ``creates_outside``: a name
+        prefix of objects the call documents creating outside our schemas when it succeeds."""
         self.stats["calls"] += 1
         error: BaseException | None = None
         try:
@@ -297,7 +301,9 @@ class Checker:
             dynamic = exc.diag.internal_query is not None and code.startswith("42")
             # Our own RAISE of another 42xxx (42703 unknown column, 42P10 no primary key, ...) is
             # fine when its message names the argument; 42601 never is.
-            names_argument = "(argument " in str(exc) or str(exc).startswith("invalid ")
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            names_argument = "(argument " in text or text.startswith("invalid ") or any(
+                re.search(rf"\b{re.escape(a)}\b", text) for a in args)
             documented = code[:2] in ALLOWED_CLASSES or code in ALLOWED or (
                 code.startswith("42") and code != "42601" and not dynamic and names_argument)
             ok = (documented and not dynamic) or (sql_arg and (documented or code in SQL_ALLOWED))
@@ -318,10 +324,14 @@ class Checker:
         now = outside(self.check) if fp != self.print else self.catalog
         self.print = fp
         if now != self.catalog:
-            added = sorted(set(now) - set(self.catalog))
-            removed = sorted(set(self.catalog) - set(now))
-            self.finding(f"{label.split('(')[0]} catalog", f"{label} changed objects outside our schemas: "
-                         f"+{added[:5]} -{removed[:5]}")
+            # a successful call may drop what it created before (drop_embedding_sync) and create
+            # what it documents (an embedding sync's destination next to its source)
+            added = [x for x in sorted(set(now) - set(self.catalog)) if error is not None or creates_outside is None
+                     or not x.split(" ", 1)[1].split(".")[-1].startswith(creates_outside)]
+            removed = sorted(set(self.catalog) - set(now)) if error is not None else []
+            if added or removed:
+                self.finding(f"{label.split('(')[0]} catalog", f"{label} changed objects outside our schemas: "
+                             f"+{added[:5]} -{removed[:5]}")
             self.catalog = now
         if error is None:
             self.stats["accepted"] += 1
@@ -345,8 +355,11 @@ def call_function(checker: Checker, f: Func, values: dict[str, Any]) -> None:
     query = sql.SQL("select * from {}({})").format(sql.Identifier("mlops", f.name), sql.SQL(", ").join(parts))
     params = [values[a] for a, _, _ in f.args if a in values]
     label = f"mlops.{f.name}(" + ", ".join(f"{a} => {short(values[a])}" for a, _, _ in f.args if a in values) + ")"
+    creates = None
+    if f.name == "create_embedding_sync":  # destination (default: <source>_embeddings) and its storage
+        creates = str(values.get("destination") or f"{str(values.get('source')).split('.')[-1]}_embeddings")
     checker.run(label, lambda: checker.work.execute(query, params).fetchall(),
-                sql_arg=any((f.name, a) in SQL_ARGS for a in values))
+                sql_arg=any((f.name, a) in SQL_ARGS for a in values), args=tuple(values), creates_outside=creates)
 
 
 def one_function(checker: Checker, f: Func, examples: int) -> Callable[[], None]:
@@ -494,7 +507,8 @@ def one_method(checker: Checker, c: pgmlops.Client, name: str, method: Callable[
         values = {k: data.draw(s, label=k) for k, s in kwargs.items()}
         label = f"client.{name}(" + ", ".join(f"{k}={short(v)}" for k, v in values.items()) + ")"
         # client-side validation may refuse first (ValueError/TypeError/PgmlopsError)
-        checker.run(label, lambda: method(**values), extra_allowed=(ValueError, TypeError, pgmlops.PgmlopsError))
+        checker.run(label, lambda: method(**values), extra_allowed=(ValueError, TypeError, pgmlops.PgmlopsError),
+                    args=tuple(values))
         if checker.work is not c.conn:  # reconnected after a lost connection
             raise AssertionError(f"{label}: the client's connection was lost")
 
