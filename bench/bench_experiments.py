@@ -4,7 +4,7 @@
    growthbook Python SDK's hash + chooseVariation on the same ids (assignments/s);
 2. assign_batch recording N first exposures vs a bare INSERT ... SELECT of the same rows (assignments/s);
 3. assign_batch of the same N ids again (all sticky: lookups only) vs the bare INSERT;
-4. single ``mlops.assign`` round trip vs a bare ``select 1`` (median per call).
+4. single ``mlops.assign`` round trip, new and already assigned unit, vs a bare ``select 1`` (median per call).
 
     .venv/bin/python -m bench.bench_experiments [--quick]
 """
@@ -78,17 +78,22 @@ def bench_batch(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
 
 
 def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
-    ours, bare = [], []
+    new, sticky, bare = [], [], []
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("select 1", prepare=True)
         for i in track(range(calls), description="single assign"):
             started = time.perf_counter()
             conn.execute("select mlops.assign('bench_single', %s::text)", (f"u{i}",), prepare=True).fetchone()
-            ours.append(time.perf_counter() - started)
+            new.append(time.perf_counter() - started)
             started = time.perf_counter()
             conn.execute("select 1", prepare=True).fetchone()
             bare.append(time.perf_counter() - started)
-    return [row("single assign (new unit) round trip vs select 1", statistics.median(ours) * 1e6,
+            started = time.perf_counter()
+            conn.execute("select mlops.assign('bench_single', %s::text)", (f"u{i // 2}",), prepare=True).fetchone()
+            sticky.append(time.perf_counter() - started)
+    return [row("single assign (new unit) round trip vs select 1", statistics.median(new) * 1e6,
+                statistics.median(bare) * 1e6, "µs/call"),
+            row("single assign (assigned unit) round trip vs select 1", statistics.median(sticky) * 1e6,
                 statistics.median(bare) * 1e6, "µs/call")]
 
 

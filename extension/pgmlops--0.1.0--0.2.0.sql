@@ -4515,11 +4515,12 @@ comment on function mlops._fnv_sql(text, text, text, integer, integer) is
 
 -- SQL text of a subquery adding column <alias> = GrowthBook's integer hash bucket of column u
 -- to the rows of source (v2: fnv(str(fnv(seed || u))) % 10000, v1: fnv(u || seed) % 1000),
--- set-based: ASCII ids up to 64 bytes go through unrolled expressions, others through the
--- loop. Only rows where guard (an SQL condition on the source's columns) holds are hashed,
--- the others get NULL. Helper columns are named <alias>_*.
+-- set-based: ASCII ids of min_len..max_len (at most 64) bytes go through unrolled expressions
+-- (give the batch's range: the SQL text grows with it), others through the loop. Only rows
+-- where guard (an SQL condition on the source's columns) holds are hashed, the others get
+-- NULL. Helper columns are named <alias>_*.
 create or replace function mlops._gb_hash_sql(seed text, version integer, source text, alias text,
-                                              guard text default 'true') returns text
+                                              guard text, min_len integer, max_len integer) returns text
 language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -4527,13 +4528,17 @@ declare
   bytes text := pg_catalog.format($q$
     select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
       from (select s.*, %3$s as %1$I_g from (%2$s) s offset 0) s offset 0$q$, alias, source, guard);
-  fast text := pg_catalog.format('case when not s.%1$I_g then null when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then ',
-                                 alias);
+  fast text := pg_catalog.format('case when not s.%1$I_g then null when s.%1$I_n between %2$s and %3$s'
+                                 ' and s.%1$I_n = pg_catalog.length(s.u) then ', alias, min_len, max_len);
 begin
+  if min_len < 0 or max_len > 64 or min_len > max_len then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('lengths must satisfy 0 <= min_len <= max_len <= 64, got %s..%s (argument min_len)', min_len, max_len);
+  end if;
   if version = 2 then
     h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u, %s) end',
                                    mlops._fnv_sql(mlops._fnv1a32(seed)::text || '::bigint', pg_catalog.format('s.%I_b', alias),
-                                                  pg_catalog.format('s.%I_n', alias), 0, 64),
+                                                  pg_catalog.format('s.%I_n', alias), min_len, max_len),
                                    mlops._fnv1a32(seed));
     return pg_catalog.format($q$
       select s.*, (case when s.%1$I_g then %2$s %% 10000 end)::integer as %1$I
@@ -4545,7 +4550,7 @@ begin
   -- v1: fnv(u || seed) continues fnv(u) over the seed's bytes (constants when the seed is ASCII)
   h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u) end',
                                  mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_b', alias),
-                                                pg_catalog.format('s.%I_n', alias), 0, 64));
+                                                pg_catalog.format('s.%I_n', alias), min_len, max_len));
   if pg_catalog.octet_length(seed) = pg_catalog.length(seed) then
     for i in 1 .. pg_catalog.length(seed) loop
       h := pg_catalog.format('(((%s) # %s) * 16777619) & 4294967295', h, pg_catalog.ascii(pg_catalog.substr(seed, i, 1)));
@@ -4556,7 +4561,7 @@ begin
   return pg_catalog.format('select s.*, ((%2$s) %% 1000)::integer as %1$I from (%3$s) s', alias, h, bytes);
 end
 $$;
-comment on function mlops._gb_hash_sql(text, integer, text, text, text) is
+comment on function mlops._gb_hash_sql(text, integer, text, text, text, integer, integer) is
   'Private: SQL subquery adding GrowthBook''s integer hash bucket (v2 % 10000, v1 % 1000) of column u to a source query.';
 
 -- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
@@ -4649,6 +4654,9 @@ create or replace function mlops.gb_hash_batch(seed text, unit_ids text[], versi
 returns table (ord bigint, unit_id text, n float8)
 language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp set jit = off
 as $$
+declare
+  lo integer;
+  hi integer;
 begin
   if seed is null then
     raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)';
@@ -4659,9 +4667,12 @@ begin
   if version is null or version not in (1, 2) then
     raise exception using errcode = '22023', message = pg_catalog.format('hash version must be 1 or 2, got %s (argument version)', version);
   end if;
+  select coalesce(min(pg_catalog.octet_length(u)), 0), least(coalesce(max(pg_catalog.octet_length(u)), 0), 64)
+    into lo, hi from pg_catalog.unnest(unit_ids) u;
   return query execute pg_catalog.format('select h.ord, h.u, h.k::float8 / %s from (%s) h',
     case version when 2 then 10000 else 1000 end,
-    mlops._gb_hash_sql(seed, version, 'select x.u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)', 'k'))
+    mlops._gb_hash_sql(seed, version, 'select x.u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)', 'k',
+                       'true', least(lo, hi), hi))
   using unit_ids;
 end
 $$;
@@ -5066,8 +5077,8 @@ comment on function mlops.assign(text, text) is
 
 -- Set-based assignment of many units in one statement: sticky lookups by one hash (or merge)
 -- join, the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
--- mlops._gb_hash_sql), the variant of each of the 10000 buckets precomputed once, new first
--- exposures inserted once in index order. Rows come back in input order.
+-- mlops._gb_hash_sql), new first exposures inserted once in index order. Rows come back in
+-- input order.
 create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
 returns table (unit_id text, variant text)
 language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB' set jit = off
@@ -5075,11 +5086,13 @@ as $$
 declare
   e mlops.experiments := mlops._experiment(experiment);
   open boolean;
-  buckets integer[];
+  thresholds float8[];
   names text[];
   ns_lo integer;
   ns_hi integer;
   fresh text;
+  lo integer;
+  hi integer;
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -5091,36 +5104,37 @@ begin
     -- CONFLICT) cannot collide.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
   end if;
-  -- GrowthBook compares n = bucket / 10000 with the bucket ranges: the variant (or -1) of each
-  -- of the 10000 buckets, decided once. Ranges never overlap and increase, so as one sorted
-  -- threshold array {start0, end0, start1, end1, ...} width_bucket's odd slots are variants and
-  -- even slots the gaps left by coverage (GrowthBook's first-range-wins choice).
-  select array_agg(case when k.wb % 2 = 1 then (k.wb - 1) / 2 else -1 end order by k.k),
-         (select array_agg(v.name order by v.position) from mlops.experiment_variants v where v.experiment_id = e.id)
-    into buckets, names
-    from (select r.k, pg_catalog.width_bucket(r.k::float8 / 10000, t.thresholds) as wb
-            from pg_catalog.generate_series(0, 9999) r(k),
-                 (select array_agg(x.bound order by r.variant, x.k) as thresholds
-                    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position)
-                                                   from mlops.experiment_variants v where v.experiment_id = e.id),
-                                                e.coverage) r
-                   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound)) t) k;
+  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
+  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
+  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
+  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
+                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
+    into thresholds, names
+    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
+                                  where v.experiment_id = e.id), e.coverage) r
+   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
   -- inNamespace: the v1 buckets k (n = k / 1000) inside [namespace_start, namespace_end) are one run
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k
    where k::float8 / 1000 >= e.namespace_start and k::float8 / 1000 < e.namespace_end;
+  -- byte lengths of the ids: the unrolled hash expressions cover just this range
+  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+    from pg_catalog.unnest(unit_ids) u;
+  lo := least(coalesce(lo, 1), coalesce(hi, 1));
+  hi := coalesce(hi, 1);
   -- one pass: sticky lookup (hash or merge join), then the hash of the units without a sticky variant
   fresh := mlops._gb_hash_sql(e.seed, 2, $q$
     select x.u, x.ord, a.variant as sticky
       from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
       left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u$q$,
-    'k', 's.sticky is null');
+    'k', 's.sticky is null', lo, hi);
   if e.namespace is not null then
-    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null');
+    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
   end if;
   return query execute pg_catalog.format($q$
     with c as %1$s (
-      select h.ord, h.u, h.sticky, case when $5%2$s then $3[h.k + 1] else -1 end as v from (%3$s) h)%4$s
+      select h.ord, h.u, h.sticky, case when $5%2$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
+        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%3$s) h offset 0) h)%4$s
     select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
     case when record then 'materialized' else 'not materialized' end,
     case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end,
@@ -5129,7 +5143,7 @@ begin
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
             select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, buckets, names, open, ns_lo, ns_hi;
+  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
@@ -8523,7 +8537,7 @@ grant select on mlops.experiments, mlops.experiment_variants, mlops.experiment_a
 grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.experiment_results_bi to mlops_reader;
 grant execute on function
   mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer),
-  mlops._gb_hash_sql(text, integer, text, text, text), mlops.gb_hash(text, text, integer),
+  mlops._gb_hash_sql(text, integer, text, text, text, integer, integer), mlops.gb_hash(text, text, integer),
   mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
   mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
   mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),

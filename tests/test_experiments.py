@@ -172,6 +172,33 @@ def test_sticky_across_weight_changes(conn: psycopg.Connection[Any]) -> None:
                         " on e.id = a.experiment_id where e.name = 'sticky'").fetchone() == (6000,)
 
 
+def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(conn: psycopg.Connection[Any]) -> None:
+    """One batch holding units assigned before a weight change, new units (ids of 1 to 80 characters,
+    ASCII and not) and repeated ids: input order, sticky variants kept, each first exposure recorded once."""
+    create(conn, "mixed")
+    old = [f"o{i}" for i in range(400)]
+    before = batch(conn, "mixed", old)
+    conn.execute("select mlops.set_experiment_traffic('mixed', weights => '{0.9, 0.1}')")
+    new = ["x" * n for n in range(1, 81)] + [f"é{i}" for i in range(20)] + [f"n{i}" for i in range(400)]
+    ids = [u for pair in zip(old, new, strict=False) for u in pair] + new[400:] + old[:50] + new[:50]
+    got = batch(conn, "mixed", ids)
+
+    def sdk(u: str, weights: list[float]) -> str:
+        r = GrowthBook(attributes={"id": u}).run(GbExperiment(key="mixed", variations=[0, 1], weights=weights,
+                                                                 hashVersion=2))
+        return ["control", "treatment"][r.variationId]
+
+    assert before == [sdk(u, [0.5, 0.5]) for u in old]
+    expected = {**{u: sdk(u, [0.9, 0.1]) for u in new}, **dict(zip(old, before, strict=True))}
+    assert got == [expected[u] for u in ids]
+    assert any(expected[u] != sdk(u, [0.9, 0.1]) for u in old)  # stickiness is actually exercised
+    assert [conn.execute("select mlops.assign('mixed', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
+            for u in old + new] == [expected[u] for u in old + new]
+    rows = conn.execute("select count(*), count(distinct unit_id) from mlops.experiment_assignments a"
+                        " join mlops.experiments e on e.id = a.experiment_id where e.name = 'mixed'").fetchone()
+    assert rows == (len(old) + len(new),) * 2
+
+
 def test_coverage_ramp_only_adds_units(conn: psycopg.Connection[Any]) -> None:
     create(conn, "ramp", coverage=0.2)
     ids = [f"r{i}" for i in range(4000)]

@@ -62,11 +62,12 @@ comment on function mlops._fnv_sql(text, text, text, integer, integer) is
 
 -- SQL text of a subquery adding column <alias> = GrowthBook's integer hash bucket of column u
 -- to the rows of source (v2: fnv(str(fnv(seed || u))) % 10000, v1: fnv(u || seed) % 1000),
--- set-based: ASCII ids up to 64 bytes go through unrolled expressions, others through the
--- loop. Only rows where guard (an SQL condition on the source's columns) holds are hashed,
--- the others get NULL. Helper columns are named <alias>_*.
+-- set-based: ASCII ids of min_len..max_len (at most 64) bytes go through unrolled expressions
+-- (give the batch's range: the SQL text grows with it), others through the loop. Only rows
+-- where guard (an SQL condition on the source's columns) holds are hashed, the others get
+-- NULL. Helper columns are named <alias>_*.
 create or replace function mlops._gb_hash_sql(seed text, version integer, source text, alias text,
-                                              guard text default 'true') returns text
+                                              guard text, min_len integer, max_len integer) returns text
 language plpgsql immutable strict parallel safe set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -74,13 +75,17 @@ declare
   bytes text := pg_catalog.format($q$
     select s.*, pg_catalog.convert_to(s.u, 'UTF8') as %1$I_b, pg_catalog.octet_length(s.u) as %1$I_n
       from (select s.*, %3$s as %1$I_g from (%2$s) s offset 0) s offset 0$q$, alias, source, guard);
-  fast text := pg_catalog.format('case when not s.%1$I_g then null when s.%1$I_n <= 64 and s.%1$I_n = pg_catalog.length(s.u) then ',
-                                 alias);
+  fast text := pg_catalog.format('case when not s.%1$I_g then null when s.%1$I_n between %2$s and %3$s'
+                                 ' and s.%1$I_n = pg_catalog.length(s.u) then ', alias, min_len, max_len);
 begin
+  if min_len < 0 or max_len > 64 or min_len > max_len then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('lengths must satisfy 0 <= min_len <= max_len <= 64, got %s..%s (argument min_len)', min_len, max_len);
+  end if;
   if version = 2 then
     h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u, %s) end',
                                    mlops._fnv_sql(mlops._fnv1a32(seed)::text || '::bigint', pg_catalog.format('s.%I_b', alias),
-                                                  pg_catalog.format('s.%I_n', alias), 0, 64),
+                                                  pg_catalog.format('s.%I_n', alias), min_len, max_len),
                                    mlops._fnv1a32(seed));
     return pg_catalog.format($q$
       select s.*, (case when s.%1$I_g then %2$s %% 10000 end)::integer as %1$I
@@ -92,7 +97,7 @@ begin
   -- v1: fnv(u || seed) continues fnv(u) over the seed's bytes (constants when the seed is ASCII)
   h := fast || pg_catalog.format('%s else mlops._fnv1a32(s.u) end',
                                  mlops._fnv_sql('2166136261::bigint', pg_catalog.format('s.%I_b', alias),
-                                                pg_catalog.format('s.%I_n', alias), 0, 64));
+                                                pg_catalog.format('s.%I_n', alias), min_len, max_len));
   if pg_catalog.octet_length(seed) = pg_catalog.length(seed) then
     for i in 1 .. pg_catalog.length(seed) loop
       h := pg_catalog.format('(((%s) # %s) * 16777619) & 4294967295', h, pg_catalog.ascii(pg_catalog.substr(seed, i, 1)));
@@ -103,7 +108,7 @@ begin
   return pg_catalog.format('select s.*, ((%2$s) %% 1000)::integer as %1$I from (%3$s) s', alias, h, bytes);
 end
 $$;
-comment on function mlops._gb_hash_sql(text, integer, text, text, text) is
+comment on function mlops._gb_hash_sql(text, integer, text, text, text, integer, integer) is
   'Private: SQL subquery adding GrowthBook''s integer hash bucket (v2 % 10000, v1 % 1000) of column u to a source query.';
 
 -- GrowthBook's hash(seed, value, version): v2 (default) fnv(str(fnv(seed + value))) % 10000 / 10000,
@@ -196,6 +201,9 @@ create or replace function mlops.gb_hash_batch(seed text, unit_ids text[], versi
 returns table (ord bigint, unit_id text, n float8)
 language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp set jit = off
 as $$
+declare
+  lo integer;
+  hi integer;
 begin
   if seed is null then
     raise exception using errcode = '22004', message = 'seed must not be NULL (argument seed)';
@@ -206,9 +214,12 @@ begin
   if version is null or version not in (1, 2) then
     raise exception using errcode = '22023', message = pg_catalog.format('hash version must be 1 or 2, got %s (argument version)', version);
   end if;
+  select coalesce(min(pg_catalog.octet_length(u)), 0), least(coalesce(max(pg_catalog.octet_length(u)), 0), 64)
+    into lo, hi from pg_catalog.unnest(unit_ids) u;
   return query execute pg_catalog.format('select h.ord, h.u, h.k::float8 / %s from (%s) h',
     case version when 2 then 10000 else 1000 end,
-    mlops._gb_hash_sql(seed, version, 'select x.u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)', 'k'))
+    mlops._gb_hash_sql(seed, version, 'select x.u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)', 'k',
+                       'true', least(lo, hi), hi))
   using unit_ids;
 end
 $$;

@@ -394,8 +394,8 @@ comment on function mlops.assign(text, text) is
 
 -- Set-based assignment of many units in one statement: sticky lookups by one hash (or merge)
 -- join, the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
--- mlops._gb_hash_sql), the variant of each of the 10000 buckets precomputed once, new first
--- exposures inserted once in index order. Rows come back in input order.
+-- mlops._gb_hash_sql), new first exposures inserted once in index order. Rows come back in
+-- input order.
 create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
 returns table (unit_id text, variant text)
 language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB' set jit = off
@@ -403,11 +403,13 @@ as $$
 declare
   e mlops.experiments := mlops._experiment(experiment);
   open boolean;
-  buckets integer[];
+  thresholds float8[];
   names text[];
   ns_lo integer;
   ns_hi integer;
   fresh text;
+  lo integer;
+  hi integer;
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -419,36 +421,37 @@ begin
     -- CONFLICT) cannot collide.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
   end if;
-  -- GrowthBook compares n = bucket / 10000 with the bucket ranges: the variant (or -1) of each
-  -- of the 10000 buckets, decided once. Ranges never overlap and increase, so as one sorted
-  -- threshold array {start0, end0, start1, end1, ...} width_bucket's odd slots are variants and
-  -- even slots the gaps left by coverage (GrowthBook's first-range-wins choice).
-  select array_agg(case when k.wb % 2 = 1 then (k.wb - 1) / 2 else -1 end order by k.k),
-         (select array_agg(v.name order by v.position) from mlops.experiment_variants v where v.experiment_id = e.id)
-    into buckets, names
-    from (select r.k, pg_catalog.width_bucket(r.k::float8 / 10000, t.thresholds) as wb
-            from pg_catalog.generate_series(0, 9999) r(k),
-                 (select array_agg(x.bound order by r.variant, x.k) as thresholds
-                    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position)
-                                                   from mlops.experiment_variants v where v.experiment_id = e.id),
-                                                e.coverage) r
-                   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound)) t) k;
+  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
+  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
+  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
+  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
+                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
+    into thresholds, names
+    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
+                                  where v.experiment_id = e.id), e.coverage) r
+   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
   -- inNamespace: the v1 buckets k (n = k / 1000) inside [namespace_start, namespace_end) are one run
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k
    where k::float8 / 1000 >= e.namespace_start and k::float8 / 1000 < e.namespace_end;
+  -- byte lengths of the ids: the unrolled hash expressions cover just this range
+  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+    from pg_catalog.unnest(unit_ids) u;
+  lo := least(coalesce(lo, 1), coalesce(hi, 1));
+  hi := coalesce(hi, 1);
   -- one pass: sticky lookup (hash or merge join), then the hash of the units without a sticky variant
   fresh := mlops._gb_hash_sql(e.seed, 2, $q$
     select x.u, x.ord, a.variant as sticky
       from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
       left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u$q$,
-    'k', 's.sticky is null');
+    'k', 's.sticky is null', lo, hi);
   if e.namespace is not null then
-    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null');
+    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
   end if;
   return query execute pg_catalog.format($q$
     with c as %1$s (
-      select h.ord, h.u, h.sticky, case when $5%2$s then $3[h.k + 1] else -1 end as v from (%3$s) h)%4$s
+      select h.ord, h.u, h.sticky, case when $5%2$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
+        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%3$s) h offset 0) h)%4$s
     select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
     case when record then 'materialized' else 'not materialized' end,
     case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end,
@@ -457,7 +460,7 @@ begin
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
             select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, buckets, names, open, ns_lo, ns_hi;
+  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
