@@ -4,6 +4,7 @@
    growthbook Python SDK's hash + chooseVariation on the same ids (assignments/s);
 2. assign_batch recording N first exposures vs a bare INSERT ... SELECT of the same rows (assignments/s);
 3. assign_batch of the same N ids again (all sticky: lookups only) vs the bare INSERT;
+   cases 1-3 also per second of server CPU (the backend's /proc stat): steadier on a shared machine;
 4. single ``mlops.assign`` round trip, new and already assigned unit, vs a bare ``select 1`` (median per call).
 
     .venv/bin/python -m bench.bench_experiments [--quick]
@@ -11,8 +12,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -35,10 +38,28 @@ def setup(dsn: str) -> None:
                      " assigned_at timestamptz not null default now(), primary key (experiment_id, unit_id))")
 
 
-def timed(conn: psycopg.Connection[Any], query: str, params: Any) -> float:
+def backend_cpu(conn: psycopg.Connection[Any]) -> float:
+    """CPU seconds used so far by the connection's server process (local cluster; 0 if unreadable):
+    a rate per backend CPU second is far less disturbed by other load on a shared machine than wall time."""
+    pid = conn.info.backend_pid
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def timed(conn: psycopg.Connection[Any], query: str, params: Any, name: str = "") -> float:
+    cpu = backend_cpu(conn)
     started = time.perf_counter()
     conn.execute(query, params).fetchall()
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if name:
+        CPU.setdefault(name, []).append(backend_cpu(conn) - cpu)
+    return elapsed
 
 
 def sdk_rate(ids: list[str]) -> float:
@@ -57,24 +78,36 @@ def row(case: str, ours: float, baseline: float, unit: str) -> dict[str, Any]:
 
 def bench_batch(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
     compute, record, sticky, bare, sdk = [], [], [], [], []
+    CPU.clear()
     with psycopg.connect(dsn, autocommit=True) as conn:
         for rep in track(range(reps), description="assign_batch"):
             ids = [f"user-{rep}-{i}" for i in range(n)]
             compute.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[],"
-                                           " false)", (ids,)))
+                                           " false)", (ids,), "compute"))
             record.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[])",
-                                    (ids,)))
+                                    (ids,), "record"))
             sticky.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[])",
-                                    (ids,)))
+                                    (ids,), "sticky"))
             bare.append(n / timed(conn, "insert into bench_bare (experiment_id, unit_id, variant)"
-                                        " select 1, u, 0 from unnest(%s::text[]) u returning 1", (ids,)))
+                                        " select 1, u, 0 from unnest(%s::text[]) u returning 1", (ids,), "bare"))
             sdk.append(sdk_rate(ids[: min(n, 200_000)]))
     return [row(f"assign_batch {n:,} ids, compute only vs growthbook SDK (Python)", statistics.median(compute),
                 statistics.median(sdk), "assignments/s"),
             row(f"assign_batch {n:,} new ids, recorded vs bare INSERT", statistics.median(record),
                 statistics.median(bare), "assignments/s"),
             row(f"assign_batch {n:,} sticky ids vs bare INSERT", statistics.median(sticky), statistics.median(bare),
-                "assignments/s")]
+                "assignments/s"),
+            *cpu_rows(n)]
+
+
+def cpu_rows(n: int) -> list[dict[str, Any]]:
+    """The same cases per second of server (backend) CPU time."""
+    if not all(CPU.get(k) and min(CPU[k]) > 0 for k in ("compute", "record", "sticky", "bare")):
+        return []
+    rate = {k: n / statistics.median(v) for k, v in CPU.items()}
+    return [row(f"assign_batch {n:,} ids, {case} vs bare INSERT, server CPU", rate[key], rate["bare"],
+                "assignments/CPU-s")
+            for key, case in (("compute", "compute only"), ("record", "new ids recorded"), ("sticky", "sticky ids"))]
 
 
 def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
