@@ -77,7 +77,9 @@ def _setup(conn: psycopg.Connection[Any], entities: int, history: int, spine: in
                random() f5, random() f6, random() f7, random() f8, random() f9
           from generate_series(0, {entities - 1}) i""")
     conn.execute("alter table bench_plain add primary key (id)")
-    conn.execute("analyze bench_plain")
+    # settle the cluster: no autovacuum of the fresh tables or checkpoint during the timings
+    conn.execute("vacuum analyze")
+    conn.execute("checkpoint")
 
 
 HAND_WRITTEN = """create table {name} as
