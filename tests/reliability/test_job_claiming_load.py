@@ -145,8 +145,10 @@ def test_check_detects_a_double_completion(database_factory: Callable[..., str])
         for _ in range(2):
             row = conn.execute("select job from mlops.claim_training_job(worker => 'w')").fetchone()
             assert row is not None
-            conn.execute("select mlops.complete_training_job(job => %s::bigint, worker => 'w')", (row[0],))
-        conn.execute("select mlops.create_model_version(model => 'job_model_1', training_job => 2)")
+            conn.execute("select mlops.complete_training_job(job => %s::bigint, worker => 'w', artifact => 'a'::bytea)",
+                         (row[0],))
+        conn.execute("select mlops.create_model_version(model => 'job_model_1', training_job => 2, "
+                     "artifact => 'b'::bytea)")
         figures = outcome(conn)
     assert figures["versions"] == Counter({1: 1, 2: 2})
     with pytest.raises(AssertionError):
