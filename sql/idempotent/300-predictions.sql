@@ -198,23 +198,28 @@ declare
   rid text := coalesce(log_prediction.request_id, pg_catalog.gen_random_uuid()::text);
   new_id bigint;
 begin
-  if latency_ms is not null and (latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8) then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid latency_ms %s: must be a finite number >= 0', latency_ms);
-  end if;
-  if confidence is not null and not (confidence between 0 and 1) then
-    raise exception using errcode = '22023',
-      message = pg_catalog.format('invalid confidence %s: must be in [0, 1]', confidence);
-  end if;
-  if score is not null and score in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid score %s: must be finite', score);
-  end if;
-  if features is not null and pg_catalog.pg_column_size(features) > 65536 then
-    raise exception using errcode = '54000',
-      message = pg_catalog.format('invalid features: %s bytes, the limit is 65536 (64 KiB)', pg_catalog.pg_column_size(features));
-  end if;
-  if pg_catalog.length(rid) not between 1 and 200 then
-    raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
+  -- one condition in the usual (valid) case: each plpgsql expression costs a set-up per transaction
+  if latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8 or not (confidence between 0 and 1)
+     or score in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) or pg_catalog.pg_column_size(features) > 65536
+     or pg_catalog.length(rid) not between 1 and 200 then
+    if latency_ms is not null and (latency_ms < 0 or latency_ms = 'NaN'::float8 or latency_ms = 'Infinity'::float8) then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('invalid latency_ms %s: must be a finite number >= 0', latency_ms);
+    end if;
+    if confidence is not null and not (confidence between 0 and 1) then
+      raise exception using errcode = '22023',
+        message = pg_catalog.format('invalid confidence %s: must be in [0, 1]', confidence);
+    end if;
+    if score is not null and score in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) then
+      raise exception using errcode = '22023', message = pg_catalog.format('invalid score %s: must be finite', score);
+    end if;
+    if features is not null and pg_catalog.pg_column_size(features) > 65536 then
+      raise exception using errcode = '54000',
+        message = pg_catalog.format('invalid features: %s bytes, the limit is 65536 (64 KiB)', pg_catalog.pg_column_size(features));
+    end if;
+    if pg_catalog.length(rid) not between 1 and 200 then
+      raise exception using errcode = '22023', message = 'invalid request_id: must be 1 to 200 characters';
+    end if;
   end if;
   -- resolution inlined (same rule as mlops._prediction_version): a nested call costs more than the insert.
   -- One simple statement per case, so each keeps one cheap cached plan (measured: faster than one
