@@ -422,7 +422,7 @@ def test_every_function_rejects_bad_input_cleanly_many(database_factory: Callabl
     url = database_factory("extension", prefix="inj_slow")
     with psycopg.connect(url, autocommit=True) as conn:
         cap.populate_all(conn)
-    report("injection_functions_slow", exercise_functions(url, 40))
+    report("injection_functions_slow", exercise_functions(url, 25))
 
 
 def test_checker_detects_a_bad_call(populated: str) -> None:
@@ -541,4 +541,4 @@ def test_client_methods_reject_bad_input_cleanly_many(database_factory: Callable
     url = database_factory("extension", prefix="inj_client_slow")
     with psycopg.connect(url, autocommit=True) as conn:
         cap.populate_all(conn)
-    report("injection_client_slow", exercise_client(url, 40))
+    report("injection_client_slow", exercise_client(url, 25))
