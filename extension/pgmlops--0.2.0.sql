@@ -7254,6 +7254,9 @@ comment on column mlops.drift_summary.current_rows is 'Rows of current data in t
 -- Drift statistics as aggregates: histogram counts over fixed edges, and PSI of any group of rows
 -- against a stored reference profile (e.g. per day or per segment with GROUP BY) without
 -- re-reading the reference. Both combine partial states, so they run in parallel plans.
+-- The transition functions are PL/pgSQL with a pinned search_path, about 10 us a row on the loaded
+-- 2-core test machine (1M rows: ~10 s, against 0.4 s for count/sum): for whole tables a monitor's
+-- one-scan path is faster; the aggregates are for ad-hoc and grouped questions.
 
 -- Private: transition of mlops.histogram: counts per bin of sorted edges e1 < ... < ek (bin 0 is
 -- x < e1, bin i is e_i <= x < e_(i+1), bin k is x >= ek: numpy.searchsorted(edges, x, 'right')).
