@@ -417,12 +417,19 @@ def test_every_function_rejects_bad_input_cleanly(populated: str) -> None:
     report("injection_functions_fast", figures)
 
 
-@pytest.mark.slow
-def test_every_function_rejects_bad_input_cleanly_many(database_factory: Callable[..., str]) -> None:
-    url = database_factory("extension", prefix="inj_slow")
+def fresh_populated(database_factory: Callable[..., str], prefix: str) -> str:
+    url = database_factory("extension", prefix=prefix)
     with psycopg.connect(url, autocommit=True) as conn:
         cap.populate_all(conn)
-    report("injection_functions_slow", exercise_functions(url, 25))
+    return url
+
+
+SLOW_EXAMPLES = 25
+
+
+@pytest.mark.slow
+def test_every_function_rejects_bad_input_cleanly_many(database_factory: Callable[..., str]) -> None:
+    report("injection_functions_slow", exercise_functions(fresh_populated(database_factory, "inj_slow"), SLOW_EXAMPLES))
 
 
 def test_checker_detects_a_bad_call(populated: str) -> None:
@@ -538,7 +545,4 @@ def test_client_methods_reject_bad_input_cleanly(populated: str) -> None:
 
 @pytest.mark.slow
 def test_client_methods_reject_bad_input_cleanly_many(database_factory: Callable[..., str]) -> None:
-    url = database_factory("extension", prefix="inj_client_slow")
-    with psycopg.connect(url, autocommit=True) as conn:
-        cap.populate_all(conn)
-    report("injection_client_slow", exercise_client(url, 25))
+    report("injection_client_slow", exercise_client(fresh_populated(database_factory, "inj_cli_slow"), SLOW_EXAMPLES))
