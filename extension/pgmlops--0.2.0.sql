@@ -8679,10 +8679,10 @@ begin
   for fn in
     select p.oid::regprocedure as sig, p.prokind
       from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'mlops' and p.prokind in ('f', 'p')
+     where n.nspname = 'mlops' and p.prokind in ('f', 'p', 'a', 'w')
   loop
-    execute pg_catalog.format('revoke all on %s %s from public',
-                              case fn.prokind when 'p' then 'procedure' else 'function' end, fn.sig);
+    -- ROUTINE covers functions, procedures, aggregates and window functions alike.
+    execute pg_catalog.format('revoke all on routine %s from public', fn.sig);
   end loop;
   revoke all on schema mlops, mlops_features from public;
 end

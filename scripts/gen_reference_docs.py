@@ -32,15 +32,16 @@ CAPABILITIES = [  # (slug, title, first file number, last file number)
     ("drift", "Drift", 500, 599),
     ("embeddings", "Embeddings", 600, 699),
 ]
-DEFINITION = re.compile(r"create\s+(?:or\s+replace\s+)?(function|view|materialized\s+view)\s+mlops\.(\w+)", re.I)
+DEFINITION = re.compile(r"create\s+(?:or\s+replace\s+)?(function|aggregate|view|materialized\s+view)\s+mlops\.(\w+)",
+                        re.I)
 
 FUNCTIONS = """
     select p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
            pg_catalog.pg_get_function_arguments(p.oid), pg_catalog.pg_get_function_result(p.oid),
            coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), ''), p.proargnames, p.proargmodes,
-           p.pronargs, p.provolatile, l.lanname
+           p.pronargs, p.provolatile, l.lanname, p.prokind
       from pg_catalog.pg_proc p join pg_catalog.pg_language l on l.oid = p.prolang
-     where p.pronamespace = 'mlops'::regnamespace and p.proname !~ '^_' and p.prokind = 'f'
+     where p.pronamespace = 'mlops'::regnamespace and p.proname !~ '^_' and p.prokind in ('f', 'a')
      order by 1, 2"""
 VIEWS = """
     select c.relname, coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '')
@@ -88,8 +89,11 @@ def md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def example(name: str, argnames: list[str] | None, modes: list[str] | None, nargs: int, result: str) -> str:
+def example(name: str, argnames: list[str] | None, modes: list[str] | None, nargs: int, result: str,
+            aggregate: bool = False) -> str:
     names = [n for i, n in enumerate(argnames or []) if not modes or modes[i] in ("i", "b", "v")][:nargs]
+    if aggregate:  # aggregates take no named notation
+        return f"select mlops.{name}({', '.join(names)}) from ...;"
     args = ", ".join(f"{n} => ..." for n in names if n)
     call = f"mlops.{name}({args})"
     return f"select * from {call};" if result.startswith(("TABLE", "SETOF")) else f"select {call};"
@@ -110,15 +114,16 @@ def render(conn: psycopg.Connection[Any], owners: dict[str, str],
                        f"{version[0] if version else '?'} (objects defined in sql/ files {lo:03d}-{hi:03d}). "
                        "Do not edit by hand.", ""]
     fn_parts: dict[str, list[str]] = {s: [] for s in pages}
-    for name, ident, args, result, comment, argnames, modes, nargs, volatility, lang in functions:
+    for name, ident, args, result, comment, argnames, modes, nargs, volatility, lang, kind in functions:
         slug = owners.get(name, "core")
         vol = {"i": "immutable", "s": "stable", "v": "volatile"}[volatility]
         fn_parts[slug] += [f"### mlops.{name}({ident})", "", "```sql",
                            f"mlops.{name}({args})", f"  returns {result}", "```", "",
                            comment or "*(no comment)*", "",
-                           f"{vol}, language {lang}. Example" + (" (from the README's SQL tour)" if name in examples
-                                                                 else "") + ":", "", "```sql",
-                           examples.get(name) or example(name, argnames, modes, nargs, result), "```", ""]
+                           ("aggregate" if kind == "a" else f"{vol}, language {lang}") + ". Example"
+                           + (" (from the README's SQL tour)" if name in examples else "") + ":", "", "```sql",
+                           examples.get(name) or example(name, argnames, modes, nargs, result, kind == "a"),
+                           "```", ""]
     view_parts: dict[str, list[str]] = {s: [] for s in pages}
     for name, comment in views:
         slug = owners.get(name, "core")
