@@ -424,7 +424,7 @@ def fresh_populated(database_factory: Callable[..., str], prefix: str) -> str:
     return url
 
 
-SLOW_EXAMPLES = 25
+SLOW_EXAMPLES = int(os.environ.get("PGMLOPS_INJECTION_SLOW_EXAMPLES", "25"))
 
 
 @pytest.mark.slow
