@@ -6334,7 +6334,7 @@ begin
       if columns is null then
         continue;  -- default columns of a model source that this log does not have
       end if;
-      raise exception using errcode = '42703', message = pg_catalog.format('column %L is not in the source', c),
+      raise exception using errcode = '42703', message = pg_catalog.format('column %L is not in the source given by the query, model or feature_group argument', c),
         hint = (select 'Columns: ' || pg_catalog.string_agg(d.column_name, ', ' order by d.ord) from pg_temp._drift_cols d);
     end if;
     if k like 'unsupported:%' then
