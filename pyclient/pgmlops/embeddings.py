@@ -207,6 +207,11 @@ class Embeddings:
         row = self.conn.execute("select mlops.alter_embedding_sync(%s::text, %s::text) as id", (name, model)).fetchone()
         return int(row["id"])
 
+    def switch_sync(self, name: str) -> bool:
+        """Switch a sync to its fully built new generation (the owner's call when the worker could not)."""
+        row = self.conn.execute("select mlops.switch_embedding_sync(%s::text) as switched", (name,)).fetchone()
+        return bool(row["switched"])
+
     def drop_sync(self, name: str) -> None:
         self.conn.execute("select mlops.drop_embedding_sync(%s::text)", (name,))
 

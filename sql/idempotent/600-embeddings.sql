@@ -319,6 +319,9 @@ begin
   execute pg_catalog.format('create index on %s using gin (metadata jsonb_path_ops)', tbl);
   execute pg_catalog.format('comment on table %s is %L', tbl,
                             'pgmlops embedding sync storage (one generation); read it through the destination view');
+  -- Workers (mlops_writer) fill it, readers search it; the sync's creator owns it.
+  execute pg_catalog.format('grant select, insert, update, delete on %s to mlops_writer', tbl);
+  execute pg_catalog.format('grant select on %s to mlops_reader', tbl);
 end
 $$;
 comment on function mlops._sync_create_table(regclass, text[], text, integer) is
@@ -327,11 +330,28 @@ comment on function mlops._sync_create_table(regclass, text[], text, integer) is
 create or replace function mlops._sync_point_view(dest text, tbl text) returns void
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
+declare
+  old_owner regrole;
+  old_acl aclitem[];
+  g record;
 begin
+  -- A generation switch recreates the view (the vector dimension may change): keep its owner and grants.
+  select c.relowner::regrole, c.relacl into old_owner, old_acl
+    from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(dest) and c.relkind = 'v';
   execute pg_catalog.format('drop view if exists %s', dest);
   execute pg_catalog.format('create view %s as select * from %s', dest, tbl);
   execute pg_catalog.format('comment on view %s is %L', dest,
                             'Embeddings maintained by a pgmlops embedding sync (current model generation)');
+  execute pg_catalog.format('grant select on %s to mlops_reader, mlops_writer', dest);
+  if old_owner is not null and old_owner::oid <> (select r.oid from pg_catalog.pg_roles r where r.rolname = current_user) then
+    execute pg_catalog.format('alter view %s owner to %s', dest, old_owner);
+  end if;
+  for g in select a.grantee, a.privilege_type, a.is_grantable
+             from pg_catalog.aclexplode(old_acl) a where a.grantee <> old_owner::oid loop
+    execute pg_catalog.format('grant %s on %s to %s%s', g.privilege_type, dest,
+                              case g.grantee when 0 then 'public' else pg_catalog.quote_ident(g.grantee::regrole::text) end,
+                              case when g.is_grantable then ' with grant option' else '' end);
+  end loop;
 end
 $$;
 comment on function mlops._sync_point_view(text, text) is 'Private: (re)points a sync destination view at a physical table.';
@@ -687,6 +707,19 @@ as $$
 declare
   s mlops.embedding_syncs;
 begin
+  select * into s from mlops.embedding_syncs e where e.id = sync_id;
+  if s.building_table is null
+     or exists (select from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'building') then
+    return false;
+  end if;
+  -- Re-pointing the destination view is DDL: only a role that acts as the view's owner may do it.
+  -- A worker without that right leaves the built generation ready; the owner's next worker run,
+  -- or mlops.switch_embedding_sync, switches it.
+  if not pg_catalog.pg_has_role(current_user,
+           coalesce((select c.relowner from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(s.destination)),
+                    (select r.oid from pg_catalog.pg_roles r where r.rolname = current_user)), 'USAGE') then
+    return false;
+  end if;
   select * into s from mlops.embedding_syncs e where e.id = sync_id for update;
   if s.building_table is null
      or exists (select from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'building') then
@@ -706,6 +739,30 @@ end
 $$;
 comment on function mlops._sync_try_cutover(bigint) is
   'Private: switches a sync to its fully built new generation (view re-pointed and sync updated in one transaction).';
+
+-- Switches a sync whose new generation is fully built (the worker does it itself when it runs as the
+-- destination view's owner; otherwise the owner calls this).
+create or replace function mlops.switch_embedding_sync(name text) returns boolean
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s mlops.embedding_syncs := mlops._sync(name);
+begin
+  if s.building_table is null then
+    raise exception using errcode = '55000', message = pg_catalog.format('sync %L has no new generation to switch to', name),
+      hint = 'alter_embedding_sync(name, model) starts one.';
+  end if;
+  if not pg_catalog.pg_has_role(current_user, (select c.relowner from pg_catalog.pg_class c
+                                                 where c.oid = pg_catalog.to_regclass(s.destination)), 'USAGE') then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('switching sync %L re-creates view %s: only its owner may do that', name, s.destination);
+  end if;
+  return mlops._sync_try_cutover(s.id);
+end
+$$;
+comment on function mlops.switch_embedding_sync(text) is
+  'Switches a sync to its new model generation once fully embedded (true) or reports it still building (false). '
+  'Workers switch by themselves when they run as the destination view''s owner.';
 
 -- Changes the model of a sync without downtime: a new generation table is built side by
 -- side (readers keep the old one through the destination view) and switched atomically

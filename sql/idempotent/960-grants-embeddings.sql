@@ -6,6 +6,8 @@ grant select on mlops.embedding_models, mlops.embedding_sync_status, mlops.embed
 grant select on mlops.embedding_cache, mlops.embedding_syncs to mlops_reader;
 grant select, insert, update on mlops.embedding_cache to mlops_writer;
 grant select, insert, update, delete on mlops.embedding_queue to mlops_writer;
+-- Sync DDL writes the sync row and queues its rows; dropping a sync clears its queue.
+grant select, insert, update, delete on mlops.embedding_syncs, mlops.embedding_queue to mlops_admin;
 grant execute on function
   mlops._embedding_model(text), mlops._embedding_dimension(bigint), mlops.embedding_model_info(text),
   mlops.content_sha256(text), mlops._check_texts(text[], text), mlops.embedding_cache_lookup(text[], text),
@@ -21,7 +23,7 @@ grant execute on function
 grant execute on function
   mlops.register_embedding_model(text, integer, text, text, boolean, integer, text),
   mlops.create_embedding_sync(text, regclass, text[], text, text, text, text[]),
-  mlops.alter_embedding_sync(text, text), mlops.drop_embedding_sync(text),
+  mlops.alter_embedding_sync(text, text), mlops.drop_embedding_sync(text), mlops.switch_embedding_sync(text),
   mlops._sync_create_table(regclass, text[], text, integer), mlops._sync_enqueue_all(mlops.embedding_syncs, text)
   to mlops_admin;
 grant execute on function mlops._embedding_sync_trigger() to mlops_writer;
