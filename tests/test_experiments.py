@@ -197,6 +197,9 @@ def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(conn: psycopg.C
     rows = conn.execute("select count(*), count(distinct unit_id) from mlops.experiment_assignments a"
                         " join mlops.experiments e on e.id = a.experiment_id where e.name = 'mixed'").fetchone()
     assert rows == (len(old) + len(new),) * 2
+    # a small batch against many assigned units looks them up by index probes instead of a hash join
+    small = [*old[:3], "late", *new[-2:]]
+    assert batch(conn, "mixed", small) == [sdk("late", [0.9, 0.1]) if u == "late" else expected[u] for u in small]
 
 
 def test_coverage_ramp_only_adds_units(conn: psycopg.Connection[Any]) -> None:

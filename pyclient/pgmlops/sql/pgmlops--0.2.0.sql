@@ -5079,8 +5079,8 @@ comment on function mlops.assign(text, text) is
   'Variant of a unit (GrowthBook v2 compatible, sticky once assigned; first exposure recorded once); '
   'NULL when the unit is outside the namespace/coverage or the experiment is paused. Errors on draft/completed.';
 
--- Set-based assignment of many units in one statement: sticky lookups by index probes, the
--- GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
+-- Set-based assignment of many units in one statement: sticky lookups (hash join or index
+-- probes), the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
 -- mlops._gb_hash_sql), new first exposures inserted once in index order. Rows come back in
 -- input order.
 create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
@@ -5097,6 +5097,7 @@ declare
   fresh text;
   lo integer;
   hi integer;
+  small boolean;
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -5126,14 +5127,20 @@ begin
     from pg_catalog.unnest(unit_ids) u;
   lo := least(coalesce(lo, 1), coalesce(hi, 1));
   hi := coalesce(hi, 1);
-  -- one pass: sticky lookup, then the hash of the units without a sticky variant. The lookup is
-  -- one index probe per id (the LIMIT keeps it a nested loop): its cost follows the batch, where
-  -- a hash or merge join would read every unit the experiment has ever assigned.
-  fresh := mlops._gb_hash_sql(e.seed, 2, $q$
+  -- one pass: sticky lookup, then the hash of the units without a sticky variant. While the
+  -- experiment has fewer assigned units than twice the batch (counted up to that bound), one
+  -- hash join reads them all; beyond, one index probe per id (the LIMIT keeps it a nested
+  -- loop), so the cost follows the batch rather than the experiment's history.
+  select pg_catalog.count(*) < 2 * pg_catalog.cardinality(unit_ids) into small
+    from (select from mlops.experiment_assignments a where a.experiment_id = e.id
+           limit 2 * pg_catalog.cardinality(unit_ids)) a;
+  fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
     select x.u, x.ord, a.variant as sticky
       from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-      left join lateral (select a.variant from mlops.experiment_assignments a
-                          where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true$q$,
+      %s$q$, case when small
+                  then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
+                  else 'left join lateral (select a.variant from mlops.experiment_assignments a
+                         where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end),
     'k', 's.sticky is null', lo, hi);
   if e.namespace is not null then
     fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
