@@ -455,3 +455,9 @@ def test_normalize_for_dedupe_makes_abbreviated_duplicates_closer(cli: pgmlops.C
     assert emb_mod.normalize_for_dedupe(a) == emb_mod.normalize_for_dedupe(b)
     assert float(norm[0] @ norm[1]) > float(raw[0] @ raw[1])
     assert float(norm[0] @ norm[2]) < 0.9
+
+
+@pytest.mark.parametrize("bad", [[1e308, 0.0, 0.0], [float("nan"), 0.0, 0.0], [float("inf"), 1.0, 1.0]])
+def test_similar_refuses_a_vector_float4_cannot_hold(cli: pgmlops.Client, bad: list[float]) -> None:
+    with pytest.raises(pgmlops.PgmlopsError, match="query"):
+        cli.embeddings.similar("any_sync", bad)

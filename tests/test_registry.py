@@ -412,6 +412,35 @@ def test_python_client_round_trip(client: pgmlops.Client) -> None:
     assert list(jobs["status"]) == ["cancelled"] and list(jobs["error"]) == ["changed my mind"]
 
 
+def test_in_transaction_replays_after_a_serialization_failure(dsn: str, client: pgmlops.Client) -> None:
+    """A concurrent move between our snapshot and our move makes PostgreSQL refuse ours (40001);
+    the client replays the whole transaction once and counts it."""
+    reg = client.registry
+    reg.register("retry_m", "regression")
+    for _ in range(3):
+        reg.log_version("retry_m", LinearModel([1.0], 0.0))
+    reg.set_alias("retry_m", "production", 1)
+    attempts: list[int] = []
+
+    def move(c: pgmlops.Client) -> int | None:
+        attempts.append(c.registry.get_version("retry_m", "production").version)  # takes the snapshot
+        if len(attempts) == 1:
+            with pgmlops.connect(dsn) as other:
+                other.registry.set_alias("retry_m", "production", 2, reason="concurrent")
+        return c.registry.set_alias("retry_m", "production", 3, reason="mine")
+
+    before = client.retries
+    client.in_transaction(move)
+    assert attempts == [1, 2] and client.retries == before + 1
+    assert reg.get_version("retry_m", "production").version == 3
+    assert list(reg.history("retry_m")["reason"])[-2:] == ["concurrent", "mine"]
+    reg.set_alias("retry_m", "production", 1)
+    attempts.clear()
+    with pytest.raises(psycopg.errors.SerializationFailure):
+        client.in_transaction(move, attempts=1)
+    assert client.conn.isolation_level is None  # restored
+
+
 def test_bi_views_follow_the_rules(conn: Conn) -> None:
     for view in ("models_bi", "model_versions_bi", "alias_history", "training_jobs"):
         cols = conn.execute(

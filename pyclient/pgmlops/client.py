@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import os
+import random
+import time
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 Connection = psycopg.Connection[Any]
+T = TypeVar("T")
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
@@ -58,6 +62,7 @@ class Client:
         self.dsn = dsn
         self.read_dsn = read_dsn
         self.conn = open_connection(dsn)
+        self.retries = 0  # transactions replayed by in_transaction after 40001 / 40P01
 
     @cached_property
     def read_conn(self) -> Connection:
@@ -68,6 +73,33 @@ class Client:
         search. Every write, and ``assign`` (a unit's first exposure inserts), uses ``conn`` (the
         primary). A standby shows a commit once it has replayed it: see docs/replication.md."""
         return open_connection(self.read_dsn) if self.read_dsn else self.conn
+
+    def in_transaction(self, work: Callable[[Client], T], *,
+                       isolation: psycopg.IsolationLevel | None = psycopg.IsolationLevel.SERIALIZABLE,
+                       attempts: int = 10, backoff_seconds: float = 0.01) -> T:
+        """Run ``work(client)`` as one transaction at ``isolation`` and replay the whole of it when
+        PostgreSQL reports a serialization failure (40001) or a deadlock (40P01); ``client.retries``
+        counts the replays. Only the transaction as a whole can be retried safely, so single calls
+        outside it are never replayed behind the caller's back.
+
+        Example: ``client.in_transaction(lambda c: c.registry.set_alias("churn", "production", 3))``."""
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        previous = self.conn.isolation_level
+        self.conn.isolation_level = isolation
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    with self.conn.transaction():
+                        return work(self)
+                except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+                    if attempt == attempts:
+                        raise
+                    self.retries += 1
+                    time.sleep(backoff_seconds * attempt * random.random())
+        finally:
+            self.conn.isolation_level = previous
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if "features" in self.__dict__:

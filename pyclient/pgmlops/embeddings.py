@@ -298,7 +298,11 @@ class Embeddings:
                 raise PgmlopsError(f"unknown sync {sync!r}")
             vec = self.embed([query], model=str(model["m"]), progress=False)[0]
         else:
-            vec = np.asarray(query, dtype=np.float32)
+            wide = np.asarray(query, dtype=np.float64)
+            # pgvector stores float4: refuse what would silently become inf or NaN on the way.
+            if not np.all(np.isfinite(wide)) or np.any(np.abs(wide) > np.finfo(np.float32).max):
+                raise PgmlopsError("query: vector values must be finite and within float4 range")
+            vec = wide.astype(np.float32)
         return list(self.client.read_conn.execute(
             "select key, distance, similarity, metadata from mlops.similar(%s::text, %s::text::vector, %s::integer, "
             "%s::jsonb)", (sync, _vector_literal(vec), k, Jsonb(filter) if filter is not None else None)).fetchall())
