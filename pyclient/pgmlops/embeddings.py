@@ -97,10 +97,21 @@ class Embeddings:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self._vector_types = False
 
     @property
     def conn(self) -> Any:
         return self.client.conn
+
+    def _vector_conn(self) -> Any:
+        """``conn`` with pgvector's binary types registered: a client may have connected before the
+        extension was installed (the demo does), when open_connection had nothing to register."""
+        if not self._vector_types:
+            from pgvector.psycopg import register_vector
+
+            register_vector(self.conn)
+            self._vector_types = True
+        return self.conn
 
     # ------------------------------------------------------------------ models and cache
 
@@ -146,7 +157,7 @@ class Embeddings:
         """One set-based ``embedding_cache_store`` call per ``_STORE_CHUNK`` rows, vectors sent as a
         binary ``vector[]`` parameter (no text formatting of floats)."""
         for start in range(0, len(hashes), _STORE_CHUNK):
-            self.conn.execute(
+            self._vector_conn().execute(
                 "select mlops.embedding_cache_store(%s::text[], %b::vector[], %s::text)",
                 (hashes[start:start + _STORE_CHUNK], list(vectors[start:start + _STORE_CHUNK]),
                  f"{info.model}@{info.version}"))
@@ -162,7 +173,7 @@ class Embeddings:
         if not texts:
             return np.empty((0, info.dimension), dtype=np.float32)
         pinned = f"{info.model}@{info.version}"
-        rows = self.conn.cursor(binary=True).execute(  # binary: vectors arrive as float4 arrays, no parsing
+        rows = self._vector_conn().cursor(binary=True).execute(  # binary: vectors arrive as float4 arrays, no parsing
             "select l.ordinality, l.content_sha256, l.embedding "
             "from mlops.embedding_cache_lookup(%s::text[], %s::text) l",
             (texts, pinned)).fetchall()
