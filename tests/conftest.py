@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pgmlops
 import psycopg
 import pytest
@@ -25,6 +26,12 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("extension", "bundled", "alembic")
+
+# CI replays the same property-test examples on every run (a red CI then means a change broke
+# something, not a lucky draw); local runs keep exploring new examples.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    hypothesis.settings.load_profile("ci")
 
 
 def install_mode(dsn: str, mode: str, python: bool = True, version: str | None = None) -> None:

@@ -5948,6 +5948,8 @@ comment on function mlops._kolmogorov_sf(double precision) is
 -- equal to scipy to 1e-9), otherwise 'asymp' = Kolmogorov limit Q_KS(sqrt(n1 n2 / (n1 + n2)) D),
 -- i.e. scipy.special.kolmogorov; scipy's own 'asymp' uses kstwo.sf(D, round(en)), which differs from
 -- it by O(1/sqrt(en)) (< 1e-3 for en > 5000) -- irrelevant for a p < 0.05 drift decision.
+-- Where scipy's exact value leaves [0, 1] by rounding (e.g. 1 + 2e-16 for a minimal D with ties),
+-- scipy falls back to its asymptotic formula; we keep the exact value clamped to [0, 1].
 create or replace function mlops.ks_2samp(reference double precision[], current double precision[],
                                           out statistic double precision, out p_value double precision,
                                           out method text)
