@@ -706,17 +706,13 @@ language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
   s mlops.embedding_syncs;
+  dest text := (select e.destination from mlops.embedding_syncs e where e.id = sync_id);
 begin
-  select * into s from mlops.embedding_syncs e where e.id = sync_id;
-  if s.building_table is null
-     or exists (select from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'building') then
-    return false;
-  end if;
   -- Re-pointing the destination view is DDL: only a role that acts as the view's owner may do it.
   -- A worker without that right leaves the built generation ready; the owner's next worker run,
   -- or mlops.switch_embedding_sync, switches it.
   if not pg_catalog.pg_has_role(current_user,
-           coalesce((select c.relowner from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(s.destination)),
+           coalesce((select c.relowner from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(dest)),
                     (select r.oid from pg_catalog.pg_roles r where r.rolname = current_user)), 'USAGE') then
     return false;
   end if;
