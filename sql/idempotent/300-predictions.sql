@@ -108,14 +108,19 @@ begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
   for part in select p.name, p.upper_bound from mlops.prediction_partitions p where p.upper_bound <= ts
                order by p.lower_bound loop
-    execute pg_catalog.format('drop table if exists mlops.%I', part.name);
+    if pg_catalog.to_regclass(pg_catalog.format('mlops.%I', part.name)) is not null then
+      -- the request keys of exactly the rows dropped (and their feedback), found through the key's index
+      execute pg_catalog.format($q$
+        with gone as (delete from mlops.prediction_requests r using mlops.%I p
+                       where r.request_id = p.request_id and r.prediction_id = p.id returning r.request_id)
+        delete from mlops.prediction_feedback f using gone where f.request_id = gone.request_id$q$, part.name);
+      execute pg_catalog.format('drop table mlops.%I', part.name);
+    end if;
     delete from mlops.prediction_partitions p where p.name = part.name;
     cutoff := part.upper_bound;
     dropped := dropped + 1;
   end loop;
-  if cutoff is not null then
-    with gone as (delete from mlops.prediction_requests r where r.created_at < cutoff returning r.request_id)
-    delete from mlops.prediction_feedback f using gone where f.request_id = gone.request_id;
+  if cutoff is not null then  -- feedback that never met its prediction, as old as the data dropped
     delete from mlops.prediction_feedback f
      where f.created_at < cutoff
        and not exists (select from mlops.prediction_requests r where r.request_id = f.request_id);
@@ -261,8 +266,8 @@ begin
   end if;
   -- the key insert is the lock: a concurrent duplicate waits for it, then does nothing
   with claimed as (
-    insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
-    values (rid, pg_catalog.nextval('mlops.predictions_id_seq'), ts)
+    insert into mlops.prediction_requests as r (request_id, prediction_id)
+    values (rid, pg_catalog.nextval('mlops.predictions_id_seq'))
     on conflict on constraint prediction_requests_pkey do nothing
     returning r.prediction_id)
   insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
@@ -286,19 +291,30 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
   'latency_ms finite and >= 0, confidence in [0, 1].';
 
 -- Creates (or empties) a session temp table with the columns of a prediction batch. Temp, not
--- unlogged: private to the session, gone at its end, never shared user data.
+-- unlogged: private to the session, gone at its end, never shared user data. Its last column,
+-- id, takes the prediction id from the sequence as rows arrive (COPY and INSERT leave it out),
+-- so ingestion writes keys and rows from the same table without carrying ids between statements.
 create or replace function mlops._prediction_staging(name text) returns regclass
 language plpgsql volatile set search_path from current
 as $$
+declare
+  staging regclass;
 begin
   if name not in ('mlops_prediction_staging', 'mlops_prediction_batch') then
     raise exception using errcode = '22023', message = pg_catalog.format('invalid staging table name %s', name);
   end if;
-  if pg_catalog.to_regclass('pg_temp.' || name) is null then
+  staging := pg_catalog.to_regclass('pg_temp.' || name);
+  if staging is not null and not exists (select from pg_catalog.pg_attribute a
+                                          where a.attrelid = staging and a.attname = 'id' and not a.attisdropped) then
+    execute pg_catalog.format('drop table pg_temp.%I', name);  -- made by an older version in this session
+    staging := null;
+  end if;
+  if staging is null then
     execute pg_catalog.format(
       'create temp table %I (request_id text collate "C", model text, version integer, alias text, experiment text, '
       'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
-      'confidence float8, latency_ms float8, error text, created_at timestamptz)', name);
+      'confidence float8, latency_ms float8, error text, created_at timestamptz, '
+      'id bigint not null default pg_catalog.nextval(%L))', name, 'mlops.predictions_id_seq');
   else
     execute pg_catalog.format('truncate pg_temp.%I', name);
   end if;
@@ -311,17 +327,16 @@ comment on function mlops._prediction_staging(text) is
 -- Set-based ingestion of a session temp table of predictions (log_predictions(jsonb) and the
 -- COPY staging path). One grouped scan validates every row (nothing is written when one is bad)
 -- and resolves each (model, version, alias) once; missing partitions are created; then:
---  * fast path (when a probe of the first 1000 keys finds none logged): one statement inserts all
---    rows and their request keys (plain insert of the keys in key order, no ON CONFLICT, no
---    per-row join). A key that exists, or repeats in the batch, raises
---    unique_violation, which rolls the attempt back (one subtransaction per batch, not per row)
---    and takes
+--  * fast path (when a probe of the first 1000 keys finds none logged): two plain inserts from
+--    the staging table, the request keys in key order first, then the rows (no ON CONFLICT, no
+--    join). A key that exists, or repeats in the batch, raises unique_violation, which rolls the
+--    attempt back (one subtransaction per batch, not per row) and takes
 --  * the claiming path: keys are claimed with ON CONFLICT DO NOTHING (in key order, so
 --    concurrent batches never deadlock) and only the rows whose key was claimed are inserted.
 -- Either way a request_id is logged once, also under concurrent duplicates (the unique key
 -- of mlops.prediction_requests decides).
 create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
-language plpgsql volatile set search_path from current set work_mem = '64MB'
+language plpgsql volatile set search_path from current set work_mem = '64MB' set jit = off
 as $$
 declare
   src text := source;
@@ -464,19 +479,16 @@ begin
                             ' join mlops.prediction_requests r on r.request_id = s.request_id)', src) into seen;
   if not seen then
     begin
+      execute pg_catalog.format('insert into mlops.prediction_requests (request_id, prediction_id)'
+                                ' select s.request_id, s.id from %s s order by s.request_id collate "C"', src);
       execute pg_catalog.format($q$
-        with ins as (
-          insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
-                                              variant, unit_id, features, feature_vector, output, score, label,
-                                              confidence, latency_ms, error, created_at)
-          select pg_catalog.nextval('mlops.predictions_id_seq'), s.request_id, s.model, %2$s, s.alias, s.experiment,
-                 s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
-                 s.latency_ms, s.error, coalesce(s.created_at, pg_catalog.now())
-            from %1$s s %3$s
-          returning p.id, p.request_id, p.created_at)
-        insert into mlops.prediction_requests (request_id, prediction_id, created_at)
-        select i.request_id, i.id, i.created_at from ins i order by i.request_id collate "C"$q$,
-        src, version_cols, version_join) using vid, vnum, gm, gv, ga;
+        insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                            variant, unit_id, features, feature_vector, output, score, label,
+                                            confidence, latency_ms, error, created_at)
+        select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
+               coalesce(s.created_at, pg_catalog.now())
+          from %1$s s %3$s$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga;
       get diagnostics inserted = row_count;
     exception when unique_violation then  -- a key exists (maybe logged concurrently) or repeats in the batch
       seen := true;
@@ -484,23 +496,20 @@ begin
   end if;
   if seen then
     execute pg_catalog.format($q$
-      with keys as materialized (
-        select s.ctid as row_ctid, s.request_id, pg_catalog.nextval('mlops.predictions_id_seq') as id,
-               coalesce(s.created_at, pg_catalog.now()) as created_at
-          from %1$s s),
-      claimed as (
-        insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
-        select k.request_id, k.id, k.created_at from keys k
-         order by k.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
+      with claimed as (
+        insert into mlops.prediction_requests as r (request_id, prediction_id)
+        select s.request_id, s.id from %1$s s
+         order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
         on conflict on constraint prediction_requests_pkey do nothing
         returning r.prediction_id),
       ins as (
         insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
                                             variant, unit_id, features, feature_vector, output, score, label,
                                             confidence, latency_ms, error, created_at)
-        select k.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
-               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error, k.created_at
-          from claimed c join keys k on k.id = c.prediction_id join %1$s s on s.ctid = k.row_ctid %3$s
+        select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
+               coalesce(s.created_at, pg_catalog.now())
+          from claimed c join %1$s s on s.id = c.prediction_id %3$s
         returning 1)
       select pg_catalog.count(*) from ins$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga
       into inserted;

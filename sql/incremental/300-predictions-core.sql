@@ -64,14 +64,16 @@ comment on column mlops.predictions.error is 'Error message when the prediction 
 comment on column mlops.predictions.created_at is 'When the prediction was made (partition key).';
 select mlops._config_dump('mlops.predictions_id_seq');
 
+-- Two columns and one index, nothing more: every logged prediction writes one row here.
+-- Retention removes the keys of a dropped partition by joining its rows (request_id, id).
 create table mlops.prediction_requests (
   request_id text collate "C" primary key,
-  prediction_id bigint not null,
-  created_at timestamptz not null
+  prediction_id bigint not null
 );
-create index prediction_requests_created_brin on mlops.prediction_requests using brin (created_at);
 comment on table mlops.prediction_requests is
-  'One row per logged request_id: the global unique key a partitioned table cannot have, and where its row lives.';
+  'One row per logged request_id: the global unique key a partitioned table cannot have, and the id of its row.';
+comment on column mlops.prediction_requests.request_id is 'Idempotency key of a logged prediction.';
+comment on column mlops.prediction_requests.prediction_id is 'mlops.predictions.id of the row logged for it.';
 select mlops._config_dump('mlops.prediction_requests');
 
 create table mlops.prediction_partitions (
