@@ -1,11 +1,16 @@
 """A/B experiment benchmarks (issue 6), side by side in one run:
 
-1. assign_batch of N new unit ids without recording (pure GrowthBook v2 bucketing in SQL) vs the
-   growthbook Python SDK's hash + chooseVariation on the same ids (assignments/s);
+1. assign_batch of N new unit ids without recording (GrowthBook v2 bucketing) vs the growthbook
+   Python SDK's hash + chooseVariation on the same ids (assignments/s);
 2. assign_batch recording N first exposures vs a bare INSERT ... SELECT of the same rows (assignments/s);
 3. assign_batch of the same N ids again (all sticky: lookups only) vs the bare INSERT;
-   cases 1-3 also per second of server CPU (the backend's /proc stat): steadier on a shared machine;
+   cases 1-3 also per second of server CPU (the backend's /proc stat): steadier on a shared machine.
+   With plpython3u available they run with pgmlops_python installed (numpy hashing), and cases 1-2
+   also in a second database holding only pgmlops (the SQL-only path);
 4. single ``mlops.assign`` round trip, new and already assigned unit, vs a bare ``select 1`` (median per call).
+
+Every rep does the same work: new ids into a fresh experiment and a freshly emptied bare table;
+the id array goes in binary on both sides. Medians over the reps (3 at full size).
 
     .venv/bin/python -m bench.bench_experiments [--quick]
 """
@@ -28,14 +33,25 @@ from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
 VARIANTS = '[{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]'
 
 
-def setup(dsn: str) -> None:
+def setup(dsn: str, python: bool) -> bool:
+    """pgmlops (and pgmlops_python when asked and plpython3u exists) in the database; True when the
+    numpy accelerator of assign_batch is installed."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("create extension if not exists pgmlops cascade")
-        for name in ("bench_ab", "bench_single"):
-            conn.execute("select mlops.create_experiment(%s::text, variants => %s::jsonb)", (name, VARIANTS))
-            conn.execute("select mlops.start_experiment(%s::text)", (name,))
+        if python and conn.execute("select exists (select from pg_available_extensions where name = 'plpython3u')"
+                                   ).fetchone() == (True,):
+            conn.execute("create extension if not exists pgmlops_python cascade")
         conn.execute("create table bench_bare (experiment_id bigint, unit_id text collate \"C\", variant integer,"
                      " assigned_at timestamptz not null default now(), primary key (experiment_id, unit_id))")
+        return conn.execute("select pg_catalog.to_regprocedure("
+                            "'mlops._gb_assign_py(text, text[], float8[], text, integer, integer)') is not null"
+                            ).fetchone() == (True,)
+
+
+def experiment(conn: psycopg.Connection[Any], name: str) -> str:
+    conn.execute("select mlops.create_experiment(%s::text, variants => %s::jsonb)", (name, VARIANTS))
+    conn.execute("select mlops.start_experiment(%s::text)", (name,))
+    return name
 
 
 def backend_cpu(conn: psycopg.Connection[Any]) -> float:
@@ -49,16 +65,12 @@ def backend_cpu(conn: psycopg.Connection[Any]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-CPU: dict[str, list[float]] = {}
-
-
-def timed(conn: psycopg.Connection[Any], query: str, params: Any, name: str = "") -> float:
-    cpu = backend_cpu(conn)
+def timed(conn: psycopg.Connection[Any], query: str, params: Any, cpu: dict[str, list[float]], name: str) -> float:
+    before = backend_cpu(conn)
     started = time.perf_counter()
     conn.execute(query, params).fetchall()
     elapsed = time.perf_counter() - started
-    if name:
-        CPU.setdefault(name, []).append(backend_cpu(conn) - cpu)
+    cpu.setdefault(name, []).append(backend_cpu(conn) - before)
     return elapsed
 
 
@@ -76,53 +88,74 @@ def row(case: str, ours: float, baseline: float, unit: str) -> dict[str, Any]:
             "ratio": round(ours / baseline, 2) if baseline else None, "unit": unit}
 
 
-def bench_batch(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
-    compute, record, sticky, bare, sdk = [], [], [], [], []
-    CPU.clear()
+def run_reps(dsn: str, n: int, reps: int, sticky: bool, tag: str) -> tuple[dict[str, list[float]],
+                                                                          dict[str, list[float]]]:
+    """Wall rates and backend CPU seconds per case over the reps (same work every rep)."""
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for rep in track(range(reps), description="assign_batch"):
+        for rep in track(range(reps), description=f"assign_batch ({tag})"):
             ids = [f"user-{rep}-{i}" for i in range(n)]
-            compute.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[],"
-                                           " false)", (ids,), "compute"))
-            record.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[])",
-                                    (ids,), "record"))
-            sticky.append(n / timed(conn, "select count(variant) from mlops.assign_batch('bench_ab', %s::text[])",
-                                    (ids,), "sticky"))
-            bare.append(n / timed(conn, "insert into bench_bare (experiment_id, unit_id, variant)"
-                                        " select 1, u, 0 from unnest(%s::text[]) u returning 1", (ids,), "bare"))
-            sdk.append(sdk_rate(ids[: min(n, 200_000)]))
-    return [row(f"assign_batch {n:,} ids, compute only vs growthbook SDK (Python)", statistics.median(compute),
+            name = experiment(conn, f"bench_{tag}_{rep}")
+            cases = [("compute", f"select count(variant) from mlops.assign_batch('{name}', %b::text[], false)"),
+                     ("record", f"select count(variant) from mlops.assign_batch('{name}', %b::text[])")]
+            if sticky:
+                cases.append(("sticky", f"select count(variant) from mlops.assign_batch('{name}', %b::text[])"))
+            for key, query in cases:
+                wall.setdefault(key, []).append(n / timed(conn, query, (ids,), cpu, key))
+            conn.execute("truncate bench_bare")
+            wall.setdefault("bare", []).append(n / timed(
+                conn, "insert into bench_bare (experiment_id, unit_id, variant)"
+                      " select 1, u, 0 from unnest(%b::text[]) u returning 1", (ids,), cpu, "bare"))
+    return wall, cpu
+
+
+def bench_batch(server_dsn: str, sql_dsn: str | None, n: int, reps: int, accelerated: bool) -> list[dict[str, Any]]:
+    path = "numpy path" if accelerated else "SQL path"
+    wall, cpu = run_reps(server_dsn, n, reps, True, "main")
+    sdk = [sdk_rate([f"user-{rep}-{i}" for i in range(min(n, 200_000))]) for rep in range(reps)]
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    rows = [row(f"assign_batch {n:,} ids, compute only ({path}) vs growthbook SDK (Python)", med["compute"],
                 statistics.median(sdk), "assignments/s"),
-            row(f"assign_batch {n:,} new ids, recorded vs bare INSERT", statistics.median(record),
-                statistics.median(bare), "assignments/s"),
-            row(f"assign_batch {n:,} sticky ids vs bare INSERT", statistics.median(sticky), statistics.median(bare),
+            row(f"assign_batch {n:,} new ids, recorded ({path}) vs bare INSERT", med["record"], med["bare"],
                 "assignments/s"),
-            *cpu_rows(n)]
+            row(f"assign_batch {n:,} sticky ids vs bare INSERT", med["sticky"], med["bare"], "assignments/s"),
+            *cpu_rows(n, cpu, path, ("compute", "record", "sticky"))]
+    if sql_dsn is not None:
+        wall, cpu = run_reps(sql_dsn, n, reps, False, "sql")
+        med = {k: statistics.median(v) for k, v in wall.items()}
+        rows += [row(f"assign_batch {n:,} ids, compute only (SQL path) vs bare INSERT", med["compute"], med["bare"],
+                     "assignments/s"),
+                 row(f"assign_batch {n:,} new ids, recorded (SQL path) vs bare INSERT", med["record"], med["bare"],
+                     "assignments/s"),
+                 *cpu_rows(n, cpu, "SQL path", ("compute", "record"))]
+    return rows
 
 
-def cpu_rows(n: int) -> list[dict[str, Any]]:
-    """The same cases per second of server (backend) CPU time."""
-    if not all(CPU.get(k) and min(CPU[k]) > 0 for k in ("compute", "record", "sticky", "bare")):
+def cpu_rows(n: int, cpu: dict[str, list[float]], path: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The same cases per second of server (backend) CPU time, vs the bare INSERT of the same run."""
+    if not all(cpu.get(k) and min(cpu[k]) > 0 for k in (*keys, "bare")):
         return []
-    rate = {k: n / statistics.median(v) for k, v in CPU.items()}
-    return [row(f"assign_batch {n:,} ids, {case} vs bare INSERT, server CPU", rate[key], rate["bare"],
-                "assignments/CPU-s")
-            for key, case in (("compute", "compute only"), ("record", "new ids recorded"), ("sticky", "sticky ids"))]
+    rate = {k: n / statistics.median(v) for k, v in cpu.items()}
+    label = {"compute": f"compute only ({path})", "record": f"new ids recorded ({path})", "sticky": "sticky ids"}
+    return [row(f"assign_batch {n:,} ids, {label[k]} vs bare INSERT, server CPU", rate[k], rate["bare"],
+                "assignments/CPU-s") for k in keys]
 
 
 def bench_single(dsn: str, calls: int) -> list[dict[str, Any]]:
     new, sticky, bare = [], [], []
     with psycopg.connect(dsn, autocommit=True) as conn:
+        name = experiment(conn, "bench_single")
         conn.execute("select 1", prepare=True)
         for i in track(range(calls), description="single assign"):
             started = time.perf_counter()
-            conn.execute("select mlops.assign('bench_single', %s::text)", (f"u{i}",), prepare=True).fetchone()
+            conn.execute("select mlops.assign(%s::text, %s::text)", (name, f"u{i}"), prepare=True).fetchone()
             new.append(time.perf_counter() - started)
             started = time.perf_counter()
             conn.execute("select 1", prepare=True).fetchone()
             bare.append(time.perf_counter() - started)
             started = time.perf_counter()
-            conn.execute("select mlops.assign('bench_single', %s::text)", (f"u{i // 2}",), prepare=True).fetchone()
+            conn.execute("select mlops.assign(%s::text, %s::text)", (name, f"u{i // 2}"), prepare=True).fetchone()
             sticky.append(time.perf_counter() - started)
     return [row("single assign (new unit) round trip vs select 1", statistics.median(new) * 1e6,
                 statistics.median(bare) * 1e6, "µs/call"),
@@ -135,9 +168,15 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with bench_server("exp", (*FAST_SETTINGS, ("max_connections", "20"))) as server:
         dsn = server.url()
-        setup(dsn)
-        n, reps = (100_000, 3) if quick else (1_000_000, 1)
-        rows += bench_batch(dsn, n, reps)
+        accelerated = setup(dsn, python=True)
+        sql_dsn = None
+        if accelerated:  # the SQL-only path side by side, in a database without pgmlops_python
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("create database bench_sql")
+            sql_dsn = server.url("bench_sql")
+            setup(sql_dsn, python=False)
+        n, reps = (100_000, 3) if quick else (1_000_000, 3)
+        rows += bench_batch(dsn, sql_dsn, n, reps, accelerated)
         rows += bench_single(dsn, 500 if quick else 3000)
     print_rows("experiments (medians)", rows, console)
     return rows

@@ -500,14 +500,16 @@ comment on column mlops.predictions.error is 'Error message when the prediction 
 comment on column mlops.predictions.created_at is 'When the prediction was made (partition key).';
 select mlops._config_dump('mlops.predictions_id_seq');
 
+-- Two columns and one index, nothing more: every logged prediction writes one row here.
+-- Retention removes the keys of a dropped partition by joining its rows (request_id, id).
 create table mlops.prediction_requests (
   request_id text collate "C" primary key,
-  prediction_id bigint not null,
-  created_at timestamptz not null
+  prediction_id bigint not null
 );
-create index prediction_requests_created_brin on mlops.prediction_requests using brin (created_at);
 comment on table mlops.prediction_requests is
-  'One row per logged request_id: the global unique key a partitioned table cannot have, and where its row lives.';
+  'One row per logged request_id: the global unique key a partitioned table cannot have, and the id of its row.';
+comment on column mlops.prediction_requests.request_id is 'Idempotency key of a logged prediction.';
+comment on column mlops.prediction_requests.prediction_id is 'mlops.predictions.id of the row logged for it.';
 select mlops._config_dump('mlops.prediction_requests');
 
 create table mlops.prediction_partitions (
@@ -536,7 +538,7 @@ comment on table mlops.prediction_feedback is
   'and joins once the prediction is logged; the last feedback for a request wins.';
 select mlops._config_dump('mlops.prediction_feedback');
 $pgmlops_migration$;
-    insert into mlops._migration (name, sha256) values ('300-predictions-core', 'ab3e310bcbfadbf72265924f1aea30ec9d1b8735b95a4edab64c04ba8167eca8');
+    insert into mlops._migration (name, sha256) values ('300-predictions-core', 'a529511b5cff6414d75f4487df23e423c34fef52c1a0b895a58177e273ac1565');
   end if;
 end
 $pgmlops_do$;
@@ -1850,6 +1852,14 @@ comment on function mlops._feature_value_sql(text, text, text, text) is 'Private
 --   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
 --   columns  $1 text[] keys -> (entity_key, per feature: <name> typed and <name>__status, event_ts), in order
 --   row      $1 text, one key -> the columns shape for that key (one row)
+--   compact  $1 text[] keys -> (entity_key, then in feature order: a status code column named
+--            #<alias> (int2: 0 MISSING, 1 PRESENT, 2 EXPIRED) wherever the group changes, followed
+--            by the raw values of that group or aggregate, then event_ts), in order. Fewer and
+--            cheaper columns than the columns shape (one TTL test per group and row, no per-value
+--            CASE): the Python client expands it to the columns shape, a value whose code is 2
+--            (EXPIRED) becomes null. Only group rows can be EXPIRED; an aggregate is 1 or 0.
+--   compact_row  $1 text, one key -> the compact shape for that key (plain left joins: one
+--            index probe per group, the scans project nothing)
 create or replace function mlops.online_query(entity text, features text[], shape text default 'json') returns text
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
@@ -1873,9 +1883,15 @@ declare
   i integer;
   vals_sql text := '';
   stats_sql text := '';
+  compact boolean := shape in ('compact', 'compact_row');
+  single boolean := shape in ('row', 'compact_row');
+  ccols text := '';  -- compact: status code columns and raw values in feature order
+  prev text;         -- compact: alias of the previous reference
+  code text;         -- compact: status code expression of the current alias
 begin
-  if shape is null or shape not in ('json', 'columns', 'row') then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json, columns or row', shape);
+  if shape is null or shape not in ('json', 'columns', 'row', 'compact', 'compact_row') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid shape %L: use json, columns, row, compact or compact_row', shape);
   end if;
   select * into ent from mlops.entities e where e.name = online_query.entity;
   if not found then
@@ -1901,6 +1917,12 @@ begin
       val := pg_catalog.format('case when %I._ok then %s end', alias,
                                mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype));
       stat := pg_catalog.format('coalesce(%I._st, ''MISSING'')', alias);
+      -- event_ts is not null in online tables: null means no row (MISSING)
+      code := case when r.ttl is null
+                   then pg_catalog.format('case when %I.event_ts is null then 0::int2 else 1::int2 end', alias)
+                   else pg_catalog.format('case when %1$I.event_ts >= pg_catalog.now() - %2$L::interval then 1::int2 '
+                                          'when %1$I.event_ts is null then 0::int2 else 2::int2 end',
+                                          alias, pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', r.ttl))) end;
     else
       n := n + 1;
       alias := 'a' || n;
@@ -1911,8 +1933,15 @@ begin
         r.table_name, r.key_column, r.window_size, alias);
       val := pg_catalog.format('%I.v', alias);
       stat := pg_catalog.format('case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end', alias);
+      code := pg_catalog.format('case when %I.n > 0 then 1::int2 else 0::int2 end', alias);
     end if;
     cols := cols || pg_catalog.format(', %s as %I, %s as %I', val, r.out_name, stat, r.out_name || '__status');
+    if alias is distinct from prev then
+      ccols := ccols || pg_catalog.format(', %s as %I', code, '#' || alias);
+      prev := alias;
+    end if;
+    ccols := ccols || pg_catalog.format(', %s as %I', case when r.kind = 'feature'
+      then mlops._feature_value_sql('column', alias, r.feature, dtype) else pg_catalog.format('%I.v', alias) end, r.out_name);
     jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
     jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
@@ -1920,6 +1949,18 @@ begin
   -- offset 0 keeps the subquery whole: a nested loop of index lookups, never a hash join that would
   -- read (and test the ttl of) every row of the online table
   for g in select e.value as v from pg_catalog.jsonb_each(groups) e order by (e.value ->> 'n')::integer loop
+    times := times || pg_catalog.format(', %I.event_ts', g.v ->> 'alias');
+    if compact and single then  -- one key: plain left joins, one index probe per group
+      joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key',
+                                          g.v ->> 'table', g.v ->> 'alias', g.v ->> 'alias', g.v ->> 'key');
+      continue;
+    elsif compact then  -- keys: lateral index lookups (offset 0: never a hash join over the table)
+      joins := joins || pg_catalog.format(
+        ' left join lateral (select o.event_ts, %s from mlops_features.%I o where o.%I = k.key offset 0) %I on true',
+        (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
+        g.v ->> 'table', g.v ->> 'key', g.v ->> 'alias');
+      continue;
+    end if;
     joins := joins || pg_catalog.format(
       ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key offset 0) %I on true',
       (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
@@ -1929,16 +1970,16 @@ begin
            else pg_catalog.format('case when o.event_ts >= pg_catalog.now() - %L::interval then ''PRESENT'' else ''EXPIRED'' end',
                                   g.v ->> 'ttl') end,
       g.v ->> 'table', g.v ->> 'key', g.v ->> 'alias');
-    times := times || pg_catalog.format(', %I.event_ts', g.v ->> 'alias');
   end loop;
   joins := joins || aggs;
   times := case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end;
-  keysrc := case when shape = 'row' then pg_catalog.format('(select $1::text::%s as key) k', mlops._key_sqltype(ent.key_type))
+  keysrc := case when single then pg_catalog.format('(select $1::text::%s as key) k', mlops._key_sqltype(ent.key_type))
                  else pg_catalog.format('pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)',
                                         mlops._key_sqltype(ent.key_type)) end;
   if shape <> 'json' then
     return pg_catalog.format('select k.key::text as entity_key%s, %s as event_ts from %s%s%s',
-                             cols, times, keysrc, joins, case when shape = 'row' then '' else ' order by k.ord' end);
+                             case when compact then ccols else cols end, times, keysrc, joins,
+                             case when single then '' else ' order by k.ord' end);
   end if;
   -- json: jsonb_build_object takes at most 100 arguments: chunks of 50 features
   i := 1;
@@ -1954,7 +1995,7 @@ begin
 end
 $$;
 comment on function mlops.online_query(text, text[], text) is
-  'SQL of the online lookup for (entity, features ''group:feature''), one index lookup per group with TTL enforced on read. Shape json: $1 text[] keys -> (entity_key, values jsonb, status jsonb, event_ts); shape columns: $1 text[] keys -> (entity_key, one typed column and one <name>__status column per feature, event_ts), rows in key order; shape row: $1 text, one key -> the columns shape. Clients prepare it once (and re-fetch it on NOTIFY mlops_feature_groups).';
+  'SQL of the online lookup for (entity, features ''group:feature''), one index lookup per group with TTL enforced on read. Shape json: $1 text[] keys -> (entity_key, values jsonb, status jsonb, event_ts); shape columns: $1 text[] keys -> (entity_key, one typed column and one <name>__status column per feature, event_ts), rows in key order; shape row: $1 text, one key -> the columns shape; shapes compact ($1 text[]) and compact_row ($1 text): entity_key, then in feature order a status code column #<alias> int2 (0 MISSING, 1 PRESENT, 2 EXPIRED: read its values as null) each time the group changes followed by the raw values, then event_ts. Clients prepare it once (and re-fetch it on NOTIFY mlops_feature_groups).';
 
 -- Online lookup: one row per key (in the given order) with feature values, a status per
 -- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the
@@ -3740,14 +3781,19 @@ begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.predictions partitions'));
   for part in select p.name, p.upper_bound from mlops.prediction_partitions p where p.upper_bound <= ts
                order by p.lower_bound loop
-    execute pg_catalog.format('drop table if exists mlops.%I', part.name);
+    if pg_catalog.to_regclass(pg_catalog.format('mlops.%I', part.name)) is not null then
+      -- the request keys of exactly the rows dropped (and their feedback), found through the key's index
+      execute pg_catalog.format($q$
+        with gone as (delete from mlops.prediction_requests r using mlops.%I p
+                       where r.request_id = p.request_id and r.prediction_id = p.id returning r.request_id)
+        delete from mlops.prediction_feedback f using gone where f.request_id = gone.request_id$q$, part.name);
+      execute pg_catalog.format('drop table mlops.%I', part.name);
+    end if;
     delete from mlops.prediction_partitions p where p.name = part.name;
     cutoff := part.upper_bound;
     dropped := dropped + 1;
   end loop;
-  if cutoff is not null then
-    with gone as (delete from mlops.prediction_requests r where r.created_at < cutoff returning r.request_id)
-    delete from mlops.prediction_feedback f using gone where f.request_id = gone.request_id;
+  if cutoff is not null then  -- feedback that never met its prediction, as old as the data dropped
     delete from mlops.prediction_feedback f
      where f.created_at < cutoff
        and not exists (select from mlops.prediction_requests r where r.request_id = f.request_id);
@@ -3893,8 +3939,8 @@ begin
   end if;
   -- the key insert is the lock: a concurrent duplicate waits for it, then does nothing
   with claimed as (
-    insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
-    values (rid, pg_catalog.nextval('mlops.predictions_id_seq'), ts)
+    insert into mlops.prediction_requests as r (request_id, prediction_id)
+    values (rid, pg_catalog.nextval('mlops.predictions_id_seq'))
     on conflict on constraint prediction_requests_pkey do nothing
     returning r.prediction_id)
   insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
@@ -3918,19 +3964,30 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
   'latency_ms finite and >= 0, confidence in [0, 1].';
 
 -- Creates (or empties) a session temp table with the columns of a prediction batch. Temp, not
--- unlogged: private to the session, gone at its end, never shared user data.
+-- unlogged: private to the session, gone at its end, never shared user data. Its last column,
+-- id, takes the prediction id from the sequence as rows arrive (COPY and INSERT leave it out),
+-- so ingestion writes keys and rows from the same table without carrying ids between statements.
 create or replace function mlops._prediction_staging(name text) returns regclass
 language plpgsql volatile set search_path from current
 as $$
+declare
+  staging regclass;
 begin
   if name not in ('mlops_prediction_staging', 'mlops_prediction_batch') then
     raise exception using errcode = '22023', message = pg_catalog.format('invalid staging table name %s', name);
   end if;
-  if pg_catalog.to_regclass('pg_temp.' || name) is null then
+  staging := pg_catalog.to_regclass('pg_temp.' || name);
+  if staging is not null and not exists (select from pg_catalog.pg_attribute a
+                                          where a.attrelid = staging and a.attname = 'id' and not a.attisdropped) then
+    execute pg_catalog.format('drop table pg_temp.%I', name);  -- made by an older version in this session
+    staging := null;
+  end if;
+  if staging is null then
     execute pg_catalog.format(
       'create temp table %I (request_id text collate "C", model text, version integer, alias text, experiment text, '
       'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
-      'confidence float8, latency_ms float8, error text, created_at timestamptz)', name);
+      'confidence float8, latency_ms float8, error text, created_at timestamptz, '
+      'id bigint not null default pg_catalog.nextval(%L))', name, 'mlops.predictions_id_seq');
   else
     execute pg_catalog.format('truncate pg_temp.%I', name);
   end if;
@@ -3943,17 +4000,16 @@ comment on function mlops._prediction_staging(text) is
 -- Set-based ingestion of a session temp table of predictions (log_predictions(jsonb) and the
 -- COPY staging path). One grouped scan validates every row (nothing is written when one is bad)
 -- and resolves each (model, version, alias) once; missing partitions are created; then:
---  * fast path (when a probe of the first 1000 keys finds none logged): one statement inserts all
---    rows and their request keys (plain insert of the keys in key order, no ON CONFLICT, no
---    per-row join). A key that exists, or repeats in the batch, raises
---    unique_violation, which rolls the attempt back (one subtransaction per batch, not per row)
---    and takes
+--  * fast path (when a probe of the first 1000 keys finds none logged): two plain inserts from
+--    the staging table, the request keys in key order first, then the rows (no ON CONFLICT, no
+--    join). A key that exists, or repeats in the batch, raises unique_violation, which rolls the
+--    attempt back (one subtransaction per batch, not per row) and takes
 --  * the claiming path: keys are claimed with ON CONFLICT DO NOTHING (in key order, so
 --    concurrent batches never deadlock) and only the rows whose key was claimed are inserted.
 -- Either way a request_id is logged once, also under concurrent duplicates (the unique key
 -- of mlops.prediction_requests decides).
 create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
-language plpgsql volatile set search_path from current set work_mem = '64MB'
+language plpgsql volatile set search_path from current set work_mem = '64MB' set jit = off
 as $$
 declare
   src text := source;
@@ -4096,19 +4152,16 @@ begin
                             ' join mlops.prediction_requests r on r.request_id = s.request_id)', src) into seen;
   if not seen then
     begin
+      execute pg_catalog.format('insert into mlops.prediction_requests (request_id, prediction_id)'
+                                ' select s.request_id, s.id from %s s order by s.request_id collate "C"', src);
       execute pg_catalog.format($q$
-        with ins as (
-          insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
-                                              variant, unit_id, features, feature_vector, output, score, label,
-                                              confidence, latency_ms, error, created_at)
-          select pg_catalog.nextval('mlops.predictions_id_seq'), s.request_id, s.model, %2$s, s.alias, s.experiment,
-                 s.variant, s.unit_id, s.features, s.feature_vector, s.output, s.score, s.label, s.confidence,
-                 s.latency_ms, s.error, coalesce(s.created_at, pg_catalog.now())
-            from %1$s s %3$s
-          returning p.id, p.request_id, p.created_at)
-        insert into mlops.prediction_requests (request_id, prediction_id, created_at)
-        select i.request_id, i.id, i.created_at from ins i order by i.request_id collate "C"$q$,
-        src, version_cols, version_join) using vid, vnum, gm, gv, ga;
+        insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                            variant, unit_id, features, feature_vector, output, score, label,
+                                            confidence, latency_ms, error, created_at)
+        select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
+               coalesce(s.created_at, pg_catalog.now())
+          from %1$s s %3$s$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga;
       get diagnostics inserted = row_count;
     exception when unique_violation then  -- a key exists (maybe logged concurrently) or repeats in the batch
       seen := true;
@@ -4116,23 +4169,20 @@ begin
   end if;
   if seen then
     execute pg_catalog.format($q$
-      with keys as materialized (
-        select s.ctid as row_ctid, s.request_id, pg_catalog.nextval('mlops.predictions_id_seq') as id,
-               coalesce(s.created_at, pg_catalog.now()) as created_at
-          from %1$s s),
-      claimed as (
-        insert into mlops.prediction_requests as r (request_id, prediction_id, created_at)
-        select k.request_id, k.id, k.created_at from keys k
-         order by k.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
+      with claimed as (
+        insert into mlops.prediction_requests as r (request_id, prediction_id)
+        select s.request_id, s.id from %1$s s
+         order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
         on conflict on constraint prediction_requests_pkey do nothing
         returning r.prediction_id),
       ins as (
         insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
                                             variant, unit_id, features, feature_vector, output, score, label,
                                             confidence, latency_ms, error, created_at)
-        select k.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
-               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error, k.created_at
-          from claimed c join keys k on k.id = c.prediction_id join %1$s s on s.ctid = k.row_ctid %3$s
+        select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
+               coalesce(s.created_at, pg_catalog.now())
+          from claimed c join %1$s s on s.id = c.prediction_id %3$s
         returning 1)
       select pg_catalog.count(*) from ins$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga
       into inserted;
@@ -5083,7 +5133,8 @@ comment on function mlops.assign(text, text) is
 -- Set-based assignment of many units in one statement: sticky lookups (hash join or index
 -- probes), the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
 -- mlops._gb_hash_sql), new first exposures inserted once in index order. Rows come back in
--- input order.
+-- input order. With pgmlops_python installed, mlops._gb_assign_py (numpy) computes every id's
+-- variant position in one call instead of the SQL hash (same results; tests check both).
 create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
 returns table (unit_id text, variant text)
 language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB' set jit = off
@@ -5099,6 +5150,9 @@ declare
   lo integer;
   hi integer;
   small boolean;
+  sticky text;
+  accel regprocedure;
+  positions integer[];
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -5123,11 +5177,6 @@ begin
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k
    where k::float8 / 1000 >= e.namespace_start and k::float8 / 1000 < e.namespace_end;
-  -- byte lengths of the ids: the unrolled hash expressions cover just this range
-  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
-    from pg_catalog.unnest(unit_ids) u;
-  lo := least(coalesce(lo, 1), coalesce(hi, 1));
-  hi := coalesce(hi, 1);
   -- one pass: sticky lookup, then the hash of the units without a sticky variant. While the
   -- experiment has fewer assigned units than twice the batch (counted up to that bound), one
   -- hash join reads them all; beyond, one index probe per id (the LIMIT keeps it a nested
@@ -5135,30 +5184,48 @@ begin
   select pg_catalog.count(*) < 2 * pg_catalog.cardinality(unit_ids) into small
     from (select from mlops.experiment_assignments a where a.experiment_id = e.id
            limit 2 * pg_catalog.cardinality(unit_ids)) a;
-  fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
-    select x.u, x.ord, a.variant as sticky
-      from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-      %s$q$, case when small
-                  then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
-                  else 'left join lateral (select a.variant from mlops.experiment_assignments a
-                         where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end),
-    'k', 's.sticky is null', lo, hi);
-  if e.namespace is not null then
-    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+  sticky := case when small
+                 then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
+                 else 'left join lateral (select a.variant from mlops.experiment_assignments a
+                        where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
+  accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer)');
+  if accel is not null and pg_catalog.has_function_privilege(accel, 'execute') then
+    -- pgmlops_python: numpy computes every id's variant position (-1 = none) in one call
+    execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6)' into positions
+      using e.seed, unit_ids, thresholds, '__' || e.namespace, ns_lo, ns_hi;
+    fresh := pg_catalog.format($q$
+      select x.ord, x.u, a.variant as sticky, case when $5 then x.v else -1 end as v
+        from (select x.u collate "C" as u, x.v, x.ord from rows from (pg_catalog.unnest($1), pg_catalog.unnest($8)) with ordinality x(u, v, ord)) x
+        %s$q$, sticky);
+  else
+    -- byte lengths of the ids: the unrolled hash expressions cover just this range
+    select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+      from pg_catalog.unnest(unit_ids) u;
+    lo := least(coalesce(lo, 1), coalesce(hi, 1));
+    hi := coalesce(hi, 1);
+    fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
+      select x.u, x.ord, a.variant as sticky
+        from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+        %s$q$, sticky),
+      'k', 's.sticky is null', lo, hi);
+    if e.namespace is not null then
+      fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+    end if;
+    fresh := pg_catalog.format($q$
+      select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
+        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
+      case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
   end if;
   return query execute pg_catalog.format($q$
-    with c as %1$s (
-      select h.ord, h.u, h.sticky, case when $5%2$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
-        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%3$s) h offset 0) h)%4$s
+    with c as %1$s (%2$s)%3$s
     select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
     case when record then 'materialized' else 'not materialized' end,
-    case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end,
     fresh,
     -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
             select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
+  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi, positions;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import psycopg
 import pytest
 from growthbook import Experiment as GbExperiment
 from growthbook import GrowthBook
-from growthbook.core import gbhash
+from growthbook.core import chooseVariation, gbhash, getBucketRanges, inNamespace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
@@ -45,6 +47,25 @@ def sqlstate(conn: psycopg.Connection[Any], query: str, params: Any = None) -> s
         conn.execute(query, params)
     assert info.value.diag.message_primary
     return str(info.value.sqlstate)
+
+
+ACCEL = "mlops._gb_assign_py(text, text[], float8[], text, integer, integer)"
+
+
+@pytest.fixture(scope="module")
+def sql_only_dsn(database_factory: Any) -> str:
+    """A database with pgmlops alone: assign_batch takes its SQL path (no numpy accelerator)."""
+    return str(database_factory(python=False, prefix="exp_sql"))
+
+
+@pytest.fixture(params=["numpy", "sql"])
+def pconn(request: pytest.FixtureRequest, dsn: str, sql_only_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection where assign_batch runs through the numpy accelerator of pgmlops_python, or through
+    the SQL path (database without the companion): both must give the SDK's answers."""
+    with psycopg.connect(dsn if request.param == "numpy" else sql_only_dsn, autocommit=True) as c:
+        installed = c.execute("select pg_catalog.to_regprocedure(%s) is not null", (ACCEL,)).fetchone()
+        assert installed == (request.param == "numpy",)
+        yield c
 
 
 # --- GrowthBook vectors -------------------------------------------------------------------------
@@ -104,21 +125,69 @@ def test_hash_property_matches_sdk_for_any_text(conn: psycopg.Connection[Any], s
         assert [r[0] for r in batch_rows] == [gbhash(seed, v, version) for v in values]
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=PG_TEXT, values=st.lists(PG_TEXT.filter(bool), min_size=1, max_size=30),
+       weights=st.sampled_from([[0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.0, 0.9]]),
+       coverage=st.sampled_from([1.0, 0.6]), namespace=st.sampled_from([None, ("gbns", 0.2, 0.7), ("ü", 0.0, 0.5)]))
+def test_numpy_accelerator_matches_sdk_for_any_text(conn: psycopg.Connection[Any], seed: str, values: list[str],
+                                                    weights: list[float], coverage: float,
+                                                    namespace: tuple[str, float, float] | None) -> None:
+    """The numpy assignment of pgmlops_python (variant position or -1 per id) is the SDK's on any text."""
+    ranges = getBucketRanges(len(weights), coverage, weights)
+    ns = [k for k in range(1000) if namespace and namespace[1] <= k / 1000 < namespace[2]]
+    got = conn.execute("select mlops._gb_assign_py(%s::text, %s::text[], %s::float8[], %s::text, %s::int, %s::int)",
+                       (seed, values, [float(x) for r in ranges for x in r], "__" + namespace[0] if namespace else None,
+                        min(ns, default=1), max(ns, default=0))).fetchone()
+    def sdk(v: str) -> int:
+        n = gbhash(seed, v, 2)
+        assert n is not None
+        return -1 if namespace and not inNamespace(v, namespace) else chooseVariation(n, ranges)
+
+    expected = [sdk(v) for v in values]
+    assert got == (expected,)
+
+
+def test_numpy_accelerator_and_sql_path_agree_on_a_mixed_batch(conn: psycopg.Connection[Any],
+                                                               sql_only_dsn: str) -> None:
+    """The same experiment in both databases: identical answers and identical recorded assignments for
+    ids of every length (including ids longer than 64 bytes, and a few very long ones), any script."""
+    rng = random.Random(6)
+    alphabet = "abcXYZ019-_ üé日本😀€"
+    ids = ([f"user-{i}" for i in range(3000)]
+           + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 90))) for _ in range(3000)]
+           + ["x" * 5000, "😀" * 300, "y" * 700, "user-1", "user-2"])
+    with psycopg.connect(sql_only_dsn, autocommit=True) as other:
+        answers, recorded = [], []
+        for c in (conn, other):
+            create(c, "paths", [{"name": n, "weight": w} for n, w in (("a", 0.2), ("b", 0.3), ("c", 0.5))],
+                   coverage=0.9, seed="s😀", namespace="paths", namespace_range=[0.1, 0.8])
+            answers.append((batch(c, "paths", ids, record=False), batch(c, "paths", ids), batch(c, "paths", ids)))
+            recorded.append(c.execute("select unit_id, variant from mlops.experiment_assignments a"
+                                      " join mlops.experiments e on e.id = a.experiment_id"
+                                      " where e.name = 'paths' order by unit_id").fetchall())
+    assert answers[0] == answers[1]
+    assert answers[0][0] == answers[0][1] == answers[0][2]
+    assert recorded[0] == recorded[1] and 0 < len(recorded[0]) < len(set(ids))
+    assert set(answers[0][0]) == {"a", "b", "c", None}
+
+
 @pytest.mark.parametrize(("weights", "coverage", "seed", "namespace"), [
     ([0.5, 0.5], 1.0, "", None),
     ([0.2, 0.3, 0.5], 0.6, "s33d", None),
     ([0.1, 0.9], 0.85, "", ("gbns", 0.2, 0.7)),
 ])
-def test_same_variant_as_growthbook_sdk(conn: psycopg.Connection[Any], weights: list[float], coverage: float,
+def test_same_variant_as_growthbook_sdk(pconn: psycopg.Connection[Any], weights: list[float], coverage: float,
                                         seed: str, namespace: tuple[str, float, float] | None) -> None:
     name = f"sdk_{len(weights)}_{int(coverage * 100)}"
     names = [f"v{i}" for i in range(len(weights))]
-    create(conn, name, [{"name": n, "weight": w} for n, w in zip(names, weights, strict=True)],
+    create(pconn, name, [{"name": n, "weight": w} for n, w in zip(names, weights, strict=True)],
            coverage=coverage, seed=seed, namespace=namespace[0] if namespace else None,
            namespace_range=list(namespace[1:]) if namespace else [0, 1])
-    ids = [f"user-{i}" for i in range(1500)] + ["ünï-1", "😀-2", "日本-3"]
-    got = batch(conn, name, ids)
-    single = [conn.execute("select mlops.assign(%s::text, %s::text)", (name, u)).fetchone() for u in ids[:50]]
+    # ASCII, non-ASCII (beyond the BMP too), ids longer than the unrolled SQL hash (64 bytes), one repeated
+    ids = [f"user-{i}" for i in range(1500)] + ["ünï-1", "😀-2", "日本-3", "L" * 65, "long-😀" * 40, "q" * 3000,
+                                                 "user-7"]
+    got = batch(pconn, name, ids)
+    single = [pconn.execute("select mlops.assign(%s::text, %s::text)", (name, u)).fetchone() for u in ids[:50]]
     exp = GbExperiment(key=name, variations=list(range(len(weights))), weights=weights, coverage=coverage,
                        seed=seed or None, hashVersion=2, namespace=namespace)
     expected = []
@@ -153,35 +222,35 @@ def test_uniformity_chi_square_100k(conn: psycopg.Connection[Any]) -> None:
 
 # --- stickiness, coverage, namespaces -------------------------------------------------------------
 
-def test_sticky_across_weight_changes(conn: psycopg.Connection[Any]) -> None:
-    create(conn, "sticky")
+def test_sticky_across_weight_changes(pconn: psycopg.Connection[Any]) -> None:
+    create(pconn, "sticky")
     ids = [f"s{i}" for i in range(3000)]
-    before = batch(conn, "sticky", ids)
-    conn.execute("select mlops.set_experiment_traffic('sticky', weights => '{0.1, 0.9}')")
-    after = batch(conn, "sticky", ids)
+    before = batch(pconn, "sticky", ids)
+    pconn.execute("select mlops.set_experiment_traffic('sticky', weights => '{0.1, 0.9}')")
+    after = batch(pconn, "sticky", ids)
     assert after == before
-    assert [conn.execute("select mlops.assign('sticky', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
+    assert [pconn.execute("select mlops.assign('sticky', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
             for u in ids[:30]] == before[:30]
-    fresh = batch(conn, "sticky", [f"n{i}" for i in range(3000)])
+    fresh = batch(pconn, "sticky", [f"n{i}" for i in range(3000)])
     share = fresh.count("treatment") / len(fresh)
     assert 0.85 < share < 0.95  # new units follow the new weights
     # without stickiness some units would have moved
-    recomputed = batch(conn, "sticky", ids, record=False)
+    recomputed = batch(pconn, "sticky", ids, record=False)
     assert recomputed == before
-    assert conn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
+    assert pconn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
                         " on e.id = a.experiment_id where e.name = 'sticky'").fetchone() == (6000,)
 
 
-def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(conn: psycopg.Connection[Any]) -> None:
+def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(pconn: psycopg.Connection[Any]) -> None:
     """One batch holding units assigned before a weight change, new units (ids of 1 to 80 characters,
     ASCII and not) and repeated ids: input order, sticky variants kept, each first exposure recorded once."""
-    create(conn, "mixed")
+    create(pconn, "mixed")
     old = [f"o{i}" for i in range(400)]
-    before = batch(conn, "mixed", old)
-    conn.execute("select mlops.set_experiment_traffic('mixed', weights => '{0.9, 0.1}')")
+    before = batch(pconn, "mixed", old)
+    pconn.execute("select mlops.set_experiment_traffic('mixed', weights => '{0.9, 0.1}')")
     new = ["x" * n for n in range(1, 81)] + [f"é{i}" for i in range(20)] + [f"n{i}" for i in range(400)]
     ids = [u for pair in zip(old, new, strict=False) for u in pair] + new[400:] + old[:50] + new[:50]
-    got = batch(conn, "mixed", ids)
+    got = batch(pconn, "mixed", ids)
 
     def sdk(u: str, weights: list[float]) -> str:
         r = GrowthBook(attributes={"id": u}).run(GbExperiment(key="mixed", variations=[0, 1], weights=weights,
@@ -192,24 +261,24 @@ def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(conn: psycopg.C
     expected = {**{u: sdk(u, [0.9, 0.1]) for u in new}, **dict(zip(old, before, strict=True))}
     assert got == [expected[u] for u in ids]
     assert any(expected[u] != sdk(u, [0.9, 0.1]) for u in old)  # stickiness is actually exercised
-    assert [conn.execute("select mlops.assign('mixed', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
+    assert [pconn.execute("select mlops.assign('mixed', %s::text)", (u,)).fetchone()[0]  # type: ignore[index]
             for u in old + new] == [expected[u] for u in old + new]
-    rows = conn.execute("select count(*), count(distinct unit_id) from mlops.experiment_assignments a"
+    rows = pconn.execute("select count(*), count(distinct unit_id) from mlops.experiment_assignments a"
                         " join mlops.experiments e on e.id = a.experiment_id where e.name = 'mixed'").fetchone()
     assert rows == (len(old) + len(new),) * 2
     # a small batch against many assigned units looks them up by index probes instead of a hash join
     small = [*old[:3], "late", *new[-2:]]
-    assert batch(conn, "mixed", small) == [sdk("late", [0.9, 0.1]) if u == "late" else expected[u] for u in small]
+    assert batch(pconn, "mixed", small) == [sdk("late", [0.9, 0.1]) if u == "late" else expected[u] for u in small]
 
 
-def test_coverage_ramp_only_adds_units(conn: psycopg.Connection[Any]) -> None:
-    create(conn, "ramp", coverage=0.2)
+def test_coverage_ramp_only_adds_units(pconn: psycopg.Connection[Any]) -> None:
+    create(pconn, "ramp", coverage=0.2)
     ids = [f"r{i}" for i in range(4000)]
     phases = []
     for cov in (0.2, 0.5, 1.0):
         if cov != 0.2:
-            conn.execute("select mlops.set_experiment_traffic('ramp', coverage => %s::float8)", (cov,))
-        phases.append(batch(conn, "ramp", ids))
+            pconn.execute("select mlops.set_experiment_traffic('ramp', coverage => %s::float8)", (cov,))
+        phases.append(batch(pconn, "ramp", ids))
     for low, high in itertools.pairwise(phases):
         assert all(h == lo for lo, h in zip(low, high, strict=True) if lo is not None)
         assert sum(v is not None for v in high) > sum(v is not None for v in low)
@@ -217,17 +286,17 @@ def test_coverage_ramp_only_adds_units(conn: psycopg.Connection[Any]) -> None:
     assert 0.15 < sum(v is not None for v in phases[0]) / len(ids) < 0.25
 
 
-def test_namespaces_are_mutually_exclusive(conn: psycopg.Connection[Any]) -> None:
-    create(conn, "ns_left", namespace="checkout", namespace_range=[0, 0.5])
-    create(conn, "ns_right", namespace="checkout", namespace_range=[0.5, 1])
+def test_namespaces_are_mutually_exclusive(pconn: psycopg.Connection[Any]) -> None:
+    create(pconn, "ns_left", namespace="checkout", namespace_range=[0, 0.5])
+    create(pconn, "ns_right", namespace="checkout", namespace_range=[0.5, 1])
     ids = [f"m{i}" for i in range(4000)]
-    left, right = batch(conn, "ns_left", ids), batch(conn, "ns_right", ids)
+    left, right = batch(pconn, "ns_left", ids), batch(pconn, "ns_right", ids)
     assert not any(a is not None and b is not None for a, b in zip(left, right, strict=True))
     assert all(a is not None or b is not None for a, b in zip(left, right, strict=True))
-    before = conn.execute("select count(*) from mlops.experiments").fetchone()
-    assert sqlstate(conn, "select mlops.create_experiment('ns_overlap', variants => %s::jsonb,"
+    before = pconn.execute("select count(*) from mlops.experiments").fetchone()
+    assert sqlstate(pconn, "select mlops.create_experiment('ns_overlap', variants => %s::jsonb,"
                     " namespace => 'checkout', namespace_range => '{0.4, 0.6}')", (Jsonb(HALF),)) == "23P01"
-    assert conn.execute("select count(*) from mlops.experiments").fetchone() == before
+    assert pconn.execute("select count(*) from mlops.experiments").fetchone() == before
 
 
 # --- statuses -------------------------------------------------------------------------------------

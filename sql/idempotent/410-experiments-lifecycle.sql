@@ -395,7 +395,8 @@ comment on function mlops.assign(text, text) is
 -- Set-based assignment of many units in one statement: sticky lookups (hash join or index
 -- probes), the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
 -- mlops._gb_hash_sql), new first exposures inserted once in index order. Rows come back in
--- input order.
+-- input order. With pgmlops_python installed, mlops._gb_assign_py (numpy) computes every id's
+-- variant position in one call instead of the SQL hash (same results; tests check both).
 create or replace function mlops.assign_batch(experiment text, unit_ids text[], record boolean default true)
 returns table (unit_id text, variant text)
 language plpgsql volatile set search_path = pg_catalog, pg_temp set work_mem = '256MB' set jit = off
@@ -411,6 +412,9 @@ declare
   lo integer;
   hi integer;
   small boolean;
+  sticky text;
+  accel regprocedure;
+  positions integer[];
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -435,11 +439,6 @@ begin
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k
    where k::float8 / 1000 >= e.namespace_start and k::float8 / 1000 < e.namespace_end;
-  -- byte lengths of the ids: the unrolled hash expressions cover just this range
-  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
-    from pg_catalog.unnest(unit_ids) u;
-  lo := least(coalesce(lo, 1), coalesce(hi, 1));
-  hi := coalesce(hi, 1);
   -- one pass: sticky lookup, then the hash of the units without a sticky variant. While the
   -- experiment has fewer assigned units than twice the batch (counted up to that bound), one
   -- hash join reads them all; beyond, one index probe per id (the LIMIT keeps it a nested
@@ -447,30 +446,48 @@ begin
   select pg_catalog.count(*) < 2 * pg_catalog.cardinality(unit_ids) into small
     from (select from mlops.experiment_assignments a where a.experiment_id = e.id
            limit 2 * pg_catalog.cardinality(unit_ids)) a;
-  fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
-    select x.u, x.ord, a.variant as sticky
-      from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-      %s$q$, case when small
-                  then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
-                  else 'left join lateral (select a.variant from mlops.experiment_assignments a
-                         where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end),
-    'k', 's.sticky is null', lo, hi);
-  if e.namespace is not null then
-    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+  sticky := case when small
+                 then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
+                 else 'left join lateral (select a.variant from mlops.experiment_assignments a
+                        where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
+  accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer)');
+  if accel is not null and pg_catalog.has_function_privilege(accel, 'execute') then
+    -- pgmlops_python: numpy computes every id's variant position (-1 = none) in one call
+    execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6)' into positions
+      using e.seed, unit_ids, thresholds, '__' || e.namespace, ns_lo, ns_hi;
+    fresh := pg_catalog.format($q$
+      select x.ord, x.u, a.variant as sticky, case when $5 then x.v else -1 end as v
+        from (select x.u collate "C" as u, x.v, x.ord from rows from (pg_catalog.unnest($1), pg_catalog.unnest($8)) with ordinality x(u, v, ord)) x
+        %s$q$, sticky);
+  else
+    -- byte lengths of the ids: the unrolled hash expressions cover just this range
+    select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+      from pg_catalog.unnest(unit_ids) u;
+    lo := least(coalesce(lo, 1), coalesce(hi, 1));
+    hi := coalesce(hi, 1);
+    fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
+      select x.u, x.ord, a.variant as sticky
+        from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+        %s$q$, sticky),
+      'k', 's.sticky is null', lo, hi);
+    if e.namespace is not null then
+      fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+    end if;
+    fresh := pg_catalog.format($q$
+      select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
+        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
+      case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
   end if;
   return query execute pg_catalog.format($q$
-    with c as %1$s (
-      select h.ord, h.u, h.sticky, case when $5%2$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
-        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%3$s) h offset 0) h)%4$s
+    with c as %1$s (%2$s)%3$s
     select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
     case when record then 'materialized' else 'not materialized' end,
-    case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end,
     fresh,
     -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
             select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
+  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi, positions;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
