@@ -3,7 +3,10 @@
 1. Online lookup, 1 entity x 10 features across 2 groups, through the Python client's prepared
    statement, vs a bare prepared ``select`` by primary key on a plain 10-column table (binary, tuple
    rows, one reused cursor: the fastest plain psycopg path; also shown: ``conn.execute`` with the
-   client's dict rows); and a batch of 1,000 keys vs ``where id = any(...)`` on the plain table.
+   client's dict rows, and the same select run the way the client runs a one-key lookup: a named
+   statement executed straight through libpq, rows loaded by psycopg's loaders, so that row
+   compares server work and result shape alone); and a batch of 1,000 keys vs ``where id = any(...)``
+   on the plain table.
    Ours and the baseline alternate call by call, so load on the machine hits both alike.
 2. Point-in-time training set (spine x 3 groups x history rows each) via mlops.create_training_set
    vs a hand-written LATERAL ``create table as`` on the same data.
@@ -22,7 +25,8 @@ from typing import Any
 
 import pgmlops
 import psycopg
-from psycopg import RawCursor
+from psycopg import RawCursor, generators, pq
+from psycopg.adapt import Transformer
 from psycopg.rows import tuple_row
 from rich.console import Console
 
@@ -123,6 +127,20 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                 raw.execute(plain_sql, (key(),), prepare=True, binary=True)
                 return raw.fetchall()
 
+            conn = client.conn
+            conn.pgconn.send_prepare(b"bench_plain_pk", plain_sql.encode())
+            assert conn.wait(generators.execute(conn.pgconn))[-1].status == pq.ExecStatus.COMMAND_OK
+            tx = Transformer(conn)
+
+            def bare_pq() -> Any:  # what FeatureStore._online_one does, on the plain table
+                with conn.lock:
+                    conn.pgconn.send_query_prepared(b"bench_plain_pk", (str(key()).encode(),), None,
+                                                    pq.Format.BINARY)
+                    res = conn.wait(generators.execute(conn.pgconn))[-1]
+                assert res.status == pq.ExecStatus.TUPLES_OK
+                tx.set_pgresult(res)
+                return tx.load_rows(0, res.ntuples, tuple)
+
             def bare_any() -> Any:
                 raw.execute(plain_any, (keys,), prepare=True, binary=True)
                 return raw.fetchall()
@@ -131,7 +149,7 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                 sql_fn.execute(fn_sql, (str(key()), features), prepare=True, binary=True)
                 return sql_fn.fetchall()
 
-            light = {"ours": lambda: fs.online_raw("customer", [key()], features), "bare": bare,
+            light = {"ours": lambda: fs.online_raw("customer", [key()], features), "bare": bare, "bare_pq": bare_pq,
                      "bare_dict": lambda: client.conn.execute("select * from bench_plain where id = %s::int8",
                                                               (key(),), prepare=True).fetchall()}
             # CPU-heavy cases run alone: on a loaded machine a call after a busy stretch of the client
@@ -150,6 +168,8 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                  "baseline": one["bare"] * 1e3, "unit": "ms"},
                 {"case": "  same, baseline conn.execute + dict rows", "ours": one["ours"] * 1e3,
                  "baseline": one["bare_dict"] * 1e3, "unit": "ms"},
+                {"case": "  same, baseline at the libpq level (as ours)", "ours": one["ours"] * 1e3,
+                 "baseline": one["bare_pq"] * 1e3, "unit": "ms"},
                 {"case": "  same, client as DataFrame", "ours": one["ours_df"] * 1e3, "baseline": one["bare"] * 1e3,
                  "unit": "ms"},
                 {"case": "  same, SQL get_online_features (json)", "ours": one["sql"] * 1e3,

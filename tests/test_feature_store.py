@@ -506,6 +506,55 @@ def test_online_plan_cached_without_catalog_queries(client: pgmlops.Client, monk
     assert calls == []
 
 
+def test_online_one_key_libpq_path(client: pgmlops.Client, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-key lookups run the named statement at the libpq level: they survive DEALLOCATE ALL, run
+    inside the caller's transaction (seeing its writes), keep working when the plan is rebuilt inside
+    a transaction, report errors with their SQLSTATE and leave the connection usable; a connection
+    psycopg would open a transaction on first takes the cursor path."""
+    fs = client.features
+    fs.create_group("fast", "customer", {"v": "int8"}, ttl="1 day")
+    fs.write_rows("fast", [{"customer_id": 1, "event_ts": datetime.now(UTC).isoformat(), "v": 7},
+                           {"customer_id": 2, "event_ts": "2020-01-01", "v": 8}])
+    want = [(r["v"], r["v__status"]) for r in fs.online_raw("customer", [1, 2, 3], ["fast:v"])]
+    assert want == [(7, "PRESENT"), (None, "EXPIRED"), (None, "MISSING")]
+
+    def one(k: int) -> tuple[Any, Any]:
+        r = fs.online_raw("customer", [k], ["fast:v"])
+        assert len(r) == 1 and r[0]["entity_key"] == str(k)
+        return r[0]["v"], r[0]["v__status"]
+
+    assert one(1) == want[0]  # first call: cursor path, reads the layout
+    with monkeypatch.context() as m:  # from now on one key never touches a cursor
+        m.setattr(psycopg.RawCursor, "execute", lambda *a, **k: pytest.fail("cursor path used"))
+        assert [one(k) for k in (1, 2, 3)] == want
+        client.conn.execute("deallocate all")
+        assert [one(k) for k in (3, 2, 1)] == want[::-1]
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            fs.online_raw("customer", ["nope"], ["fast:v"])
+        assert one(1) == want[0]
+        with client.conn.transaction():
+            client.conn.execute("insert into mlops_features.fast__v1 (customer_id, event_ts, v) "
+                                "values (3, now(), 9)")
+            assert one(3) == (9, "PRESENT")
+            with psycopg.connect(dsn, autocommit=True) as other:  # plan rebuilt with the same SQL
+                other.execute("""select mlops.create_feature_group('fast_other', 'customer', '{"v": "int8"}')""")
+            deadline = time.monotonic() + 5
+            while not fs._watch.poller.poll(0):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert one(1) == want[0]
+            assert client.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS  # not aborted
+            raise psycopg.Rollback
+        assert one(3) == want[2]
+    client.conn.autocommit = False
+    try:
+        assert one(1) == want[0]  # psycopg opens the transaction: cursor path
+        assert client.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        client.conn.rollback()
+    finally:
+        client.conn.autocommit = True
+
+
 def test_online_plan_follows_new_versions_and_ttl(client: pgmlops.Client, dsn: str) -> None:
     """Another session makes a new version, then changes the ttl: the client's cached statement is
     rebuilt on NOTIFY mlops_feature_groups, well before any timer would expire."""

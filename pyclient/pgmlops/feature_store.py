@@ -8,20 +8,23 @@ prepared statement, cached until NOTIFY mlops_feature_groups says a group change
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import select
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import psycopg
-from psycopg import RawCursor, sql
+from psycopg import RawCursor, generators, pq, sql
+from psycopg.adapt import Transformer
 from psycopg.rows import tuple_row
 from rich.progress import Progress
 
@@ -36,14 +39,59 @@ PROGRESS_ROWS = 100_000
 GROUPS_CHANNEL = "mlops_feature_groups"  # create_feature_group notifies: new version or ttl change
 
 
+_STATUS = ("MISSING", "PRESENT", "EXPIRED")  # status codes of the compact shapes of mlops.online_query
+
+
 @dataclass
 class _OnlinePlan:
-    """Cached SQL of one online lookup (entity + features): ``one`` takes $1 = a key, ``many`` $1 = keys
-    (bytes: psycopg neither encodes nor re-hashes them per call)."""
+    """Cached SQL of one online lookup (entity + features) in mlops.online_query's compact shapes:
+    ``one`` takes $1 = a key, ``many`` $1 = keys (bytes: psycopg neither encodes nor re-hashes them
+    per call). The result layout is read from the first execution. ``name`` is the server-side
+    prepared statement of ``one``, run at the libpq level: named after its SQL's hash, so a plan
+    rebuilt with the same SQL finds it prepared. ``tx`` loads its binary results."""
 
     one: bytes
     many: bytes
-    names: list[str] | None = None  # result column names, from the first execution
+    name: bytes
+    layout: _Layout | None = None
+    tx: psycopg.abc.Transformer | None = None
+
+
+class _Layout:
+    """How a compact result row (entity_key, then ``#<alias>`` status codes each followed by the raw
+    values they govern, then event_ts) expands to the columns shape: per feature its value, null when
+    the code is 2 (EXPIRED: TTL enforced on read by the server's code), and ``<name>__status``."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.features: list[tuple[str, int, int]] = []  # (name, value index, status code index)
+        status = -1
+        for j, name in enumerate(names[1:-1], 1):
+            if name.startswith("#"):  # feature names match ^[a-z][a-z0-9_]*$: never a value column
+                status = j
+            else:
+                self.features.append((name, j, status))
+        self.last = len(names) - 1
+        self.columns = [names[0]]
+        for name, _, _ in self.features:
+            self.columns += [name, f"{name}__status"]
+        self.columns.append(names[-1])
+        # one dict display per row, compiled once per plan: column names are repr()-quoted literals,
+        # everything else integers (the per-row cost is a third of a Python loop over the features)
+        items = [f"{names[0]!r}: r[0]"]
+        for name, j, st in self.features:
+            items += [f"{name!r}: None if r[{st}] == 2 else r[{j}]", f"{name + '__status'!r}: S[r[{st}]]"]
+        items.append(f"{names[-1]!r}: r[{self.last}]")
+        self.to_dict: Callable[[tuple[Any, ...]], dict[str, Any]] = \
+            eval("lambda r: {" + ", ".join(items) + "}", {"S": _STATUS})
+
+    def to_columns(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+        """Rows as columns (name -> values), in the columns shape's order."""
+        out: dict[str, list[Any]] = {self.columns[0]: [r[0] for r in rows]}
+        for name, j, st in self.features:
+            out[name] = [None if r[st] == 2 else r[j] for r in rows]
+            out[f"{name}__status"] = [_STATUS[r[st]] for r in rows]
+        out[self.columns[-1]] = [r[self.last] for r in rows]
+        return out
 
 
 class _GroupWatch:
@@ -132,6 +180,8 @@ class FeatureStore:
         self._plans: dict[tuple[str, tuple[str, ...]], _OnlinePlan] = {}
         self._watch = _GroupWatch(client.dsn)
         self._local = threading.local()  # one reusable cursor per thread
+        # names of the statements prepared by _online_one, per connection
+        self._prepared: weakref.WeakKeyDictionary[Connection, set[bytes]] = weakref.WeakKeyDictionary()
 
     @property
     def conn(self) -> Connection:
@@ -234,18 +284,26 @@ class FeatureStore:
         key = (entity, features)
         plan = self._plans.get(key)
         if plan is None:
-            row = self.conn.execute("select mlops.online_query(%s::text, %s::text[], 'row') as one, "
-                                    "mlops.online_query(%s::text, %s::text[], 'columns') as many",
+            row = self.conn.execute("select mlops.online_query(%s::text, %s::text[], 'compact_row') as one, "
+                                    "mlops.online_query(%s::text, %s::text[], 'compact') as many",
                                     (entity, list(features), entity, list(features))).fetchone()
             assert row is not None
-            plan = self._plans[key] = _OnlinePlan(row["one"].encode(), row["many"].encode())
+            one = row["one"].encode()
+            name = b"pgmlops_online_" + hashlib.sha1(one).hexdigest()[:24].encode()
+            plan = self._plans[key] = _OnlinePlan(one, row["many"].encode(), name)
         return plan
 
     def _online_rows(self, entity: str, keys: Sequence[Any], features: Sequence[str]) \
-            -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Column names and rows (tuples) of an online lookup: one prepared statement, binary results."""
+            -> tuple[_Layout, list[tuple[Any, ...]]]:
+        """Layout and rows (tuples, compact shape) of an online lookup: one prepared statement, binary
+        results."""
         plan = self._online_plan(entity, tuple(features))
         conn = self.client.read_conn
+        if len(keys) == 1:
+            rows = self._online_one(conn, plan, str(keys[0]).encode())
+            if rows is not None:
+                assert plan.layout is not None
+                return plan.layout, rows
         local = self._local
         cur: RawCursor[tuple[Any, ...]] | None = getattr(local, "cursor", None)
         if cur is None or cur.connection is not conn or cur.closed:
@@ -255,28 +313,67 @@ class FeatureStore:
         else:
             cur.execute(plan.many, ([str(k) for k in keys],), prepare=True, binary=True)
         rows = cur.fetchall()
-        if plan.names is None:
-            plan.names = [d.name for d in cur.description or ()]
-        return plan.names, rows
+        layout = plan.layout
+        if layout is None:
+            layout = plan.layout = _Layout([d.name for d in cur.description or ()])
+        return layout, rows
+
+    def _online_one(self, conn: Connection, plan: _OnlinePlan, key: bytes) -> list[tuple[Any, ...]] | None:
+        """One-key lookup straight through libpq (Bind/Execute of the named statement, binary rows
+        loaded by psycopg's own loaders): psycopg's cursor machinery is most of a one-row lookup's
+        client time. None when the connection is not in a state psycopg's cursor would use as is
+        (pipeline mode, or a transaction it would open first): the caller takes the cursor path."""
+        pgconn = conn.pgconn
+        if pgconn.pipeline_status != pq.PipelineStatus.OFF or (
+                not conn.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE):
+            return None
+        prepared = self._prepared.get(conn)
+        if prepared is None:
+            prepared = self._prepared[conn] = set()
+        for attempt in range(2):
+            with conn.lock:
+                if plan.name not in prepared:
+                    pgconn.send_prepare(plan.name, plan.one)
+                    res = conn.wait(generators.execute(pgconn))[-1]
+                    if res.status != pq.ExecStatus.COMMAND_OK \
+                            and res.error_field(pq.DiagnosticField.SQLSTATE) != b"42P05":  # 42P05: exists
+                        raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+                    prepared.add(plan.name)
+                pgconn.send_query_prepared(plan.name, (key,), None, pq.Format.BINARY)
+                res = conn.wait(generators.execute(pgconn))[-1]
+            if res.status == pq.ExecStatus.TUPLES_OK:
+                break
+            if res.error_field(pq.DiagnosticField.SQLSTATE) != b"26000":
+                raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+            prepared.discard(plan.name)  # gone (DISCARD ALL, DEALLOCATE ALL): prepare again, outside a
+            if attempt or pgconn.transaction_status != pq.TransactionStatus.IDLE:  # transaction only
+                raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+        tx = plan.tx
+        if tx is None:
+            tx = plan.tx = Transformer(conn)
+        if plan.layout is None:
+            encoding = conn.info.encoding
+            plan.layout = _Layout([(res.fname(i) or b"").decode(encoding) for i in range(res.nfields)])
+        tx.set_pgresult(res)
+        return tx.load_rows(0, res.ntuples, tuple)
 
     def online_raw(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> list[dict[str, Any]]:
         """Online lookup rows as dicts (entity_key, one value and one ``<name>__status`` per feature,
         event_ts), one per key in the given order, through a prepared statement."""
-        names, rows = self._online_rows(entity, keys, features)
-        return [dict(zip(names, row, strict=False)) for row in rows]  # one value per name: no check needed
+        layout, rows = self._online_rows(entity, keys, features)
+        to_dict = layout.to_dict
+        return [to_dict(row) for row in rows]
 
     def online(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> pd.DataFrame:
         """Online features: one row per key (given order) with a column per feature, ``<feature>__status``
         (PRESENT / EXPIRED / MISSING; TTL enforced on read) and ``event_ts``."""
-        names, rows = self._online_rows(entity, keys, features)
+        layout, rows = self._online_rows(entity, keys, features)
         if not rows:
-            return pd.DataFrame(columns=names)
-        columns: dict[str, list[Any]] = {}
-        for j, name in enumerate(names):
-            values = [row[j] for row in rows]
+            return pd.DataFrame(columns=layout.columns)
+        columns = layout.to_columns(rows)
+        for name, values in columns.items():
             if any(hasattr(v, "to_numpy") for v in values):  # pgvector values -> numpy arrays
-                values = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in values]
-            columns[name] = values
+                columns[name] = [v.to_numpy() if hasattr(v, "to_numpy") else v for v in values]
         return pd.DataFrame(columns)
 
     def close(self) -> None:

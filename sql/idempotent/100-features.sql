@@ -484,6 +484,14 @@ comment on function mlops._feature_value_sql(text, text, text, text) is 'Private
 --   json     $1 text[] keys -> (entity_key, "values" jsonb, status jsonb, event_ts), one row per key in order
 --   columns  $1 text[] keys -> (entity_key, per feature: <name> typed and <name>__status, event_ts), in order
 --   row      $1 text, one key -> the columns shape for that key (one row)
+--   compact  $1 text[] keys -> (entity_key, then in feature order: a status code column named
+--            #<alias> (int2: 0 MISSING, 1 PRESENT, 2 EXPIRED) wherever the group changes, followed
+--            by the raw values of that group or aggregate, then event_ts), in order. Fewer and
+--            cheaper columns than the columns shape (one TTL test per group and row, no per-value
+--            CASE): the Python client expands it to the columns shape, a value whose code is 2
+--            (EXPIRED) becomes null. Only group rows can be EXPIRED; an aggregate is 1 or 0.
+--   compact_row  $1 text, one key -> the compact shape for that key (plain left joins: one
+--            index probe per group, the scans project nothing)
 create or replace function mlops.online_query(entity text, features text[], shape text default 'json') returns text
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
@@ -507,9 +515,15 @@ declare
   i integer;
   vals_sql text := '';
   stats_sql text := '';
+  compact boolean := shape in ('compact', 'compact_row');
+  single boolean := shape in ('row', 'compact_row');
+  ccols text := '';  -- compact: status code columns and raw values in feature order
+  prev text;         -- compact: alias of the previous reference
+  code text;         -- compact: status code expression of the current alias
 begin
-  if shape is null or shape not in ('json', 'columns', 'row') then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid shape %L: use json, columns or row', shape);
+  if shape is null or shape not in ('json', 'columns', 'row', 'compact', 'compact_row') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid shape %L: use json, columns, row, compact or compact_row', shape);
   end if;
   select * into ent from mlops.entities e where e.name = online_query.entity;
   if not found then
@@ -535,6 +549,12 @@ begin
       val := pg_catalog.format('case when %I._ok then %s end', alias,
                                mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype));
       stat := pg_catalog.format('coalesce(%I._st, ''MISSING'')', alias);
+      -- event_ts is not null in online tables: null means no row (MISSING)
+      code := case when r.ttl is null
+                   then pg_catalog.format('case when %I.event_ts is null then 0::int2 else 1::int2 end', alias)
+                   else pg_catalog.format('case when %1$I.event_ts >= pg_catalog.now() - %2$L::interval then 1::int2 '
+                                          'when %1$I.event_ts is null then 0::int2 else 2::int2 end',
+                                          alias, pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', r.ttl))) end;
     else
       n := n + 1;
       alias := 'a' || n;
@@ -545,8 +565,15 @@ begin
         r.table_name, r.key_column, r.window_size, alias);
       val := pg_catalog.format('%I.v', alias);
       stat := pg_catalog.format('case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end', alias);
+      code := pg_catalog.format('case when %I.n > 0 then 1::int2 else 0::int2 end', alias);
     end if;
     cols := cols || pg_catalog.format(', %s as %I, %s as %I', val, r.out_name, stat, r.out_name || '__status');
+    if alias is distinct from prev then
+      ccols := ccols || pg_catalog.format(', %s as %I', code, '#' || alias);
+      prev := alias;
+    end if;
+    ccols := ccols || pg_catalog.format(', %s as %I', case when r.kind = 'feature'
+      then mlops._feature_value_sql('column', alias, r.feature, dtype) else pg_catalog.format('%I.v', alias) end, r.out_name);
     jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
     jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
@@ -554,6 +581,18 @@ begin
   -- offset 0 keeps the subquery whole: a nested loop of index lookups, never a hash join that would
   -- read (and test the ttl of) every row of the online table
   for g in select e.value as v from pg_catalog.jsonb_each(groups) e order by (e.value ->> 'n')::integer loop
+    times := times || pg_catalog.format(', %I.event_ts', g.v ->> 'alias');
+    if compact and single then  -- one key: plain left joins, one index probe per group
+      joins := joins || pg_catalog.format(' left join mlops_features.%I %I on %I.%I = k.key',
+                                          g.v ->> 'table', g.v ->> 'alias', g.v ->> 'alias', g.v ->> 'key');
+      continue;
+    elsif compact then  -- keys: lateral index lookups (offset 0: never a hash join over the table)
+      joins := joins || pg_catalog.format(
+        ' left join lateral (select o.event_ts, %s from mlops_features.%I o where o.%I = k.key offset 0) %I on true',
+        (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
+        g.v ->> 'table', g.v ->> 'key', g.v ->> 'alias');
+      continue;
+    end if;
     joins := joins || pg_catalog.format(
       ' left join lateral (select %s, o.event_ts, %s as _ok, %s as _st from mlops_features.%I o where o.%I = k.key offset 0) %I on true',
       (select pg_catalog.string_agg(pg_catalog.format('o.%I', c), ', ') from pg_catalog.jsonb_array_elements_text(g.v -> 'cols') c),
@@ -563,16 +602,16 @@ begin
            else pg_catalog.format('case when o.event_ts >= pg_catalog.now() - %L::interval then ''PRESENT'' else ''EXPIRED'' end',
                                   g.v ->> 'ttl') end,
       g.v ->> 'table', g.v ->> 'key', g.v ->> 'alias');
-    times := times || pg_catalog.format(', %I.event_ts', g.v ->> 'alias');
   end loop;
   joins := joins || aggs;
   times := case when times = '' then 'null::timestamptz' else 'least(' || pg_catalog.substr(times, 3) || ')' end;
-  keysrc := case when shape = 'row' then pg_catalog.format('(select $1::text::%s as key) k', mlops._key_sqltype(ent.key_type))
+  keysrc := case when single then pg_catalog.format('(select $1::text::%s as key) k', mlops._key_sqltype(ent.key_type))
                  else pg_catalog.format('pg_catalog.unnest($1::text[]::%s[]) with ordinality k(key, ord)',
                                         mlops._key_sqltype(ent.key_type)) end;
   if shape <> 'json' then
     return pg_catalog.format('select k.key::text as entity_key%s, %s as event_ts from %s%s%s',
-                             cols, times, keysrc, joins, case when shape = 'row' then '' else ' order by k.ord' end);
+                             case when compact then ccols else cols end, times, keysrc, joins,
+                             case when single then '' else ' order by k.ord' end);
   end if;
   -- json: jsonb_build_object takes at most 100 arguments: chunks of 50 features
   i := 1;
@@ -588,7 +627,7 @@ begin
 end
 $$;
 comment on function mlops.online_query(text, text[], text) is
-  'SQL of the online lookup for (entity, features ''group:feature''), one index lookup per group with TTL enforced on read. Shape json: $1 text[] keys -> (entity_key, values jsonb, status jsonb, event_ts); shape columns: $1 text[] keys -> (entity_key, one typed column and one <name>__status column per feature, event_ts), rows in key order; shape row: $1 text, one key -> the columns shape. Clients prepare it once (and re-fetch it on NOTIFY mlops_feature_groups).';
+  'SQL of the online lookup for (entity, features ''group:feature''), one index lookup per group with TTL enforced on read. Shape json: $1 text[] keys -> (entity_key, values jsonb, status jsonb, event_ts); shape columns: $1 text[] keys -> (entity_key, one typed column and one <name>__status column per feature, event_ts), rows in key order; shape row: $1 text, one key -> the columns shape; shapes compact ($1 text[]) and compact_row ($1 text): entity_key, then in feature order a status code column #<alias> int2 (0 MISSING, 1 PRESENT, 2 EXPIRED: read its values as null) each time the group changes followed by the raw values, then event_ts. Clients prepare it once (and re-fetch it on NOTIFY mlops_feature_groups).';
 
 -- Online lookup: one row per key (in the given order) with feature values, a status per
 -- feature (PRESENT, EXPIRED past the group's ttl, MISSING) and the oldest event_ts among the
