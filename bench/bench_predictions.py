@@ -18,7 +18,6 @@ import os
 import statistics
 import threading
 import time
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pgmlops
 import psycopg
-from pgmlops.predictions import csv_chunks
+from pgmlops.predictions import CsvChunks
 from rich.console import Console
 
 from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
@@ -55,9 +54,9 @@ def bare_copy(conn: psycopg.Connection[Any], df: pd.DataFrame, chunk: int = 100_
     """The baseline: the same rows, the same CSV chunks made by the same background thread as
     log_many (so both overlap client-side CSV with server work), COPYed into a plain table."""
     cols = ", ".join(df.columns)
-    with conn.transaction(), closing(csv_chunks(df, chunk)) as chunks:
+    with conn.transaction(), CsvChunks(df, chunk) as chunks:
         for _, text in chunks:
-            with conn.cursor().copy(f"copy bench_bare ({cols}) from stdin (format csv)") as copy:
+            with chunks.sending(), conn.cursor().copy(f"copy bench_bare ({cols}) from stdin (format csv)") as copy:
                 copy.write(text)
 
 

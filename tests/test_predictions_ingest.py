@@ -187,3 +187,31 @@ def test_log_many_times_in_any_zone(client: pgmlops.Client, conn: Conn) -> None:
     assert got["tz-1"] == T0
     assert got["tz-2"] == T0 + timedelta(microseconds=123457)
     assert abs(got["tz-3"] - datetime.now(UTC)) < timedelta(hours=1)
+
+
+def test_csv_chunks_reassemble_pause_and_stop() -> None:
+    """The CSV writer thread: chunks in order that add up to the whole frame; it waits while the
+    caller sends; it stops when the caller leaves early; its errors reach the caller."""
+    from pgmlops.predictions import CsvChunks
+
+    df = pd.DataFrame({"request_id": [f"c{i}" for i in range(12_345)], "score": [i / 7 for i in range(12_345)]})
+    with CsvChunks(df, 5_000) as chunks:
+        got = list(chunks)
+    assert [n for n, _ in got] == [5_000, 5_000, 2_345]
+    assert "".join(text for _, text in got) == df.to_csv(header=False, index=False)
+
+    with CsvChunks(df, 1_000) as chunks:
+        it = iter(chunks)
+        next(it)
+        with chunks.sending():
+            assert not chunks._may_write.is_set()  # the writer pauses between slices meanwhile
+        assert chunks._may_write.is_set()
+    assert not chunks._worker.is_alive()  # left after one chunk of thirteen: the thread stopped
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot format")
+
+    bad = df.assign(score=[Unprintable() if i == 9_000 else 0.5 for i in range(len(df))])
+    with pytest.raises(RuntimeError, match="cannot format"), CsvChunks(bad, 5_000) as chunks:
+        list(chunks)

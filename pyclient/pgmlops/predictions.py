@@ -4,7 +4,7 @@ Single predictions go through ``mlops.log_prediction`` (one round trip); DataFra
 record lists are COPYed into the session's staging table and ingested set-based by
 ``mlops.log_staged_predictions`` (same checks and request_id idempotency as the SQL API),
 chunk by chunk in one transaction: while the server ingests a chunk, a background thread
-already writes the CSV of the next one (:func:`csv_chunks`).
+already writes the CSV of the next one (:class:`CsvChunks`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -81,40 +81,69 @@ def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-def csv_chunks(df: pd.DataFrame, chunk_size: int) -> Generator[tuple[int, str], None, None]:
-    """(rows, CSV text) of consecutive chunks of df. A background thread writes the next chunk
-    while the caller sends the previous one, so client-side CSV and server-side work overlap.
-    Close the generator (``contextlib.closing``) so the thread stops when the caller fails."""
-    chunks: queue.Queue[tuple[int, str] | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
+class CsvChunks:
+    """(rows, CSV text) of consecutive chunks of df, written by a background thread while the
+    caller's server works on the previous chunk. pandas' CSV writer holds the GIL for long
+    stretches, so while the caller sends a chunk (``with chunks.sending():``) the writer pauses
+    between small slices: otherwise each socket write waits for the GIL and the server idles.
+    Use as a context manager so the thread stops when the caller fails."""
 
-    def put(item: tuple[int, str] | BaseException | None) -> None:
-        while not stop.is_set():
+    SLICE = 5_000  # rows per to_csv call: the longest the writer holds the GIL at a time
+
+    def __init__(self, df: pd.DataFrame, chunk_size: int) -> None:
+        self.df, self.chunk_size = df, chunk_size
+        self._chunks: queue.Queue[tuple[int, str] | BaseException | None] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._may_write = threading.Event()
+        self._may_write.set()
+        self._worker = threading.Thread(target=self._produce, name="pgmlops-csv", daemon=True)
+
+    def __enter__(self) -> CsvChunks:
+        self._worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._may_write.set()
+        self._worker.join()
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        while (item := self._chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        """Pause the writer while the caller pushes data to the server."""
+        self._may_write.clear()
+        try:
+            yield
+        finally:
+            self._may_write.set()
+
+    def _put(self, item: tuple[int, str] | BaseException | None) -> None:
+        while not self._stop.is_set():
             try:
-                chunks.put(item, timeout=0.1)
+                self._chunks.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for start in range(0, len(df), chunk_size):
-                chunk = _utc_text(df.iloc[start:start + chunk_size])
-                put((len(chunk), chunk.to_csv(header=False, index=False)))
-            put(None)
+            for start in range(0, len(self.df), self.chunk_size):
+                chunk = _utc_text(self.df.iloc[start:start + self.chunk_size])
+                parts = []
+                for lo in range(0, len(chunk), self.SLICE):
+                    self._may_write.wait()
+                    if self._stop.is_set():
+                        return
+                    parts.append(chunk.iloc[lo:lo + self.SLICE].to_csv(header=False, index=False))
+                self._put((len(chunk), "".join(parts)))
+            self._put(None)
         except BaseException as exc:  # handed to the consumer
-            put(exc)
-
-    worker = threading.Thread(target=produce, name="pgmlops-csv", daemon=True)
-    worker.start()
-    try:
-        while (item := chunks.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+            self._put(exc)
 
 
 class Predictions:
@@ -169,11 +198,11 @@ class Predictions:
         conn = self.client.conn
         new = 0
         with (conn.transaction(), Progress(disable=not progress, transient=True) as bar,
-              closing(csv_chunks(df, chunk_size)) as chunks):
+              CsvChunks(df, chunk_size) as chunks):
             task = bar.add_task("COPY predictions", total=len(df))
             conn.execute("select mlops.create_prediction_staging()")
             for rows_in_chunk, text in chunks:
-                with conn.cursor().copy(copy_sql) as copy:
+                with chunks.sending(), conn.cursor().copy(copy_sql) as copy:
                     copy.write(text)
                 row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
                 assert row is not None
