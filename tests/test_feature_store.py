@@ -555,6 +555,29 @@ def test_online_one_key_libpq_path(client: pgmlops.Client, dsn: str, monkeypatch
         client.conn.autocommit = True
 
 
+def test_online_one_key_threads_share_a_client(client: pgmlops.Client) -> None:
+    """Threads looking up one key each through the same client (one connection, one cached plan)
+    each get their own key's row."""
+    fs = client.features
+    fs.create_group("thr", "customer", {"v": "int8"})
+    fs.write_rows("thr", [{"customer_id": k, "event_ts": "2026-01-01", "v": 10 * k} for k in range(50)])
+    errors: list[str] = []
+
+    def work(seed: int) -> None:
+        for i in range(300):
+            k = (seed * 7919 + i * 13) % 60
+            r = fs.online_raw("customer", [k], ["thr:v"])[0]
+            if r["entity_key"] != str(k) or r["v"] != (10 * k if k < 50 else None):
+                errors.append(f"key {k}: {r}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def test_online_plan_follows_new_versions_and_ttl(client: pgmlops.Client, dsn: str) -> None:
     """Another session makes a new version, then changes the ttl: the client's cached statement is
     rebuilt on NOTIFY mlops_feature_groups, well before any timer would expire."""

@@ -320,11 +320,12 @@ class FeatureStore:
 
     def _online_one(self, conn: Connection, plan: _OnlinePlan, key: bytes) -> list[tuple[Any, ...]] | None:
         """One-key lookup straight through libpq (Bind/Execute of the named statement, binary rows
-        loaded by psycopg's own loaders): psycopg's cursor machinery is most of a one-row lookup's
-        client time. None when the connection is not in a state psycopg's cursor would use as is
-        (pipeline mode, or a transaction it would open first): the caller takes the cursor path."""
+        loaded by psycopg's own loaders) under the connection's lock, as psycopg does: its cursor
+        machinery is most of a one-row lookup's client time. None when psycopg's cursor would do more
+        than that (closed connection, pipeline mode, a transaction to open first): the caller then
+        takes the cursor path."""
         pgconn = conn.pgconn
-        if pgconn.pipeline_status != pq.PipelineStatus.OFF or (
+        if conn.closed or pgconn.pipeline_status != pq.PipelineStatus.OFF or (
                 not conn.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE):
             return None
         prepared = self._prepared.get(conn)
@@ -341,21 +342,21 @@ class FeatureStore:
                     prepared.add(plan.name)
                 pgconn.send_query_prepared(plan.name, (key,), None, pq.Format.BINARY)
                 res = conn.wait(generators.execute(pgconn))[-1]
-            if res.status == pq.ExecStatus.TUPLES_OK:
-                break
+                if res.status == pq.ExecStatus.TUPLES_OK:  # loaded under the lock: plan.tx is shared
+                    tx = plan.tx
+                    if tx is None:
+                        tx = plan.tx = Transformer(conn)
+                    if plan.layout is None:
+                        encoding = conn.info.encoding
+                        plan.layout = _Layout([(res.fname(i) or b"").decode(encoding) for i in range(res.nfields)])
+                    tx.set_pgresult(res)
+                    return tx.load_rows(0, res.ntuples, tuple)
             if res.error_field(pq.DiagnosticField.SQLSTATE) != b"26000":
-                raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+                break
             prepared.discard(plan.name)  # gone (DISCARD ALL, DEALLOCATE ALL): prepare again, outside a
             if attempt or pgconn.transaction_status != pq.TransactionStatus.IDLE:  # transaction only
-                raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
-        tx = plan.tx
-        if tx is None:
-            tx = plan.tx = Transformer(conn)
-        if plan.layout is None:
-            encoding = conn.info.encoding
-            plan.layout = _Layout([(res.fname(i) or b"").decode(encoding) for i in range(res.nfields)])
-        tx.set_pgresult(res)
-        return tx.load_rows(0, res.ntuples, tuple)
+                break
+        raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
 
     def online_raw(self, entity: str, keys: Sequence[Any], features: Sequence[str]) -> list[dict[str, Any]]:
         """Online lookup rows as dicts (entity_key, one value and one ``<name>__status`` per feature,
