@@ -474,6 +474,11 @@ def test_online_client_and_sql_paths_agree(client: pgmlops.Client, conn: psycopg
     for key in keys:  # the one-key statement is another query: same answer
         assert [_plain(r) for r in fs.online_raw("customer", [key], features)] == \
             _sql_online(conn, "customer", [key], features)
+    mixed = ["shq:c", "shp:a", cnt, "shp:b", "shq:b", "shp:e"]  # groups interleaved: statuses follow
+    assert [_plain(r) for r in fs.online_raw("customer", keys, mixed)] == _sql_online(conn, "customer", keys, mixed)
+    for key in keys:
+        assert [_plain(r) for r in fs.online_raw("customer", [key], mixed)] == \
+            _sql_online(conn, "customer", [key], mixed)
     by_key = {r["entity_key"]: r for r in got}
     assert [by_key[k]["a__status"] for k in "1234"] == ["PRESENT", "EXPIRED", "MISSING", "MISSING"]
     assert [by_key[k]["c__status"] for k in "1234"] == ["PRESENT", "PRESENT", "MISSING", "PRESENT"]
