@@ -515,7 +515,7 @@ def test_online_one_key_libpq_path(client: pgmlops.Client, dsn: str, monkeypatch
     """One-key lookups run the named statement at the libpq level: they survive DEALLOCATE ALL, run
     inside the caller's transaction (seeing its writes), keep working when the plan is rebuilt inside
     a transaction, report errors with their SQLSTATE and leave the connection usable; a connection
-    psycopg would open a transaction on first takes the cursor path."""
+    psycopg would open a transaction on first, and a key with a NUL, take the cursor path."""
     fs = client.features
     fs.create_group("fast", "customer", {"v": "int8"}, ttl="1 day")
     fs.write_rows("fast", [{"customer_id": 1, "event_ts": datetime.now(UTC).isoformat(), "v": 7},
@@ -536,6 +536,10 @@ def test_online_one_key_libpq_path(client: pgmlops.Client, dsn: str, monkeypatch
         assert [one(k) for k in (3, 2, 1)] == want[::-1]
         with pytest.raises(psycopg.errors.InvalidTextRepresentation):
             fs.online_raw("customer", ["nope"], ["fast:v"])
+    with pytest.raises(psycopg.DataError):  # NUL: psycopg refuses it (libpq would cut the key at it)
+        fs.online_raw("customer", ["1\x002"], ["fast:v"])
+    with monkeypatch.context() as m:
+        m.setattr(psycopg.RawCursor, "execute", lambda *a, **k: pytest.fail("cursor path used"))
         assert one(1) == want[0]
         with client.conn.transaction():
             client.conn.execute("insert into mlops_features.fast__v1 (customer_id, event_ts, v) "

@@ -300,7 +300,10 @@ class FeatureStore:
         plan = self._online_plan(entity, tuple(features))
         conn = self.client.read_conn
         if len(keys) == 1:
-            rows = self._online_one(conn, plan, str(keys[0]).encode())
+            key = str(keys[0])
+            # libpq reads a text parameter up to its first NUL, and the connection's encoding may not
+            # be ASCII's superset: other keys take the cursor path (psycopg encodes them, or refuses)
+            rows = self._online_one(conn, plan, key.encode()) if key.isascii() and "\0" not in key else None
             if rows is not None:
                 assert plan.layout is not None
                 return plan.layout, rows
