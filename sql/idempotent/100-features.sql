@@ -424,6 +424,9 @@ declare
   a mlops.aggregate_features;
   seen text[] := '{}';
   names text[];
+  gref text;
+  gprev text;  -- group reference resolved into g (consecutive references to a group resolve it once)
+  keysql text;
 begin
   if features is null or pg_catalog.cardinality(features) = 0 then
     raise exception using errcode = '22023', message = 'features: give at least one ''group:feature'' reference';
@@ -434,16 +437,26 @@ begin
       raise exception using errcode = '22023',
         message = pg_catalog.format('invalid feature reference %L: expected ''group:feature''', r.f);
     end if;
-    g := mlops._feature_group(pg_catalog.split_part(r.f, ':', 1));
-    feature := mlops._check_name(pg_catalog.split_part(r.f, ':', 2), 'feature');
+    gref := pg_catalog.split_part(r.f, ':', 1);
+    if gref is distinct from gprev then
+      g := mlops._feature_group(gref);
+      gprev := gref;
+    end if;
+    feature := pg_catalog.split_part(r.f, ':', 2);
+    if feature !~ '^[a-z][a-z0-9_]{0,62}$' then
+      perform mlops._check_name(feature, 'feature');  -- raises 22023 naming the argument
+    end if;
     if (g.id::text || ':' || feature) = any (seen) then
       raise exception using errcode = '42701', message = pg_catalog.format('duplicate feature reference %L', r.f);
     end if;
     seen := seen || (g.id::text || ':' || feature);
-    select * into ent from mlops.entities e where e.name = g.entity;
+    if ent.name is distinct from g.entity then
+      select * into ent from mlops.entities e where e.name = g.entity;
+      keysql := mlops._key_sqltype(ent.key_type);
+    end if;
     ord := r.o; ref := r.f; group_id := g.id; group_name := g.name; group_version := g.version;
     table_name := g.table_name; online_table := g.online_table; key_column := ent.key_column;
-    key_sqltype := mlops._key_sqltype(ent.key_type); ttl := g.ttl;
+    key_sqltype := keysql; ttl := g.ttl;
     kind := 'feature'; agg := null; agg_feature := null; window_size := null;
     if not exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = _feature_refs.feature) then
       select * into a from mlops.aggregate_features x where x.group_id = g.id and x.name = _feature_refs.feature;
@@ -520,6 +533,7 @@ declare
   ccols text := '';  -- compact: status code columns and raw values in feature order
   prev text;         -- compact: alias of the previous reference
   code text;         -- compact: status code expression of the current alias
+  rawval text;       -- value expression of the current reference, TTL not applied
 begin
   if shape is null or shape not in ('json', 'columns', 'row', 'compact', 'compact_row') then
     raise exception using errcode = '22023',
@@ -546,8 +560,8 @@ begin
       groups := pg_catalog.jsonb_set(groups, array[r.group_id::text, 'cols'],
                                      (groups #> array[r.group_id::text, 'cols']) || pg_catalog.to_jsonb(r.feature));
       select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
-      val := pg_catalog.format('case when %I._ok then %s end', alias,
-                               mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype));
+      rawval := mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype);
+      val := pg_catalog.format('case when %I._ok then %s end', alias, rawval);
       stat := pg_catalog.format('coalesce(%I._st, ''MISSING'')', alias);
       -- event_ts is not null in online tables: null means no row (MISSING)
       code := case when r.ttl is null
@@ -564,16 +578,18 @@ begin
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
         r.table_name, r.key_column, r.window_size, alias);
       val := pg_catalog.format('%I.v', alias);
+      rawval := val;
       stat := pg_catalog.format('case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end', alias);
       code := pg_catalog.format('case when %I.n > 0 then 1::int2 else 0::int2 end', alias);
     end if;
     cols := cols || pg_catalog.format(', %s as %I, %s as %I', val, r.out_name, stat, r.out_name || '__status');
-    if alias is distinct from prev then
-      ccols := ccols || pg_catalog.format(', %s as %I', code, '#' || alias);
-      prev := alias;
+    if compact then
+      if alias is distinct from prev then
+        ccols := ccols || pg_catalog.format(', %s as %I', code, '#' || alias);
+        prev := alias;
+      end if;
+      ccols := ccols || pg_catalog.format(', %s as %I', rawval, r.out_name);
     end if;
-    ccols := ccols || pg_catalog.format(', %s as %I', case when r.kind = 'feature'
-      then mlops._feature_value_sql('column', alias, r.feature, dtype) else pg_catalog.format('%I.v', alias) end, r.out_name);
     jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
     jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;

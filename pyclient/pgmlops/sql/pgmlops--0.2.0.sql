@@ -1791,6 +1791,9 @@ declare
   a mlops.aggregate_features;
   seen text[] := '{}';
   names text[];
+  gref text;
+  gprev text;  -- group reference resolved into g (consecutive references to a group resolve it once)
+  keysql text;
 begin
   if features is null or pg_catalog.cardinality(features) = 0 then
     raise exception using errcode = '22023', message = 'features: give at least one ''group:feature'' reference';
@@ -1801,16 +1804,26 @@ begin
       raise exception using errcode = '22023',
         message = pg_catalog.format('invalid feature reference %L: expected ''group:feature''', r.f);
     end if;
-    g := mlops._feature_group(pg_catalog.split_part(r.f, ':', 1));
-    feature := mlops._check_name(pg_catalog.split_part(r.f, ':', 2), 'feature');
+    gref := pg_catalog.split_part(r.f, ':', 1);
+    if gref is distinct from gprev then
+      g := mlops._feature_group(gref);
+      gprev := gref;
+    end if;
+    feature := pg_catalog.split_part(r.f, ':', 2);
+    if feature !~ '^[a-z][a-z0-9_]{0,62}$' then
+      perform mlops._check_name(feature, 'feature');  -- raises 22023 naming the argument
+    end if;
     if (g.id::text || ':' || feature) = any (seen) then
       raise exception using errcode = '42701', message = pg_catalog.format('duplicate feature reference %L', r.f);
     end if;
     seen := seen || (g.id::text || ':' || feature);
-    select * into ent from mlops.entities e where e.name = g.entity;
+    if ent.name is distinct from g.entity then
+      select * into ent from mlops.entities e where e.name = g.entity;
+      keysql := mlops._key_sqltype(ent.key_type);
+    end if;
     ord := r.o; ref := r.f; group_id := g.id; group_name := g.name; group_version := g.version;
     table_name := g.table_name; online_table := g.online_table; key_column := ent.key_column;
-    key_sqltype := mlops._key_sqltype(ent.key_type); ttl := g.ttl;
+    key_sqltype := keysql; ttl := g.ttl;
     kind := 'feature'; agg := null; agg_feature := null; window_size := null;
     if not exists (select from mlops.feature_defs d where d.group_id = g.id and d.name = _feature_refs.feature) then
       select * into a from mlops.aggregate_features x where x.group_id = g.id and x.name = _feature_refs.feature;
@@ -1887,6 +1900,7 @@ declare
   ccols text := '';  -- compact: status code columns and raw values in feature order
   prev text;         -- compact: alias of the previous reference
   code text;         -- compact: status code expression of the current alias
+  rawval text;       -- value expression of the current reference, TTL not applied
 begin
   if shape is null or shape not in ('json', 'columns', 'row', 'compact', 'compact_row') then
     raise exception using errcode = '22023',
@@ -1913,8 +1927,8 @@ begin
       groups := pg_catalog.jsonb_set(groups, array[r.group_id::text, 'cols'],
                                      (groups #> array[r.group_id::text, 'cols']) || pg_catalog.to_jsonb(r.feature));
       select d.data_type into dtype from mlops.feature_defs d where d.group_id = r.group_id and d.name = r.feature;
-      val := pg_catalog.format('case when %I._ok then %s end', alias,
-                               mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype));
+      rawval := mlops._feature_value_sql(case when shape = 'json' then 'json' else 'column' end, alias, r.feature, dtype);
+      val := pg_catalog.format('case when %I._ok then %s end', alias, rawval);
       stat := pg_catalog.format('coalesce(%I._st, ''MISSING'')', alias);
       -- event_ts is not null in online tables: null means no row (MISSING)
       code := case when r.ttl is null
@@ -1931,16 +1945,18 @@ begin
         r.agg, case when r.agg_feature = '*' then '*' else pg_catalog.format('h.%I', r.agg_feature) end,
         r.table_name, r.key_column, r.window_size, alias);
       val := pg_catalog.format('%I.v', alias);
+      rawval := val;
       stat := pg_catalog.format('case when %I.n > 0 then ''PRESENT'' else ''MISSING'' end', alias);
       code := pg_catalog.format('case when %I.n > 0 then 1::int2 else 0::int2 end', alias);
     end if;
     cols := cols || pg_catalog.format(', %s as %I, %s as %I', val, r.out_name, stat, r.out_name || '__status');
-    if alias is distinct from prev then
-      ccols := ccols || pg_catalog.format(', %s as %I', code, '#' || alias);
-      prev := alias;
+    if compact then
+      if alias is distinct from prev then
+        ccols := ccols || pg_catalog.format(', %s as %I', code, '#' || alias);
+        prev := alias;
+      end if;
+      ccols := ccols || pg_catalog.format(', %s as %I', rawval, r.out_name);
     end if;
-    ccols := ccols || pg_catalog.format(', %s as %I', case when r.kind = 'feature'
-      then mlops._feature_value_sql('column', alias, r.feature, dtype) else pg_catalog.format('%I.v', alias) end, r.out_name);
     jvals := jvals || pg_catalog.format('%L, %s', r.out_name, val);
     jstats := jstats || pg_catalog.format('%L, %s', r.out_name, stat);
   end loop;
@@ -5149,9 +5165,11 @@ declare
   lo integer;
   hi integer;
   small boolean;
-  sticky text;
+  lookup text;
   accel regprocedure;
   positions integer[];
+  sticky_ord bigint[];
+  sticky_variant integer[];
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -5183,38 +5201,50 @@ begin
   select pg_catalog.count(*) < 2 * pg_catalog.cardinality(unit_ids) into small
     from (select from mlops.experiment_assignments a where a.experiment_id = e.id
            limit 2 * pg_catalog.cardinality(unit_ids)) a;
-  sticky := case when small
-                 then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
-                 else 'left join lateral (select a.variant from mlops.experiment_assignments a
-                        where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
-  accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer)');
+  lookup := case when small
+                 then 'join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
+                 else 'join lateral (select a.variant from mlops.experiment_assignments a
+                       where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
+  accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer, bigint[], integer[])');
   if accel is not null and pg_catalog.has_function_privilege(accel, 'execute') then
-    -- pgmlops_python: numpy computes every id's variant position (-1 = none) in one call
-    execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6)' into positions
-      using e.seed, unit_ids, thresholds, '__' || e.namespace, ns_lo, ns_hi;
-    fresh := pg_catalog.format($q$
-      select x.ord, x.u, a.variant as sticky, case when $5 then x.v else -1 end as v
-        from (select x.u collate "C" as u, x.v, x.ord from rows from (pg_catalog.unnest($1), pg_catalog.unnest($8)) with ordinality x(u, v, ord)) x
-        %s$q$, sticky);
-  else
-    -- byte lengths of the ids: the unrolled hash expressions cover just this range
-    select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
-      from pg_catalog.unnest(unit_ids) u;
-    lo := least(coalesce(lo, 1), coalesce(hi, 1));
-    hi := coalesce(hi, 1);
-    fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
-      select x.u, x.ord, a.variant as sticky
+    -- pgmlops_python: the sticky units of the batch, then one numpy call codes every id (new
+    -- variant position p >= 0, -1 none, -2 - v sticky variant v); no new unit enters unless open
+    execute pg_catalog.format($q$
+      select pg_catalog.array_agg(x.ord), pg_catalog.array_agg(a.variant)
         from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-        %s$q$, sticky),
-      'k', 's.sticky is null', lo, hi);
-    if e.namespace is not null then
-      fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+        %s$q$, lookup) into sticky_ord, sticky_variant using unit_ids, e.id;
+    execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6, $7, $8)' into positions
+      using e.seed, unit_ids, case when open then thresholds else '{}'::float8[] end, '__' || e.namespace, ns_lo, ns_hi,
+            sticky_ord, sticky_variant;
+    if record then  -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
+      insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
+      select distinct on (x.u) e.id, x.u, x.p
+        from (select x.u collate "C" as u, x.p from rows from (pg_catalog.unnest(unit_ids), pg_catalog.unnest(positions)) x(u, p)) x
+       where x.p >= 0 order by x.u;
     end if;
-    fresh := pg_catalog.format($q$
-      select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
-        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
-      case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
+    -- one function scan, no join or sort: its rows come in input order
+    return query select x.u, names[case when x.p >= 0 then x.p + 1 when x.p <= -2 then -1 - x.p end]
+      from rows from (pg_catalog.unnest(unit_ids), pg_catalog.unnest(positions)) x(u, p);
+    return;
   end if;
+  -- SQL path: the unrolled FNV-1a of mlops._gb_hash_sql for the units without a sticky variant,
+  -- over the byte lengths of the batch's ids
+  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+    from pg_catalog.unnest(unit_ids) u;
+  lo := least(coalesce(lo, 1), coalesce(hi, 1));
+  hi := coalesce(hi, 1);
+  fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
+    select x.u, x.ord, a.variant as sticky
+      from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+      %s$q$, 'left ' || lookup),
+    'k', 's.sticky is null', lo, hi);
+  if e.namespace is not null then
+    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+  end if;
+  fresh := pg_catalog.format($q$
+    select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
+      from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
+    case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
   return query execute pg_catalog.format($q$
     with c as %1$s (%2$s)%3$s
     select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
@@ -5224,7 +5254,7 @@ begin
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
             select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi, positions;
+  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
