@@ -195,10 +195,12 @@ def test_csv_chunks_reassemble_pause_and_stop() -> None:
     from pgmlops.predictions import CsvChunks
 
     df = pd.DataFrame({"request_id": [f"c{i}" for i in range(12_345)], "score": [i / 7 for i in range(12_345)]})
-    with CsvChunks(df, 5_000) as chunks:
+    with CsvChunks(df, 5_000, key_columns=("request_id", "score")) as chunks:
         got = list(chunks)
-    assert [n for n, _ in got] == [5_000, 5_000, 2_345]
-    assert "".join(text for _, text in got) == df.to_csv(header=False, index=False)
+    assert [n for n, _, _ in got] == [5_000, 5_000, 2_345]
+    assert "".join(text for _, text, _ in got) == df.to_csv(header=False, index=False)
+    first_keys = [line.split(",")[0] for line in got[0][2].splitlines()]
+    assert first_keys == sorted(f"c{i}" for i in range(5_000))  # keys of the chunk, in index order
 
     with CsvChunks(df, 1_000) as chunks:
         it = iter(chunks)
@@ -215,3 +217,78 @@ def test_csv_chunks_reassemble_pause_and_stop() -> None:
     bad = df.assign(score=[Unprintable() if i == 9_000 else 0.5 for i in range(len(df))])
     with pytest.raises(RuntimeError, match="cannot format"), CsvChunks(bad, 5_000) as chunks:
         list(chunks)
+
+
+def test_log_many_direct_path_and_its_fallbacks(dsn: str, conn: Conn) -> None:
+    """log_many COPYs straight into mlops.predictions (no staging table in the session) with
+    versions resolved as the SQL path resolves them, ids keyed, generated request ids and the
+    transaction's now(); repeats, old keys, a missing partition and a wrong vector dimension
+    take the staging path, with the same results and errors."""
+    rows = pd.DataFrame([{"model": MODEL, "version": 1, "unit_id": "dp-1"},
+                         {"model": MODEL, "version": 3, "unit_id": "dp-3"},
+                         {"model": MODEL, "alias": "champion", "unit_id": "dp-champion"},
+                         {"model": MODEL, "unit_id": "dp-latest"},
+                         {"model": MODEL, "version": 1, "alias": "champion", "unit_id": "dp-both"}])
+    with pgmlops.connect(dsn) as fresh:
+        assert fresh.predictions.log_many(rows, progress=False) == 5
+        staging = fresh.conn.execute("select pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') as t"
+                                     ).fetchone()
+        assert staging is not None and staging["t"] is None  # the direct path only
+    got = {r[0]: r[1:] for r in conn.execute(
+        "select p.unit_id, p.model_version, p.alias, p.model_version_id = v.id, r.prediction_id = p.id,"
+        " length(p.request_id), p.created_at > now() - interval '1 hour'"
+        " from mlops.predictions p join mlops.models m on m.name = p.model"
+        " join mlops.model_versions v on v.model_id = m.id and v.version = p.model_version"
+        " join mlops.prediction_requests r on r.request_id = p.request_id where p.unit_id like 'dp-%%'").fetchall()}
+    assert got == {"dp-1": (1, None, True, True, 36, True), "dp-3": (3, None, True, True, 36, True),
+                   "dp-champion": (2, "champion", True, True, 36, True), "dp-latest": (3, None, True, True, 36, True),
+                   "dp-both": (1, "champion", True, True, 36, True)}
+
+    with pgmlops.connect(dsn) as fresh:
+        old = frame([f"dq-{i}" for i in range(40)])
+        assert fresh.predictions.log_many(old, progress=False) == 40
+        mixed = frame([f"dq-{i}" for i in range(20, 60)] + ["dq-59"], label="b")  # 20 logged, one repeat
+        assert fresh.predictions.log_many(mixed, progress=False) == 20  # through the staging path
+        backfill = frame(["dq-old"]).assign(created_at=datetime(2001, 2, 3, tzinfo=UTC))  # no partition yet
+        assert fresh.predictions.log_many(backfill, progress=False) == 1
+    assert consistent(conn, "dq-") == (61, 61, 61)
+    assert conn.execute("select count(*) filter (where label = 'a'), count(*) filter (where label = 'b')"
+                        " from mlops.predictions where request_id like 'dq-%%'").fetchone() == (41, 20)
+
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("insert into mlops.model_versions (model_id, version, flavor, artifact, artifact_sha256, signature)"
+                  " select id, 9, 'custom', '\\x00'::bytea, repeat('a', 64), '{\"feature_vector_dim\": 3}'"
+                  " from mlops.models where name = %s::text on conflict do nothing", (MODEL,))
+    vectors = pd.DataFrame({"model": MODEL, "version": 9, "request_id": ["dv-1", "dv-2"],
+                            "feature_vector": [[1.0, 2.0, 3.0], [1.0, 2.0]]})
+    with pgmlops.connect(dsn) as fresh, pytest.raises(psycopg.Error) as info:
+        fresh.predictions.log_many(vectors, progress=False)
+    assert info.value.sqlstate == "22000" and "feature_vector" in str(info.value)
+    assert consistent(conn, "dv-") == (0, 0, 0)
+
+
+def test_client_generated_request_ids_are_uuid4_text() -> None:
+    from pgmlops.predictions import _uuid_texts
+
+    ids = _uuid_texts(3)
+    assert len(set(ids)) == 3 and all(len(i) == 36 and i[14] == "4" and i[19] in "89ab" for i in ids)
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("latency_ms", "-1"), ("latency_ms", "NaN"), ("latency_ms", "Infinity"), ("confidence", "1.5"),
+    ("confidence", "NaN"), ("score", "-Infinity"), ("score", "NaN"), ("request_id", ""),
+    ("features", '{"blob": "' + "x" * 70_000 + '"}')])
+def test_prediction_rules_hold_for_direct_inserts(conn: Conn, column: str, value: str) -> None:
+    """The CHECK constraints that guard rows COPYed straight into mlops.predictions: each rule of
+    log_prediction, NaN and infinities included; nothing is written."""
+    version = conn.execute("select v.id from mlops.model_versions v join mlops.models m on m.id = v.model_id"
+                           " where m.name = %s::text and v.version = 1", (MODEL,)).fetchone()
+    assert version is not None
+    row = {"request_id": "ck-1", "model": MODEL, "model_version": "1", "model_version_id": str(version[0]),
+           "created_at": T0.isoformat(), column: value}
+    before = conn.execute("select count(*) from mlops.predictions").fetchone()
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute("select mlops._ensure_prediction_partition(%s::timestamptz)", (T0,))
+        with conn.cursor().copy(f"copy mlops.predictions ({', '.join(row)}) from stdin") as copy:
+            copy.write_row(list(row.values()))
+    assert conn.execute("select count(*) from mlops.predictions").fetchone() == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import queue
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
+from psycopg import errors
 from psycopg.types.json import Jsonb
 from rich.progress import Progress
 
@@ -81,18 +83,55 @@ def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
+#: COPY of a chunk's request keys (sorted: the index is filled in order).
+_KEYS_COPY = "copy mlops.prediction_requests (request_id, prediction_id) from stdin (format csv)"
+
+
+def _uuid_texts(n: int) -> list[str]:
+    """n random version-4 UUIDs as text, like the server's gen_random_uuid()::text."""
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    h = raw.tobytes().hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
+def _with_ids(conn: Any, batch: pd.DataFrame, version_id: pd.Series | None) -> pd.DataFrame:
+    """batch with request_id and created_at filled as the server would fill them, ids taken from
+    mlops.predictions_id_seq and the resolved model_version_id (null when unresolved)."""
+    row = conn.execute("select pg_catalog.now() as now, (select pg_catalog.array_agg("
+                       "pg_catalog.nextval('mlops.predictions_id_seq')) from pg_catalog.generate_series(1, %s)) as ids",
+                       (len(batch),), binary=True).fetchone()
+    assert row is not None
+    if "request_id" not in batch.columns:
+        batch.insert(0, "request_id", _uuid_texts(len(batch)))
+    elif (missing := batch["request_id"].isna()).any():
+        batch.loc[missing, "request_id"] = _uuid_texts(int(missing.sum()))
+    if "created_at" not in batch.columns:
+        batch["created_at"] = pd.Series(pd.Timestamp(row["now"]), index=batch.index)
+    elif (missing := batch["created_at"].isna()).any():  # rare: as objects, each printed with its own zone
+        batch["created_at"] = batch["created_at"].astype(object).where(~missing, pd.Timestamp(row["now"]))
+    batch["id"] = np.asarray(row["ids"], dtype=np.int64)
+    batch["model_version_id"] = (pd.Series(pd.NA, index=batch.index, dtype="Int64") if version_id is None
+                                 else version_id.astype("Int64"))
+    return batch
+
+
 class CsvChunks:
-    """(rows, CSV text) of consecutive chunks of df, written by a background thread while the
-    caller's server works on the previous chunk. pandas' CSV writer holds the GIL for long
+    """(rows, CSV text, keys CSV text) of consecutive chunks of df, written by a background thread
+    while the caller's server works on the previous chunk. The keys CSV (empty unless key_columns
+    are given) holds those columns sorted by the first one in code point order, which is the
+    byte order of its UTF-8 text: the order of a "C" collation index. pandas' CSV writer holds the GIL for long
     stretches, so while the caller sends a chunk (``with chunks.sending():``) the writer pauses
     between small slices: otherwise each socket write waits for the GIL and the server idles.
     Use as a context manager so the thread stops when the caller fails."""
 
     SLICE = 5_000  # rows per to_csv call: the longest the writer holds the GIL at a time
 
-    def __init__(self, df: pd.DataFrame, chunk_size: int) -> None:
-        self.df, self.chunk_size = df, chunk_size
-        self._chunks: queue.Queue[tuple[int, str] | BaseException | None] = queue.Queue(maxsize=1)
+    def __init__(self, df: pd.DataFrame, chunk_size: int, key_columns: Sequence[str] = ()) -> None:
+        self.df, self.chunk_size, self.key_columns = df, chunk_size, list(key_columns)
+        self._chunks: queue.Queue[tuple[int, str, str] | BaseException | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._may_write = threading.Event()
         self._may_write.set()
@@ -107,7 +146,7 @@ class CsvChunks:
         self._may_write.set()
         self._worker.join()
 
-    def __iter__(self) -> Iterator[tuple[int, str]]:
+    def __iter__(self) -> Iterator[tuple[int, str, str]]:
         while (item := self._chunks.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
@@ -122,7 +161,7 @@ class CsvChunks:
         finally:
             self._may_write.set()
 
-    def _put(self, item: tuple[int, str] | BaseException | None) -> None:
+    def _put(self, item: tuple[int, str, str] | BaseException | None) -> None:
         while not self._stop.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
@@ -140,7 +179,11 @@ class CsvChunks:
                     if self._stop.is_set():
                         return
                     parts.append(chunk.iloc[lo:lo + self.SLICE].to_csv(header=False, index=False))
-                self._put((len(chunk), "".join(parts)))
+                keys = ""
+                if self.key_columns:
+                    keys = (chunk[self.key_columns].sort_values(self.key_columns[0], kind="stable")
+                            .to_csv(header=False, index=False))
+                self._put((len(chunk), "".join(parts), keys))
             self._put(None)
         except BaseException as exc:  # handed to the consumer
             self._put(exc)
@@ -174,9 +217,17 @@ class Predictions:
 
     def log_many(self, rows: pd.DataFrame | Iterable[Mapping[str, Any]], *, chunk_size: int = 100_000,
                  progress: bool = True) -> int:
-        """COPY predictions (DataFrame or records, columns from :data:`COLUMNS`) through the staging
-        table, ingesting chunk_size rows at a time in one transaction; returns how many were new.
-        All or nothing: one bad row rejects the whole call."""
+        """COPY predictions (DataFrame or records, columns from :data:`COLUMNS`), chunk_size rows at
+        a time in one transaction; returns how many were new. All or nothing: one bad row rejects
+        the whole call.
+
+        Each chunk is first COPYed straight into mlops.predictions and its request keys into
+        mlops.prediction_requests (versions resolved once per call, ids taken from the sequence,
+        request keys in index order), inside a savepoint: the table's CHECK constraints and the
+        unique key are the guards. When that fails (a request_id logged before or repeated, a
+        rule broken, a partition missing, row-level security, which refuses COPY), the same CSV
+        goes through the staging table and ``mlops.log_staged_predictions`` instead, which skips
+        repeats, creates partitions and names any bad value."""
         df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         unknown = sorted(set(map(str, df.columns)) - set(COLUMNS))
         if unknown:
@@ -185,30 +236,90 @@ class Predictions:
             raise ValueError("log_many: column 'model' is required")
         if df.empty:
             return 0
-        cols = [c for c in COLUMNS if c in df.columns]
-        df = df[cols].copy()
-        for c in JSON_COLUMNS:
-            if c in df.columns:
-                df[c] = df[c].map(_json_cell)
-        if "feature_vector" in df.columns:
-            df["feature_vector"] = df["feature_vector"].map(_vector_cell)
-        if "version" in df.columns:
-            df["version"] = df["version"].astype("Int64")
-        copy_sql = f"copy pg_temp.mlops_prediction_staging ({', '.join(cols)}) from stdin (format csv)"
         conn = self.client.conn
         new = 0
-        with (conn.transaction(), Progress(disable=not progress, transient=True) as bar,
-              CsvChunks(df, chunk_size) as chunks):
-            task = bar.add_task("COPY predictions", total=len(df))
-            conn.execute("select mlops.create_prediction_staging()")
-            for rows_in_chunk, text in chunks:
-                with chunks.sending(), conn.cursor().copy(copy_sql) as copy:
-                    copy.write(text)
-                row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
-                assert row is not None
-                new += int(row["n"])
-                bar.advance(task, rows_in_chunk)
+        with conn.transaction(), Progress(disable=not progress, transient=True) as bar:
+            batch, direct = self._resolved_batch(df)
+            cols = list(batch.columns)
+            staging_sql = f"copy pg_temp.mlops_prediction_staging ({', '.join(cols)}) from stdin (format csv)"
+            direct_cols = ", ".join("model_version" if c == "version" else c for c in cols)
+            direct_sql = f"copy mlops.predictions ({direct_cols}) from stdin (format csv)"
+            staging_ready = False
+            task = bar.add_task("COPY predictions", total=len(batch))
+            with CsvChunks(batch, chunk_size, ("request_id", "id")) as chunks:
+                for rows_in_chunk, text, keys in chunks:
+                    if direct:
+                        try:
+                            with conn.transaction(), chunks.sending():  # a savepoint
+                                with conn.cursor().copy(_KEYS_COPY) as copy:
+                                    copy.write(keys)
+                                with conn.cursor().copy(direct_sql) as copy:
+                                    copy.write(text)
+                            new += rows_in_chunk
+                            bar.advance(task, rows_in_chunk)
+                            continue
+                        except (errors.UniqueViolation, errors.CheckViolation, errors.NotNullViolation):
+                            pass  # repeats, a broken rule or no partition yet: the staging path sorts it out
+                        except (errors.FeatureNotSupported, errors.InsufficientPrivilege):
+                            direct = False  # row-level security (tenancy) or no INSERT grant: staging from now on
+                    if not staging_ready:
+                        conn.execute("select mlops.create_prediction_staging()")
+                        staging_ready = True
+                    with chunks.sending(), conn.cursor().copy(staging_sql) as copy:
+                        copy.write(text)
+                    row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
+                    assert row is not None
+                    new += int(row["n"])
+                    bar.advance(task, rows_in_chunk)
         return new
+
+    def _resolved_batch(self, df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+        """df as the rows to COPY (columns of :data:`COLUMNS` present, then id and model_version_id):
+        versions resolved (``version`` holds the number served), missing request_ids and
+        created_at filled as the server would (the transaction's now()), ids from the sequence.
+        Also whether the direct path may be tried: not when a model is missing or a vector's
+        dimension is wrong, so that the staging path reports those rows."""
+        conn = self.client.conn
+        batch = df[[c for c in COLUMNS if c in df.columns]].copy()
+        for c in JSON_COLUMNS:
+            if c in batch.columns:
+                batch[c] = batch[c].map(_json_cell)
+        if "feature_vector" in batch.columns:
+            batch["feature_vector"] = batch["feature_vector"].map(_vector_cell)
+        batch["version"] = (batch["version"] if "version" in batch.columns else pd.Series(pd.NA, index=batch.index)
+                            ).astype("Int64")
+        if batch["model"].isna().any():
+            return _with_ids(conn, batch, None), False
+        alias = batch["alias"] if "alias" in batch.columns else pd.Series(None, index=batch.index, dtype=object)
+        keys = pd.DataFrame({"model": batch["model"], "version": batch["version"], "alias": alias})
+        combos = keys.drop_duplicates()
+        resolved = conn.execute(
+            "select version_id, version_number, vector_dim"
+            " from mlops._resolve_prediction_versions(%s::text[], %s::integer[], %s::text[])",
+            ([str(m) for m in combos["model"]], [None if pd.isna(v) else int(v) for v in combos["version"]],
+             [None if a is None or (isinstance(a, float) and math.isnan(a)) else str(a) for a in combos["alias"]]),
+        ).fetchall()
+        combos = combos.assign(version_id=[r["version_id"] for r in resolved],
+                               version_number=[r["version_number"] for r in resolved],
+                               vector_dim=[r["vector_dim"] for r in resolved])
+        if len(combos) == 1:  # the usual batch: constants
+            first = combos.iloc[0]
+            version_id = pd.Series(int(first["version_id"]), index=batch.index)
+            version_number = pd.Series(int(first["version_number"]), index=batch.index)
+            vector_dim = pd.Series(first["vector_dim"], index=batch.index, dtype="Int64")
+        else:  # join on the triple; None/NA keys match each other
+            on = ["model", "version", "alias"]
+            mapped = keys.reset_index(drop=True).merge(combos, on=on, how="left")
+            version_id = pd.Series(mapped["version_id"].to_numpy(), index=batch.index)
+            version_number = pd.Series(mapped["version_number"].to_numpy(), index=batch.index)
+            vector_dim = pd.Series(mapped["vector_dim"].to_numpy(), index=batch.index).astype("Int64")
+        direct = True
+        if "feature_vector" in batch.columns and vector_dim.notna().any():
+            given = batch["feature_vector"].str.count(",").add(1).astype("Int64")
+            direct = not bool((given.notna() & vector_dim.notna() & (given != vector_dim)).any())
+        batch["version"] = version_number
+        batch = _with_ids(conn, batch, version_id)
+        return batch, direct
 
     def feedback(self, request_id: str, *, actual: Any = None, label: str | None = None,
                  value: float | None = None, correct: bool | None = None, reward: float | None = None) -> bool:

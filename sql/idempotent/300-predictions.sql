@@ -180,6 +180,31 @@ $$;
 comment on function mlops._prediction_version(text, integer, text) is
   'Private: resolves model + version or alias (latest version when neither) to its id; 42704 when unknown.';
 
+-- Resolves the (model, version, alias) triples of a batch at once (same rule and 42704 error as
+-- _prediction_version): what a client needs to COPY rows straight into mlops.predictions.
+create or replace function mlops._resolve_prediction_versions(models text[], versions integer[], aliases text[])
+returns table (model text, version integer, alias text, version_id bigint, version_number integer, vector_dim integer)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if pg_catalog.cardinality(models) is distinct from pg_catalog.cardinality(versions)
+     or pg_catalog.cardinality(models) is distinct from pg_catalog.cardinality(aliases) then
+    raise exception using errcode = '22023', message = 'invalid models, versions, aliases: arrays of one length expected';
+  end if;
+  for i in 1 .. coalesce(pg_catalog.cardinality(models), 0) loop
+    model := models[i];
+    version := versions[i];
+    alias := aliases[i];
+    select r.version_id, r.version_number, r.vector_dim into version_id, version_number, vector_dim
+      from mlops._prediction_version(models[i], versions[i], aliases[i]) r;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops._resolve_prediction_versions(text[], integer[], text[]) is
+  'Private: resolves each (model, version, alias) of a batch to its version id, number and feature_vector dimension; '
+  '42704 when one is unknown.';
+
 -- Logs one prediction in one round trip; returns its id. Logging a request_id again keeps
 -- the first row and returns its id (also under concurrent duplicates: the request key row
 -- is the lock). Features are limited to 64 KiB. Security definer (static SQL only) so one
@@ -291,9 +316,11 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
   'latency_ms finite and >= 0, confidence in [0, 1].';
 
 -- Creates (or empties) a session temp table with the columns of a prediction batch. Temp, not
--- unlogged: private to the session, gone at its end, never shared user data. Its last column,
--- id, takes the prediction id from the sequence as rows arrive (COPY and INSERT leave it out),
--- so ingestion writes keys and rows from the same table without carrying ids between statements.
+-- unlogged: private to the session, gone at its end, never shared user data. Its column id
+-- takes the prediction id from the sequence as rows arrive (unless the client sends ids it took
+-- from the sequence), so ingestion writes keys and rows from the same table without carrying ids
+-- between statements. model_version_id is there so the client can COPY one CSV into either
+-- mlops.predictions or this table; ingestion ignores it and resolves the version itself.
 create or replace function mlops._prediction_staging(name text) returns regclass
 language plpgsql volatile set search_path from current
 as $$
@@ -305,7 +332,8 @@ begin
   end if;
   staging := pg_catalog.to_regclass('pg_temp.' || name);
   if staging is not null and not exists (select from pg_catalog.pg_attribute a
-                                          where a.attrelid = staging and a.attname = 'id' and not a.attisdropped) then
+                                          where a.attrelid = staging and a.attname = 'model_version_id'
+                                            and not a.attisdropped) then
     execute pg_catalog.format('drop table pg_temp.%I', name);  -- made by an older version in this session
     staging := null;
   end if;
@@ -314,7 +342,7 @@ begin
       'create temp table %I (request_id text collate "C", model text, version integer, alias text, experiment text, '
       'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
       'confidence float8, latency_ms float8, error text, created_at timestamptz, '
-      'id bigint not null default pg_catalog.nextval(%L))', name, 'mlops.predictions_id_seq');
+      'id bigint not null default pg_catalog.nextval(%L), model_version_id bigint)', name, 'mlops.predictions_id_seq');
   else
     execute pg_catalog.format('truncate pg_temp.%I', name);
   end if;

@@ -12,6 +12,7 @@ grant execute on function mlops.log_prediction(text, text, integer, text, jsonb,
                           mlops.log_staged_predictions(), mlops.log_feedback(text, jsonb, text, float8, boolean, float8),
                           mlops._ingest_predictions(text, jsonb), mlops._prediction_staging(text),
                           mlops._prediction_version(text, integer, text),
+                          mlops._resolve_prediction_versions(text[], integer[], text[]),
                           mlops._ensure_prediction_partition(timestamptz)
   to mlops_writer;
 grant select on mlops.prediction_partitions, mlops.prediction_settings to mlops_writer;

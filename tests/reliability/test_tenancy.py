@@ -310,3 +310,18 @@ def test_without_enable_tenancy_nothing_changes(database_factory: Callable[..., 
         conn.execute("select mlops.register_model('dup', 'classification')")
         assert conn.execute("select pg_get_constraintdef(oid) from pg_constraint where conname = 'models_name_key'"
                             ).fetchone() == ("UNIQUE (name)",)
+
+
+def test_log_many_under_row_level_security(tenancy: dict[str, str]) -> None:
+    # PostgreSQL refuses COPY FROM into a table with row-level security: the client's direct
+    # path gives way to the staging path, which logs into the caller's tenant only
+    import pandas as pd
+    import pgmlops
+
+    df = pd.DataFrame({"model": "churn", "version": 1, "label": MARK["a"], "request_id": [f"lm{i}" for i in range(5)]})
+    with pgmlops.connect(tenancy["a"]) as client:
+        assert client.predictions.log_many(df, progress=False) == 5
+        assert client.predictions.log_many(df, progress=False) == 0
+    with psycopg.connect(tenancy["a"]) as a, psycopg.connect(tenancy["b"]) as b:
+        assert a.execute("select count(*) from mlops.predictions where request_id like 'lm%%'").fetchone() == (5,)
+        assert b.execute("select count(*) from mlops.predictions where request_id like 'lm%%'").fetchone() == (0,)
