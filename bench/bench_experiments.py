@@ -30,6 +30,7 @@ from rich.progress import track
 
 from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
 
+ACCEL = "mlops._gb_assign_py(text, text[], float8[], text, integer, integer, bigint[], integer[])"
 VARIANTS = '[{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]'
 
 
@@ -43,9 +44,7 @@ def setup(dsn: str, python: bool) -> bool:
             conn.execute("create extension if not exists pgmlops_python cascade")
         conn.execute("create table bench_bare (experiment_id bigint, unit_id text collate \"C\", variant integer,"
                      " assigned_at timestamptz not null default now(), primary key (experiment_id, unit_id))")
-        return conn.execute("select pg_catalog.to_regprocedure("
-                            "'mlops._gb_assign_py(text, text[], float8[], text, integer, integer)') is not null"
-                            ).fetchone() == (True,)
+        return conn.execute("select pg_catalog.to_regprocedure(%s) is not null", (ACCEL,)).fetchone() == (True,)
 
 
 def experiment(conn: psycopg.Connection[Any], name: str) -> str:

@@ -472,7 +472,13 @@ create table mlops.predictions (
   confidence float8,
   latency_ms float8,
   error text,
-  created_at timestamptz not null default pg_catalog.now()
+  created_at timestamptz not null default pg_catalog.now(),
+  -- the rules of log_prediction, also for rows COPYed or inserted directly (NaN fails each range)
+  constraint predictions_request_id_length check (pg_catalog.length(request_id) between 1 and 200),
+  constraint predictions_latency_ms_finite_nonnegative check (latency_ms >= 0 and latency_ms < 'Infinity'::float8),
+  constraint predictions_confidence_in_0_1 check (confidence between 0 and 1),
+  constraint predictions_score_finite check (score > '-Infinity'::float8 and score < 'Infinity'::float8),
+  constraint predictions_features_max_64kib check (pg_catalog.pg_column_size(features) <= 65536)
 ) partition by range (created_at);
 alter sequence mlops.predictions_id_seq owned by mlops.predictions.id;
 -- BRIN on created_at is created per partition (see _ensure_prediction_partition): an index on the
@@ -538,7 +544,7 @@ comment on table mlops.prediction_feedback is
   'and joins once the prediction is logged; the last feedback for a request wins.';
 select mlops._config_dump('mlops.prediction_feedback');
 $pgmlops_migration$;
-    insert into mlops._migration (name, sha256) values ('300-predictions-core', 'a529511b5cff6414d75f4487df23e423c34fef52c1a0b895a58177e273ac1565');
+    insert into mlops._migration (name, sha256) values ('300-predictions-core', '409082dc9245eb43359d6676563d2dc763dcd676852e75c8b582671646a57e7a');
   end if;
 end
 $pgmlops_do$;
@@ -3869,6 +3875,31 @@ $$;
 comment on function mlops._prediction_version(text, integer, text) is
   'Private: resolves model + version or alias (latest version when neither) to its id; 42704 when unknown.';
 
+-- Resolves the (model, version, alias) triples of a batch at once (same rule and 42704 error as
+-- _prediction_version): what a client needs to COPY rows straight into mlops.predictions.
+create or replace function mlops._resolve_prediction_versions(models text[], versions integer[], aliases text[])
+returns table (model text, version integer, alias text, version_id bigint, version_number integer, vector_dim integer)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if pg_catalog.cardinality(models) is distinct from pg_catalog.cardinality(versions)
+     or pg_catalog.cardinality(models) is distinct from pg_catalog.cardinality(aliases) then
+    raise exception using errcode = '22023', message = 'invalid models, versions, aliases: arrays of one length expected';
+  end if;
+  for i in 1 .. coalesce(pg_catalog.cardinality(models), 0) loop
+    model := models[i];
+    version := versions[i];
+    alias := aliases[i];
+    select r.version_id, r.version_number, r.vector_dim into version_id, version_number, vector_dim
+      from mlops._prediction_version(models[i], versions[i], aliases[i]) r;
+    return next;
+  end loop;
+end
+$$;
+comment on function mlops._resolve_prediction_versions(text[], integer[], text[]) is
+  'Private: resolves each (model, version, alias) of a batch to its version id, number and feature_vector dimension; '
+  '42704 when one is unknown.';
+
 -- Logs one prediction in one round trip; returns its id. Logging a request_id again keeps
 -- the first row and returns its id (also under concurrent duplicates: the request key row
 -- is the lock). Features are limited to 64 KiB. Security definer (static SQL only) so one
@@ -3980,9 +4011,11 @@ comment on function mlops.log_prediction(text, text, integer, text, jsonb, jsonb
   'latency_ms finite and >= 0, confidence in [0, 1].';
 
 -- Creates (or empties) a session temp table with the columns of a prediction batch. Temp, not
--- unlogged: private to the session, gone at its end, never shared user data. Its last column,
--- id, takes the prediction id from the sequence as rows arrive (COPY and INSERT leave it out),
--- so ingestion writes keys and rows from the same table without carrying ids between statements.
+-- unlogged: private to the session, gone at its end, never shared user data. Its column id
+-- takes the prediction id from the sequence as rows arrive (unless the client sends ids it took
+-- from the sequence), so ingestion writes keys and rows from the same table without carrying ids
+-- between statements. model_version_id is there so the client can COPY one CSV into either
+-- mlops.predictions or this table; ingestion ignores it and resolves the version itself.
 create or replace function mlops._prediction_staging(name text) returns regclass
 language plpgsql volatile set search_path from current
 as $$
@@ -3994,7 +4027,8 @@ begin
   end if;
   staging := pg_catalog.to_regclass('pg_temp.' || name);
   if staging is not null and not exists (select from pg_catalog.pg_attribute a
-                                          where a.attrelid = staging and a.attname = 'id' and not a.attisdropped) then
+                                          where a.attrelid = staging and a.attname = 'model_version_id'
+                                            and not a.attisdropped) then
     execute pg_catalog.format('drop table pg_temp.%I', name);  -- made by an older version in this session
     staging := null;
   end if;
@@ -4003,7 +4037,7 @@ begin
       'create temp table %I (request_id text collate "C", model text, version integer, alias text, experiment text, '
       'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
       'confidence float8, latency_ms float8, error text, created_at timestamptz, '
-      'id bigint not null default pg_catalog.nextval(%L))', name, 'mlops.predictions_id_seq');
+      'id bigint not null default pg_catalog.nextval(%L), model_version_id bigint)', name, 'mlops.predictions_id_seq');
   else
     execute pg_catalog.format('truncate pg_temp.%I', name);
   end if;
@@ -8687,6 +8721,7 @@ grant execute on function mlops.log_prediction(text, text, integer, text, jsonb,
                           mlops.log_staged_predictions(), mlops.log_feedback(text, jsonb, text, float8, boolean, float8),
                           mlops._ingest_predictions(text, jsonb), mlops._prediction_staging(text),
                           mlops._prediction_version(text, integer, text),
+                          mlops._resolve_prediction_versions(text[], integer[], text[]),
                           mlops._ensure_prediction_partition(timestamptz)
   to mlops_writer;
 grant select on mlops.prediction_partitions, mlops.prediction_settings to mlops_writer;

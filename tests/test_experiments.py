@@ -49,7 +49,7 @@ def sqlstate(conn: psycopg.Connection[Any], query: str, params: Any = None) -> s
     return str(info.value.sqlstate)
 
 
-ACCEL = "mlops._gb_assign_py(text, text[], float8[], text, integer, integer)"
+ACCEL = "mlops._gb_assign_py(text, text[], float8[], text, integer, integer, bigint[], integer[])"
 
 
 @pytest.fixture(scope="module")
@@ -135,15 +135,18 @@ def test_numpy_accelerator_matches_sdk_for_any_text(conn: psycopg.Connection[Any
     """The numpy assignment of pgmlops_python (variant position or -1 per id) is the SDK's on any text."""
     ranges = getBucketRanges(len(weights), coverage, weights)
     ns = [k for k in range(1000) if namespace and namespace[1] <= k / 1000 < namespace[2]]
-    got = conn.execute("select mlops._gb_assign_py(%s::text, %s::text[], %s::float8[], %s::text, %s::int, %s::int)",
+    sticky = list(range(0, len(values), 3))  # every third id comes with a sticky variant: coded -2 - v
+    got = conn.execute("select mlops._gb_assign_py(%s::text, %s::text[], %s::float8[], %s::text, %s::int, %s::int,"
+                       " %s::bigint[], %s::int[])",
                        (seed, values, [float(x) for r in ranges for x in r], "__" + namespace[0] if namespace else None,
-                        min(ns, default=1), max(ns, default=0))).fetchone()
+                        min(ns, default=1), max(ns, default=0), [i + 1 for i in sticky], [i % 5 for i in sticky])
+                       ).fetchone()
     def sdk(v: str) -> int:
         n = gbhash(seed, v, 2)
         assert n is not None
         return -1 if namespace and not inNamespace(v, namespace) else chooseVariation(n, ranges)
 
-    expected = [sdk(v) for v in values]
+    expected = [-2 - i % 5 if i % 3 == 0 else sdk(v) for i, v in enumerate(values)]
     assert got == (expected,)
 
 

@@ -412,9 +412,11 @@ declare
   lo integer;
   hi integer;
   small boolean;
-  sticky text;
+  lookup text;
   accel regprocedure;
   positions integer[];
+  sticky_ord bigint[];
+  sticky_variant integer[];
 begin
   open := mlops._assignable(e);
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
@@ -446,38 +448,50 @@ begin
   select pg_catalog.count(*) < 2 * pg_catalog.cardinality(unit_ids) into small
     from (select from mlops.experiment_assignments a where a.experiment_id = e.id
            limit 2 * pg_catalog.cardinality(unit_ids)) a;
-  sticky := case when small
-                 then 'left join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
-                 else 'left join lateral (select a.variant from mlops.experiment_assignments a
-                        where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
-  accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer)');
+  lookup := case when small
+                 then 'join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
+                 else 'join lateral (select a.variant from mlops.experiment_assignments a
+                       where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
+  accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer, bigint[], integer[])');
   if accel is not null and pg_catalog.has_function_privilege(accel, 'execute') then
-    -- pgmlops_python: numpy computes every id's variant position (-1 = none) in one call
-    execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6)' into positions
-      using e.seed, unit_ids, thresholds, '__' || e.namespace, ns_lo, ns_hi;
-    fresh := pg_catalog.format($q$
-      select x.ord, x.u, a.variant as sticky, case when $5 then x.v else -1 end as v
-        from (select x.u collate "C" as u, x.v, x.ord from rows from (pg_catalog.unnest($1), pg_catalog.unnest($8)) with ordinality x(u, v, ord)) x
-        %s$q$, sticky);
-  else
-    -- byte lengths of the ids: the unrolled hash expressions cover just this range
-    select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
-      from pg_catalog.unnest(unit_ids) u;
-    lo := least(coalesce(lo, 1), coalesce(hi, 1));
-    hi := coalesce(hi, 1);
-    fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
-      select x.u, x.ord, a.variant as sticky
+    -- pgmlops_python: the sticky units of the batch, then one numpy call codes every id (new
+    -- variant position p >= 0, -1 none, -2 - v sticky variant v); no new unit enters unless open
+    execute pg_catalog.format($q$
+      select pg_catalog.array_agg(x.ord), pg_catalog.array_agg(a.variant)
         from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-        %s$q$, sticky),
-      'k', 's.sticky is null', lo, hi);
-    if e.namespace is not null then
-      fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+        %s$q$, lookup) into sticky_ord, sticky_variant using unit_ids, e.id;
+    execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6, $7, $8)' into positions
+      using e.seed, unit_ids, case when open then thresholds else '{}'::float8[] end, '__' || e.namespace, ns_lo, ns_hi,
+            sticky_ord, sticky_variant;
+    if record then  -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
+      insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
+      select distinct on (x.u) e.id, x.u, x.p
+        from (select x.u collate "C" as u, x.p from rows from (pg_catalog.unnest(unit_ids), pg_catalog.unnest(positions)) x(u, p)) x
+       where x.p >= 0 order by x.u;
     end if;
-    fresh := pg_catalog.format($q$
-      select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
-        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
-      case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
+    -- one function scan, no join or sort: its rows come in input order
+    return query select x.u, names[case when x.p >= 0 then x.p + 1 when x.p <= -2 then -1 - x.p end]
+      from rows from (pg_catalog.unnest(unit_ids), pg_catalog.unnest(positions)) x(u, p);
+    return;
   end if;
+  -- SQL path: the unrolled FNV-1a of mlops._gb_hash_sql for the units without a sticky variant,
+  -- over the byte lengths of the batch's ids
+  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+    from pg_catalog.unnest(unit_ids) u;
+  lo := least(coalesce(lo, 1), coalesce(hi, 1));
+  hi := coalesce(hi, 1);
+  fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
+    select x.u, x.ord, a.variant as sticky
+      from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+      %s$q$, 'left ' || lookup),
+    'k', 's.sticky is null', lo, hi);
+  if e.namespace is not null then
+    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+  end if;
+  fresh := pg_catalog.format($q$
+    select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
+      from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
+    case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
   return query execute pg_catalog.format($q$
     with c as %1$s (%2$s)%3$s
     select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
@@ -487,7 +501,7 @@ begin
     case when record then ',
     ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
             select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi, positions;
+  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
