@@ -118,23 +118,46 @@ def _with_ids(conn: Any, batch: pd.DataFrame, version_id: pd.Series | None) -> p
     return batch
 
 
+#: Features JSON text up to this length is at most 64 KiB as stored jsonb (a jsonb value takes
+#: at most about 6 bytes per byte of its text); longer rows go through the staging path, whose
+#: check of the stored size decides.
+_DIRECT_FEATURES_TEXT = 8192
+
+
+def _passes_rules(batch: pd.DataFrame) -> bool:
+    """Whether every row surely passes the rules log_prediction checks in SQL (latency_ms finite
+    and >= 0, confidence in [0, 1], score finite, request_id 1 to 200 characters, features at most
+    64 KiB). A row in doubt sends the batch to the staging path, where SQL checks and names it."""
+    def numbers(column: str) -> pd.Series:
+        return pd.to_numeric(batch[column], errors="coerce") if column in batch.columns else pd.Series(dtype=float)
+
+    def bad_text(column: str) -> bool:  # not a number, where one is given
+        return column in batch.columns and bool((batch[column].notna() & numbers(column).isna()).any())
+
+    latency, confidence, score = numbers("latency_ms"), numbers("confidence"), numbers("score")
+    ids = batch["request_id"].astype(str).str.len()
+    features = batch["features"].str.len() if "features" in batch.columns else pd.Series(dtype=float)
+    return not (bad_text("latency_ms") or bad_text("confidence") or bad_text("score")
+                or bool(((latency < 0) | np.isinf(latency)).any())
+                or bool(((confidence < 0) | (confidence > 1)).any())
+                or bool(np.isinf(score).any())
+                or bool(((ids < 1) | (ids > 200)).any())
+                or bool((features > _DIRECT_FEATURES_TEXT).any()))
+
+
 class CsvChunks:
     """(rows, CSV text, keys CSV text) of consecutive chunks of df, written by a background thread
     while the caller's server works on the previous chunk. The keys CSV (empty unless key_columns
     are given) holds those columns sorted by the first one in code point order, which is the
-    byte order of its UTF-8 text: the order of a "C" collation index. pandas' CSV writer holds the GIL for long
-    stretches, so while the caller sends a chunk (``with chunks.sending():``) the writer pauses
-    between small slices: otherwise each socket write waits for the GIL and the server idles.
-    Use as a context manager so the thread stops when the caller fails."""
-
-    SLICE = 5_000  # rows per to_csv call: the longest the writer holds the GIL at a time
+    byte order of its UTF-8 text: the order of a "C" collation index. Use as a context manager
+    so the thread stops when the caller fails. (Pausing the writer while the caller sends, so
+    that socket writes need not wait for the GIL, was measured slower: it also stops the
+    overlap.)"""
 
     def __init__(self, df: pd.DataFrame, chunk_size: int, key_columns: Sequence[str] = ()) -> None:
         self.df, self.chunk_size, self.key_columns = df, chunk_size, list(key_columns)
         self._chunks: queue.Queue[tuple[int, str, str] | BaseException | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._may_write = threading.Event()
-        self._may_write.set()
         self._worker = threading.Thread(target=self._produce, name="pgmlops-csv", daemon=True)
 
     def __enter__(self) -> CsvChunks:
@@ -143,7 +166,6 @@ class CsvChunks:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._may_write.set()
         self._worker.join()
 
     def __iter__(self) -> Iterator[tuple[int, str, str]]:
@@ -151,15 +173,6 @@ class CsvChunks:
             if isinstance(item, BaseException):
                 raise item
             yield item
-
-    @contextmanager
-    def sending(self) -> Iterator[None]:
-        """Pause the writer while the caller pushes data to the server."""
-        self._may_write.clear()
-        try:
-            yield
-        finally:
-            self._may_write.set()
 
     def _put(self, item: tuple[int, str, str] | BaseException | None) -> None:
         while not self._stop.is_set():
@@ -173,17 +186,12 @@ class CsvChunks:
         try:
             for start in range(0, len(self.df), self.chunk_size):
                 chunk = _utc_text(self.df.iloc[start:start + self.chunk_size])
-                parts = []
-                for lo in range(0, len(chunk), self.SLICE):
-                    self._may_write.wait()
-                    if self._stop.is_set():
-                        return
-                    parts.append(chunk.iloc[lo:lo + self.SLICE].to_csv(header=False, index=False))
+                text = chunk.to_csv(header=False, index=False)
                 keys = ""
                 if self.key_columns:
                     keys = (chunk[self.key_columns].sort_values(self.key_columns[0], kind="stable")
                             .to_csv(header=False, index=False))
-                self._put((len(chunk), "".join(parts), keys))
+                self._put((len(chunk), text, keys))
             self._put(None)
         except BaseException as exc:  # handed to the consumer
             self._put(exc)
@@ -223,10 +231,10 @@ class Predictions:
 
         Each chunk is first COPYed straight into mlops.predictions and its request keys into
         mlops.prediction_requests (versions resolved once per call, ids taken from the sequence,
-        request keys in index order), inside a savepoint: the table's CHECK constraints and the
-        unique key are the guards. When that fails (a request_id logged before or repeated, a
-        rule broken, a partition missing, row-level security, which refuses COPY), the same CSV
-        goes through the staging table and ``mlops.log_staged_predictions`` instead, which skips
+        request keys in index order), inside a savepoint, when every row passes log_prediction's
+        rules (checked here, vectorized). Otherwise, or when the COPY fails (a request_id logged
+        before or repeated, a partition missing, row-level security, which refuses COPY), the same
+        CSV goes through the staging table and ``mlops.log_staged_predictions``, which skips
         repeats, creates partitions and names any bad value."""
         df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         unknown = sorted(set(map(str, df.columns)) - set(COLUMNS))
@@ -250,7 +258,7 @@ class Predictions:
                 for rows_in_chunk, text, keys in chunks:
                     if direct:
                         try:
-                            with conn.transaction(), chunks.sending():  # a savepoint
+                            with conn.transaction():  # a savepoint
                                 with conn.cursor().copy(_KEYS_COPY) as copy:
                                     copy.write(keys)
                                 with conn.cursor().copy(direct_sql) as copy:
@@ -265,7 +273,7 @@ class Predictions:
                     if not staging_ready:
                         conn.execute("select mlops.create_prediction_staging()")
                         staging_ready = True
-                    with chunks.sending(), conn.cursor().copy(staging_sql) as copy:
+                    with conn.cursor().copy(staging_sql) as copy:
                         copy.write(text)
                     row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
                     assert row is not None
@@ -277,8 +285,9 @@ class Predictions:
         """df as the rows to COPY (columns of :data:`COLUMNS` present, then id and model_version_id):
         versions resolved (``version`` holds the number served), missing request_ids and
         created_at filled as the server would (the transaction's now()), ids from the sequence.
-        Also whether the direct path may be tried: not when a model is missing or a vector's
-        dimension is wrong, so that the staging path reports those rows."""
+        Also whether the direct path may be taken: not when a row may break a rule of
+        log_prediction (the table has no CHECK constraints), so that the staging path, which
+        checks every row in SQL, accepts or names them."""
         conn = self.client.conn
         batch = df[[c for c in COLUMNS if c in df.columns]].copy()
         for c in JSON_COLUMNS:
@@ -313,12 +322,12 @@ class Predictions:
             version_id = pd.Series(mapped["version_id"].to_numpy(), index=batch.index)
             version_number = pd.Series(mapped["version_number"].to_numpy(), index=batch.index)
             vector_dim = pd.Series(mapped["vector_dim"].to_numpy(), index=batch.index).astype("Int64")
-        direct = True
-        if "feature_vector" in batch.columns and vector_dim.notna().any():
-            given = batch["feature_vector"].str.count(",").add(1).astype("Int64")
-            direct = not bool((given.notna() & vector_dim.notna() & (given != vector_dim)).any())
         batch["version"] = version_number
         batch = _with_ids(conn, batch, version_id)
+        direct = _passes_rules(batch)
+        if direct and "feature_vector" in batch.columns and vector_dim.notna().any():
+            given = batch["feature_vector"].str.count(",").add(1).astype("Int64")
+            direct = not bool((given.notna() & vector_dim.notna() & (given != vector_dim)).any())
         return batch, direct
 
     def feedback(self, request_id: str, *, actual: Any = None, label: str | None = None,
