@@ -6,7 +6,7 @@
 3. assign_batch of the same N ids again (all sticky: lookups only) vs the bare INSERT;
    cases 1-3 also per second of server CPU (the backend's /proc stat): steadier on a shared machine.
    With plpython3u available they run with pgmlops_python installed (numpy hashing), and cases 1-2
-   also in a second database holding only pgmlops (the SQL-only path);
+   also in a second database holding only pgmlops (the SQL-only path; same run, same baseline);
 4. single ``mlops.assign`` round trip, new and already assigned unit, vs a bare ``select 1`` (median per call).
 
 Every rep does the same work: new ids into a fresh experiment and a freshly emptied bare table;
@@ -87,8 +87,8 @@ def row(case: str, ours: float, baseline: float, unit: str) -> dict[str, Any]:
             "ratio": round(ours / baseline, 2) if baseline else None, "unit": unit}
 
 
-def run_reps(dsn: str, n: int, reps: int, sticky: bool, tag: str) -> tuple[dict[str, list[float]],
-                                                                          dict[str, list[float]]]:
+def run_reps(dsn: str, n: int, reps: int, main: bool, tag: str) -> tuple[dict[str, list[float]],
+                                                                        dict[str, list[float]]]:
     """Wall rates and backend CPU seconds per case over the reps (same work every rep)."""
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -98,22 +98,24 @@ def run_reps(dsn: str, n: int, reps: int, sticky: bool, tag: str) -> tuple[dict[
             name = experiment(conn, f"bench_{tag}_{rep}")
             cases = [("compute", f"select count(variant) from mlops.assign_batch('{name}', %b::text[], false)"),
                      ("record", f"select count(variant) from mlops.assign_batch('{name}', %b::text[])")]
-            if sticky:
+            if main:
                 cases.append(("sticky", f"select count(variant) from mlops.assign_batch('{name}', %b::text[])"))
             for key, query in cases:
                 wall.setdefault(key, []).append(n / timed(conn, query, (ids,), cpu, key))
-            conn.execute("truncate bench_bare")
-            wall.setdefault("bare", []).append(n / timed(
-                conn, "insert into bench_bare (experiment_id, unit_id, variant)"
-                      " select 1, u, 0 from unnest(%b::text[]) u returning 1", (ids,), cpu, "bare"))
+            if main:  # the baseline, once per rep
+                conn.execute("truncate bench_bare")
+                wall.setdefault("bare", []).append(n / timed(
+                    conn, "insert into bench_bare (experiment_id, unit_id, variant)"
+                          " select 1, u, 0 from unnest(%b::text[]) u returning 1", (ids,), cpu, "bare"))
     return wall, cpu
 
 
 def bench_batch(server_dsn: str, sql_dsn: str | None, n: int, reps: int, accelerated: bool) -> list[dict[str, Any]]:
     path = "numpy path" if accelerated else "SQL path"
     wall, cpu = run_reps(server_dsn, n, reps, True, "main")
-    sdk = [sdk_rate([f"user-{rep}-{i}" for i in range(min(n, 200_000))]) for rep in range(reps)]
+    sdk = [sdk_rate([f"user-{rep}-{i}" for i in range(min(n, 100_000))]) for rep in range(reps)]
     med = {k: statistics.median(v) for k, v in wall.items()}
+    bare_wall, bare_cpu = wall["bare"], cpu["bare"]
     rows = [row(f"assign_batch {n:,} ids, compute only ({path}) vs growthbook SDK (Python)", med["compute"],
                 statistics.median(sdk), "assignments/s"),
             row(f"assign_batch {n:,} new ids, recorded ({path}) vs bare INSERT", med["record"], med["bare"],
@@ -122,6 +124,7 @@ def bench_batch(server_dsn: str, sql_dsn: str | None, n: int, reps: int, acceler
             *cpu_rows(n, cpu, path, ("compute", "record", "sticky"))]
     if sql_dsn is not None:
         wall, cpu = run_reps(sql_dsn, n, reps, False, "sql")
+        wall["bare"], cpu["bare"] = bare_wall, bare_cpu  # the same run's baseline
         med = {k: statistics.median(v) for k, v in wall.items()}
         rows += [row(f"assign_batch {n:,} ids, compute only (SQL path) vs bare INSERT", med["compute"], med["bare"],
                      "assignments/s"),

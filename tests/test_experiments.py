@@ -289,6 +289,17 @@ def test_coverage_ramp_only_adds_units(pconn: psycopg.Connection[Any]) -> None:
     assert 0.15 < sum(v is not None for v in phases[0]) / len(ids) < 0.25
 
 
+def test_paused_batch_keeps_sticky_units_and_records_nothing(pconn: psycopg.Connection[Any]) -> None:
+    create(pconn, "paused_batch")
+    old = [f"p{i}" for i in range(500)]
+    before = batch(pconn, "paused_batch", old)
+    pconn.execute("select mlops.pause_experiment('paused_batch')")
+    new = [f"q{i}" for i in range(500)]
+    assert batch(pconn, "paused_batch", [*new, *old, new[0]]) == [None] * 500 + before + [None]
+    assert pconn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
+                         " on e.id = a.experiment_id where e.name = 'paused_batch'").fetchone() == (500,)
+
+
 def test_namespaces_are_mutually_exclusive(pconn: psycopg.Connection[Any]) -> None:
     create(pconn, "ns_left", namespace="checkout", namespace_range=[0, 0.5])
     create(pconn, "ns_right", namespace="checkout", namespace_range=[0.5, 1])

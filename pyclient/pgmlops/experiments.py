@@ -75,8 +75,9 @@ class Experiments:
             task = bar.add_task(f"assigning {experiment}", total=len(ids))
             for start in range(0, len(ids), chunk_size):
                 chunk = ids[start:start + chunk_size]
+                # the ids go in binary: about half the client time of the text array literal
                 rows = self.client.conn.execute(
-                    "select unit_id, variant from mlops.assign_batch(%s::text, %s::text[], %s::boolean)",
+                    "select unit_id, variant from mlops.assign_batch(%s::text, %b::text[], %s::boolean)",
                     (experiment, chunk, record)).fetchall()
                 frames.append(pd.DataFrame(rows, columns=["unit_id", "variant"]))
                 bar.advance(task, len(chunk))

@@ -412,6 +412,7 @@ declare
   lo integer;
   hi integer;
   small boolean;
+  assigned bigint;
   lookup text;
   accel regprocedure;
   positions integer[];
@@ -445,9 +446,10 @@ begin
   -- experiment has fewer assigned units than twice the batch (counted up to that bound), one
   -- hash join reads them all; beyond, one index probe per id (the LIMIT keeps it a nested
   -- loop), so the cost follows the batch rather than the experiment's history.
-  select pg_catalog.count(*) < 2 * pg_catalog.cardinality(unit_ids) into small
+  select pg_catalog.count(*) into assigned
     from (select from mlops.experiment_assignments a where a.experiment_id = e.id
            limit 2 * pg_catalog.cardinality(unit_ids)) a;
+  small := assigned < 2 * pg_catalog.cardinality(unit_ids);
   lookup := case when small
                  then 'join mlops.experiment_assignments a on a.experiment_id = $2 and a.unit_id = x.u'
                  else 'join lateral (select a.variant from mlops.experiment_assignments a
@@ -456,10 +458,12 @@ begin
   if accel is not null and pg_catalog.has_function_privilege(accel, 'execute') then
     -- pgmlops_python: the sticky units of the batch, then one numpy call codes every id (new
     -- variant position p >= 0, -1 none, -2 - v sticky variant v); no new unit enters unless open
-    execute pg_catalog.format($q$
-      select pg_catalog.array_agg(x.ord), pg_catalog.array_agg(a.variant)
-        from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-        %s$q$, lookup) into sticky_ord, sticky_variant using unit_ids, e.id;
+    if assigned > 0 then
+      execute pg_catalog.format($q$
+        select pg_catalog.array_agg(x.ord), pg_catalog.array_agg(a.variant)
+          from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+          %s$q$, lookup) into sticky_ord, sticky_variant using unit_ids, e.id;
+    end if;
     execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6, $7, $8)' into positions
       using e.seed, unit_ids, case when open then thresholds else '{}'::float8[] end, '__' || e.namespace, ns_lo, ns_hi,
             sticky_ord, sticky_variant;
