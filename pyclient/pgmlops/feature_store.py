@@ -16,7 +16,7 @@ import select
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -75,14 +75,17 @@ class _Layout:
         for name, _, _ in self.features:
             self.columns += [name, f"{name}__status"]
         self.columns.append(names[-1])
-        # one dict display per row, compiled once per plan: column names are repr()-quoted literals,
-        # everything else integers (the per-row cost is a third of a Python loop over the features)
-        items = [f"{names[0]!r}: r[0]"]
-        for name, j, st in self.features:
-            items += [f"{name!r}: None if r[{st}] == 2 else r[{j}]", f"{name + '__status'!r}: S[r[{st}]]"]
-        items.append(f"{names[-1]!r}: r[{self.last}]")
-        self.to_dict: Callable[[tuple[Any, ...]], dict[str, Any]] = \
-            eval("lambda r: {" + ", ".join(items) + "}", {"S": _STATUS})
+        self.spec = [(name, f"{name}__status", j, st) for name, j, st in self.features]
+
+    def to_dict(self, r: tuple[Any, ...]) -> dict[str, Any]:
+        """One row in the columns shape."""
+        out: dict[str, Any] = {self.columns[0]: r[0]}
+        for name, status_name, j, st in self.spec:
+            code = r[st]
+            out[name] = None if code == 2 else r[j]
+            out[status_name] = _STATUS[code]
+        out[self.columns[-1]] = r[self.last]
+        return out
 
     def to_columns(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
         """Rows as columns (name -> values), in the columns shape's order."""
