@@ -9,8 +9,9 @@
    also in a second database holding only pgmlops (the SQL-only path; same run, same baseline);
 4. single ``mlops.assign`` round trip, new and already assigned unit, vs a bare ``select 1`` (median per call).
 
-Every rep does the same work: new ids into a fresh experiment and a freshly emptied bare table;
-the id array goes in binary on both sides. Medians over the reps (3 at full size).
+Every rep does the same work from the same start: new ids into a fresh experiment with the
+assignments table emptied, and into the emptied bare table; the id array goes in binary on both
+sides. Medians over the reps (3 at full size).
 
     .venv/bin/python -m bench.bench_experiments [--quick]
 """
@@ -95,6 +96,9 @@ def run_reps(dsn: str, n: int, reps: int, main: bool, tag: str) -> tuple[dict[st
     with psycopg.connect(dsn, autocommit=True) as conn:
         for rep in track(range(reps), description=f"assign_batch ({tag})"):
             ids = [f"user-{rep}-{i}" for i in range(n)]
+            # the same starting point every rep, on both sides: no assignment recorded yet (the bare
+            # table is emptied below), so earlier reps' rows do not change the buffer pressure
+            conn.execute("truncate mlops.experiment_assignments")
             name = experiment(conn, f"bench_{tag}_{rep}")
             cases = [("compute", f"select count(variant) from mlops.assign_batch('{name}', %b::text[], false)"),
                      ("record", f"select count(variant) from mlops.assign_batch('{name}', %b::text[])")]
