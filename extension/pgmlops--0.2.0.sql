@@ -4023,7 +4023,7 @@ begin
   end if;
   staging := pg_catalog.to_regclass('pg_temp.' || name);
   if staging is not null and not exists (select from pg_catalog.pg_attribute a
-                                          where a.attrelid = staging and a.attname = 'model_version_id'
+                                          where a.attrelid = staging::oid and a.attname = 'model_version_id'
                                             and not a.attisdropped) then
     execute pg_catalog.format('drop table pg_temp.%I', name);  -- made by an older version in this session
     staging := null;
