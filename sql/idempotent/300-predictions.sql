@@ -394,6 +394,7 @@ declare
   version_join text;
   inserted bigint;
   seen boolean;
+  insert_rows text;
 begin
   if rows is not null then  -- a jsonb recordset: materialize it once into a temp table
     perform mlops._prediction_staging('mlops_prediction_batch');
@@ -505,18 +506,20 @@ begin
   -- cheap probe of the first rows: a batch logged again goes straight to the claiming path
   execute pg_catalog.format('select exists (select from (select s.request_id from %s s limit 1000) s'
                             ' join mlops.prediction_requests r on r.request_id = s.request_id)', src) into seen;
+  -- the rows insert of both paths: %1$s the rows (alias s), %2$s the version columns, %3$s their join
+  insert_rows := $q$
+    insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
+                                        variant, unit_id, features, feature_vector, output, score, label,
+                                        confidence, latency_ms, error, created_at)
+    select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
+           s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
+           coalesce(s.created_at, pg_catalog.now())
+      from %1$s %3$s$q$;
   if not seen then
     begin
       execute pg_catalog.format('insert into mlops.prediction_requests (request_id, prediction_id)'
                                 ' select s.request_id, s.id from %s s order by s.request_id collate "C"', src);
-      execute pg_catalog.format($q$
-        insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
-                                            variant, unit_id, features, feature_vector, output, score, label,
-                                            confidence, latency_ms, error, created_at)
-        select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
-               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
-               coalesce(s.created_at, pg_catalog.now())
-          from %1$s s %3$s$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga;
+      execute pg_catalog.format(insert_rows, src || ' s', version_cols, version_join) using vid, vnum, gm, gv, ga;
       get diagnostics inserted = row_count;
     exception when unique_violation then  -- a key exists (maybe logged concurrently) or repeats in the batch
       seen := true;
@@ -530,16 +533,10 @@ begin
          order by s.request_id collate "C"  -- concurrent batches claim keys in one order: no deadlock
         on conflict on constraint prediction_requests_pkey do nothing
         returning r.prediction_id),
-      ins as (
-        insert into mlops.predictions as p (id, request_id, model, model_version, model_version_id, alias, experiment,
-                                            variant, unit_id, features, feature_vector, output, score, label,
-                                            confidence, latency_ms, error, created_at)
-        select s.id, s.request_id, s.model, %2$s, s.alias, s.experiment, s.variant, s.unit_id, s.features,
-               s.feature_vector, s.output, s.score, s.label, s.confidence, s.latency_ms, s.error,
-               coalesce(s.created_at, pg_catalog.now())
-          from claimed c join %1$s s on s.id = c.prediction_id %3$s
-        returning 1)
-      select pg_catalog.count(*) from ins$q$, src, version_cols, version_join) using vid, vnum, gm, gv, ga
+      ins as (%2$s returning 1)
+      select pg_catalog.count(*) from ins$q$, src,
+      pg_catalog.format(insert_rows, 'claimed c join ' || src || ' s on s.id = c.prediction_id', version_cols,
+                        version_join)) using vid, vnum, gm, gv, ga
       into inserted;
   end if;
   return inserted;
