@@ -1,10 +1,11 @@
 """Prediction logging, feedback and monitoring (wraps mlops.* SQL).
 
-Single predictions go through ``mlops.log_prediction`` (one round trip); DataFrames and
-record lists are COPYed into the session's staging table and ingested set-based by
-``mlops.log_staged_predictions`` (same checks and request_id idempotency as the SQL API),
-chunk by chunk in one transaction: while the server ingests a chunk, a background thread
-already writes the CSV of the next one (:class:`CsvChunks`).
+Single predictions go through ``mlops.log_prediction`` (one round trip). DataFrames and record
+lists go chunk by chunk in one transaction (a background thread writes the CSV of the next chunk
+meanwhile, :class:`CsvChunks`): COPYed straight into mlops.predictions and its request-key table
+when every row passes log_prediction's rules, otherwise, and for repeated request_ids, through
+the session's staging table and ``mlops.log_staged_predictions`` (the SQL API's checks and
+request_id idempotency, set-based).
 """
 
 from __future__ import annotations
