@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pgmlops
 import psycopg
-from pgmlops.predictions import CsvChunks, _utc_text
+from pgmlops.predictions import KEY_COLUMNS, KEYS_COPY, CsvChunks, copy_statements
 from rich.console import Console
 
 from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
@@ -109,27 +109,25 @@ def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
                 df = frame(n, f"srv{kind}{rep}", 50 + rep)
                 if kind == "bare":
                     cols, text, keys = list(df.columns), df.to_csv(header=False, index=False), ""
-                else:
+                else:  # the client's own CSV and sorted keys, made beforehand as one chunk
                     batch, _ = client.predictions._resolved_batch(df)
-                    cols, text = list(batch.columns), _utc_text(batch).to_csv(header=False, index=False)
-                    keys = batch[["request_id", "id"]].sort_values("request_id").to_csv(header=False, index=False)
+                    cols = list(batch.columns)
+                    with CsvChunks(batch, n, KEY_COLUMNS) as chunks:
+                        ((_, text, keys),) = list(chunks)
+                    direct_sql, staging_sql = copy_statements(cols)
                 t, c = time.perf_counter(), backend_cpu(conn)
                 with conn.transaction():
                     if kind == "bare":
                         with conn.cursor().copy(f"copy bench_bare ({', '.join(cols)}) from stdin (format csv)") as cp:
                             cp.write(text)
                     elif kind == "direct":
-                        direct_cols = ", ".join("model_version" if col == "version" else col for col in cols)
-                        with conn.cursor().copy("copy mlops.prediction_requests (request_id, prediction_id)"
-                                                " from stdin (format csv)") as cp:
+                        with conn.cursor().copy(KEYS_COPY) as cp:
                             cp.write(keys)
-                        direct_sql = f"copy mlops.predictions ({direct_cols}) from stdin (format csv)"
                         with conn.cursor().copy(direct_sql) as cp:
                             cp.write(text)
                     else:
                         conn.execute("select mlops.create_prediction_staging()")
-                        with conn.cursor().copy(f"copy pg_temp.mlops_prediction_staging ({', '.join(cols)})"
-                                                " from stdin (format csv)") as cp:
+                        with conn.cursor().copy(staging_sql) as cp:
                             cp.write(text)
                         got = conn.execute("select mlops.log_staged_predictions() as n").fetchone()
                         assert got is not None and got[0] == n

@@ -84,8 +84,17 @@ def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-#: COPY of a chunk's request keys (sorted: the index is filled in order).
-_KEYS_COPY = "copy mlops.prediction_requests (request_id, prediction_id) from stdin (format csv)"
+#: COPY of a chunk's request keys (sorted: the index is filled in order), and their columns in the batch.
+KEYS_COPY = "copy mlops.prediction_requests (request_id, prediction_id) from stdin (format csv)"
+KEY_COLUMNS = ("request_id", "id")
+
+
+def copy_statements(columns: Sequence[str]) -> tuple[str, str]:
+    """(direct, staging) COPY statements for one CSV of a resolved batch's columns: straight into
+    mlops.predictions (where the resolved version number is model_version), or into the staging table."""
+    direct = ", ".join("model_version" if c == "version" else c for c in columns)
+    return (f"copy mlops.predictions ({direct}) from stdin (format csv)",
+            f"copy pg_temp.mlops_prediction_staging ({', '.join(columns)}) from stdin (format csv)")
 
 
 def _uuid_texts(n: int) -> list[str]:
@@ -249,18 +258,15 @@ class Predictions:
         new = 0
         with conn.transaction(), Progress(disable=not progress, transient=True) as bar:
             batch, direct = self._resolved_batch(df)
-            cols = list(batch.columns)
-            staging_sql = f"copy pg_temp.mlops_prediction_staging ({', '.join(cols)}) from stdin (format csv)"
-            direct_cols = ", ".join("model_version" if c == "version" else c for c in cols)
-            direct_sql = f"copy mlops.predictions ({direct_cols}) from stdin (format csv)"
+            direct_sql, staging_sql = copy_statements(list(batch.columns))
             staging_ready = False
             task = bar.add_task("COPY predictions", total=len(batch))
-            with CsvChunks(batch, chunk_size, ("request_id", "id")) as chunks:
+            with CsvChunks(batch, chunk_size, KEY_COLUMNS) as chunks:
                 for rows_in_chunk, text, keys in chunks:
                     if direct:
                         try:
                             with conn.transaction():  # a savepoint
-                                with conn.cursor().copy(_KEYS_COPY) as copy:
+                                with conn.cursor().copy(KEYS_COPY) as copy:
                                     copy.write(keys)
                                 with conn.cursor().copy(direct_sql) as copy:
                                     copy.write(text)
