@@ -4,6 +4,7 @@
    Python SDK's hash + chooseVariation on the same ids (assignments/s);
 2. assign_batch recording N first exposures vs a bare INSERT ... SELECT of the same rows (assignments/s);
 3. assign_batch of the same N ids again (all sticky: lookups only) vs the bare INSERT;
+   and the Python client's ``experiments.assign_batch`` of N new ids, every variant back in a DataFrame;
    cases 1-3 also per second of server CPU (the backend's /proc stat): steadier on a shared machine.
    With plpython3u available they run with pgmlops_python installed (numpy hashing), and cases 1-2
    also in a second database holding only pgmlops (the SQL-only path; same run, same baseline);
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pgmlops
 import psycopg
 from growthbook.core import chooseVariation, gbhash, getBucketRanges
 from rich.console import Console
@@ -93,7 +95,7 @@ def run_reps(dsn: str, n: int, reps: int, main: bool, tag: str) -> tuple[dict[st
     """Wall rates and backend CPU seconds per case over the reps (same work every rep)."""
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn, pgmlops.connect(dsn) as client:
         for rep in track(range(reps), description=f"assign_batch ({tag})"):
             ids = [f"user-{rep}-{i}" for i in range(n)]
             # the same starting point every rep, on both sides: no assignment recorded yet (the bare
@@ -106,11 +108,19 @@ def run_reps(dsn: str, n: int, reps: int, main: bool, tag: str) -> tuple[dict[st
                 cases.append(("sticky", f"select count(variant) from mlops.assign_batch('{name}', %b::text[])"))
             for key, query in cases:
                 wall.setdefault(key, []).append(n / timed(conn, query, (ids,), cpu, key))
-            if main:  # the baseline, once per rep
+            if main:  # the baseline, once per rep; one result row, like ours
                 conn.execute("truncate bench_bare")
                 wall.setdefault("bare", []).append(n / timed(
-                    conn, "insert into bench_bare (experiment_id, unit_id, variant)"
-                          " select 1, u, 0 from unnest(%b::text[]) u returning 1", (ids,), cpu, "bare"))
+                    conn, "with i as (insert into bench_bare (experiment_id, unit_id, variant)"
+                          " select 1, u, 0 from unnest(%b::text[]) u returning 1) select count(*) from i",
+                    (ids,), cpu, "bare"))
+                # the Python client end to end: every variant back into a DataFrame, from the same start
+                conn.execute("truncate mlops.experiment_assignments")
+                fresh = experiment(conn, f"bench_{tag}_{rep}_client")
+                started = time.perf_counter()
+                frame = client.experiments.assign_batch(fresh, ids, chunk_size=n)
+                wall.setdefault("client", []).append(n / (time.perf_counter() - started))
+                assert len(frame) == n
     return wall, cpu
 
 
@@ -125,6 +135,8 @@ def bench_batch(server_dsn: str, sql_dsn: str | None, n: int, reps: int, acceler
             row(f"assign_batch {n:,} new ids, recorded ({path}) vs bare INSERT", med["record"], med["bare"],
                 "assignments/s"),
             row(f"assign_batch {n:,} sticky ids vs bare INSERT", med["sticky"], med["bare"], "assignments/s"),
+            row(f"client experiments.assign_batch {n:,} new ids -> DataFrame vs bare INSERT", med["client"],
+                med["bare"], "assignments/s"),
             *cpu_rows(n, cpu, path, ("compute", "record", "sticky"))]
     if sql_dsn is not None:
         wall, cpu = run_reps(sql_dsn, n, reps, False, "sql")

@@ -75,11 +75,18 @@ class Experiments:
             task = bar.add_task(f"assigning {experiment}", total=len(ids))
             for start in range(0, len(ids), chunk_size):
                 chunk = ids[start:start + chunk_size]
-                # the ids go in binary: about half the client time of the text array literal
-                rows = self.client.conn.execute(
-                    "select unit_id, variant from mlops.assign_batch(%s::text, %b::text[], %s::boolean)",
-                    (experiment, chunk, record)).fetchall()
-                frames.append(pd.DataFrame(rows, columns=["unit_id", "variant"]))
+                # ids in binary (half the client time of a text array literal); the variants come back
+                # as one array in input order (the sort over ord is a presorted pass): building a dict
+                # per row halved the rate
+                row = self.client.conn.execute(
+                    "select pg_catalog.array_agg(a.variant order by a.ord) as variants"
+                    " from mlops.assign_batch(%s::text, %b::text[], %s::boolean)"
+                    " with ordinality a(unit_id, variant, ord)",
+                    (experiment, chunk, record), binary=True).fetchone()
+                variants = (row or {}).get("variants") or []
+                if len(variants) != len(chunk):
+                    raise RuntimeError(f"assign_batch returned {len(variants)} variants for {len(chunk)} unit ids")
+                frames.append(pd.DataFrame({"unit_id": chunk, "variant": variants}))
                 bar.advance(task, len(chunk))
         if not frames:
             return pd.DataFrame(columns=["unit_id", "variant"])
