@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pgmlops
 import psycopg
 import pytest
 from growthbook import Experiment as GbExperiment
@@ -272,6 +274,21 @@ def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(pconn: psycopg.
     # a small batch against many assigned units looks them up by index probes instead of a hash join
     small = [*old[:3], "late", *new[-2:]]
     assert batch(pconn, "mixed", small) == [sdk("late", [0.9, 0.1]) if u == "late" else expected[u] for u in small]
+
+
+def test_client_assign_batch_frame_matches_sql_in_input_order(pconn: psycopg.Connection[Any]) -> None:
+    """The client's assign_batch (variants back as one array per chunk) gives a row per input id, in
+    input order, equal to the SQL function: sticky, new, repeated, non-ASCII and uncovered ids, chunked."""
+    create(pconn, "client_batch", coverage=0.6)
+    sticky = batch(pconn, "client_batch", [f"s{i}" for i in range(30)])
+    ids = [f"s{i}" for i in range(30)] + [f"n{i}" for i in range(60)] + ["é😀", "n3", "s4", "x" * 120]
+    with pgmlops.connect(pconn.info.dsn) as client:
+        got = client.experiments.assign_batch("client_batch", ids, chunk_size=7)
+        assert client.experiments.assign_batch("client_batch", []).empty
+    assert list(got.columns) == ["unit_id", "variant"] and list(got["unit_id"]) == ids
+    variants = [None if pd.isna(v) else v for v in got["variant"]]
+    assert variants == batch(pconn, "client_batch", ids, record=False)
+    assert variants[:30] == sticky and None in variants and {"control", "treatment"} <= set(variants)
 
 
 def test_coverage_ramp_only_adds_units(pconn: psycopg.Connection[Any]) -> None:
