@@ -573,11 +573,14 @@ def test_online_one_key_threads_share_a_client(client: pgmlops.Client) -> None:
     errors: list[str] = []
 
     def work(seed: int) -> None:
-        for i in range(300):
-            k = (seed * 7919 + i * 13) % 60
-            r = fs.online_raw("customer", [k], ["thr:v"])[0]
-            if r["entity_key"] != str(k) or r["v"] != (10 * k if k < 50 else None):
-                errors.append(f"key {k}: {r}")
+        try:
+            for i in range(300):
+                k = (seed * 7919 + i * 13) % 60
+                r = fs.online_raw("customer", [k], ["thr:v"])[0]
+                if r["entity_key"] != str(k) or r["v"] != (10 * k if k < 50 else None):
+                    errors.append(f"key {k}: {r}")
+        except Exception as exc:  # a failure in a thread must fail the test, not only warn
+            errors.append(f"thread {seed}: {exc!r}")
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     for t in threads:

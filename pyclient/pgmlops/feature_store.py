@@ -101,31 +101,38 @@ class _GroupWatch:
     """Tells when cached online queries may be stale. LISTENs on mlops_feature_groups on a connection of
     its own to the primary (a standby cannot LISTEN; the client's connection stays free for the user's
     notifications) and polls its socket without blocking before each lookup: no round trip, no catalog
-    query unless a feature group changed."""
+    query unless a feature group changed. Threads sharing a client share one watch: a lock makes each
+    check whole (a poll object refuses concurrent polls)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.conn: psycopg.Connection[Any] | None = None
         self.poller = select.poll()
+        self.lock = threading.Lock()
 
     def changed(self) -> bool:
         """True on the first call and whenever a notification (or a broken connection) arrived since."""
-        if self.conn is None:
-            self.conn = psycopg.connect(self.dsn, autocommit=True)
-            self.conn.execute(sql.SQL("listen {}").format(sql.Identifier(GROUPS_CHANNEL)))
-            self.poller = select.poll()
-            self.poller.register(self.conn.fileno(), select.POLLIN)
+        with self.lock:
+            if self.conn is None:
+                self.conn = psycopg.connect(self.dsn, autocommit=True)
+                self.conn.execute(sql.SQL("listen {}").format(sql.Identifier(GROUPS_CHANNEL)))
+                self.poller = select.poll()
+                self.poller.register(self.conn.fileno(), select.POLLIN)
+                return True
+            if not self.poller.poll(0):
+                return False
+            try:
+                for _ in self.conn.notifies(timeout=0):
+                    pass
+            except psycopg.Error:  # connection lost: listen again on the next call
+                self._close()
             return True
-        if not self.poller.poll(0):
-            return False
-        try:
-            for _ in self.conn.notifies(timeout=0):
-                pass
-        except psycopg.Error:  # connection lost: listen again on the next call
-            self.close()
-        return True
 
     def close(self) -> None:
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
