@@ -3,6 +3,7 @@ under re-logging, in-batch repeats and concurrent overlapping batches, version m
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from datetime import UTC, datetime, timedelta
@@ -288,3 +289,20 @@ def test_log_many_rules_are_the_sql_rules(client: pgmlops.Client, conn: Conn, co
         client.predictions.log_many(df, progress=False)
     assert info.value.sqlstate == state and column in str(info.value)
     assert consistent(conn, f"rule-{column}-") == (0, 0, 0)
+
+
+def test_log_many_json_as_text_objects_or_null(client: pgmlops.Client, conn: Conn) -> None:
+    """features / output given as JSON text (sent as it is), as Python objects (serialized), or null
+    (None, NaN, pandas' str NA) are stored alike."""
+    values = [{"a": 1, "s": "x,\"y\"\n"}, None, [1, 2.5]]
+    text = [None if v is None else json.dumps(v) for v in values]
+    cases = {"objects": pd.Series(values, dtype=object), "text": pd.Series(text, dtype=object),
+             "str dtype": pd.Series(text, dtype="str"), "all null": pd.Series([None, float("nan"), None])}
+    for n, (name, column) in enumerate(cases.items()):
+        ids = [f"js{n}-{i}" for i in range(3)]
+        df = pd.DataFrame({"request_id": ids, "model": MODEL, "features": column, "output": column})
+        assert client.predictions.log_many(df, progress=False) == 3
+        got = conn.execute("select features, output from mlops.predictions where request_id = any(%s)"
+                           " order by request_id", (ids,)).fetchall()
+        want = [None] * 3 if name == "all null" else values
+        assert [r[0] for r in got] == want and [r[1] for r in got] == want, name
