@@ -155,6 +155,12 @@ def _passes_rules(batch: pd.DataFrame) -> bool:
                 or bool((features > _DIRECT_FEATURES_TEXT).any()))
 
 
+#: Rows pandas formats per call of its C writer, which holds the GIL: in short calls the thread
+#: that sends the previous chunk gets the GIL back soon (measured on 1M rows: log_many 14.4 s
+#: instead of 16-17 s; pandas' default is about 9,000 rows for 11 columns).
+_CSV_ROWS_PER_CALL = 2000
+
+
 class CsvChunks:
     """(rows, CSV text, keys CSV text) of consecutive chunks of df, written by a background thread
     while the caller's server works on the previous chunk. The keys CSV (empty unless key_columns
@@ -196,11 +202,11 @@ class CsvChunks:
         try:
             for start in range(0, len(self.df), self.chunk_size):
                 chunk = _utc_text(self.df.iloc[start:start + self.chunk_size])
-                text = chunk.to_csv(header=False, index=False)
+                text = chunk.to_csv(header=False, index=False, chunksize=_CSV_ROWS_PER_CALL)
                 keys = ""
                 if self.key_columns:
                     keys = (chunk[self.key_columns].sort_values(self.key_columns[0], kind="stable")
-                            .to_csv(header=False, index=False))
+                            .to_csv(header=False, index=False, chunksize=_CSV_ROWS_PER_CALL))
                 self._put((len(chunk), text, keys))
             self._put(None)
         except BaseException as exc:  # handed to the consumer
