@@ -194,17 +194,17 @@ def test_log_many_times_in_any_zone(client: pgmlops.Client, conn: Conn) -> None:
 def test_csv_chunks_reassemble_and_stop() -> None:
     """The CSV writer thread: chunks in order that add up to the whole frame, with their sorted
     keys; it stops when the caller leaves early; its errors reach the caller."""
-    from pgmlops.predictions import CsvChunks
+    from pgmlops.predictions import CopyChunks
 
     df = pd.DataFrame({"request_id": [f"c{i}" for i in range(12_345)], "score": [i / 7 for i in range(12_345)]})
-    with CsvChunks(df, 5_000, key_columns=("request_id", "score")) as chunks:
+    with CopyChunks(df, 5_000, key_columns=("request_id", "score")) as chunks:
         got = list(chunks)
     assert [n for n, _, _ in got] == [5_000, 5_000, 2_345]
     assert "".join(text for _, text, _ in got) == df.to_csv(header=False, index=False)
     first_keys = [line.split(",")[0] for line in got[0][2].splitlines()]
     assert first_keys == sorted(f"c{i}" for i in range(5_000))  # keys of the chunk, in index order
 
-    with CsvChunks(df, 1_000) as chunks:
+    with CopyChunks(df, 1_000) as chunks:
         it = iter(chunks)
         next(it)
     assert not chunks._worker.is_alive()  # left after one chunk of thirteen: the thread stopped
@@ -214,7 +214,7 @@ def test_csv_chunks_reassemble_and_stop() -> None:
             raise RuntimeError("cannot format")
 
     bad = df.assign(score=[Unprintable() if i == 9_000 else 0.5 for i in range(len(df))])
-    with pytest.raises(RuntimeError, match="cannot format"), CsvChunks(bad, 5_000) as chunks:
+    with pytest.raises(RuntimeError, match="cannot format"), CopyChunks(bad, 5_000) as chunks:
         list(chunks)
 
 
@@ -306,3 +306,33 @@ def test_log_many_json_as_text_objects_or_null(client: pgmlops.Client, conn: Con
                            " order by request_id", (ids,)).fetchall()
         want = [None] * 3 if name == "all null" else values
         assert [r[0] for r in got] == want and [r[1] for r in got] == want, name
+
+
+def test_log_many_chunks_go_binary_or_csv_and_store_alike(client: pgmlops.Client, conn: Conn) -> None:
+    """Chunks whose values binary COPY carries exactly go binary (the direct path's usual case);
+    a chunk it cannot carry (here integers among the unit ids) goes as CSV in the same call."""
+    from pgmlops.predictions import COPY_TYPES, KEY_COLUMNS, KEY_TYPES, CopyChunks
+
+    n = 300
+    df = pd.DataFrame({"request_id": [f"bc-{i}" for i in range(n)], "model": MODEL, "version": 1,
+                       "unit_id": pd.Series([f"u{i}" if i < 150 else i for i in range(n)], dtype=object),
+                       "label": ["é", "x", None] * 100, "score": [0.25, float("nan"), 1.0] * 100,
+                       "features": [{"i": i} for i in range(n)],
+                       "created_at": [T0 + timedelta(seconds=i) for i in range(n)]})
+    with client.conn.transaction():
+        batch, direct = client.predictions._resolved_batch(df)
+        assert direct
+        types = [COPY_TYPES[c] for c in batch.columns]
+        with CopyChunks(batch, 150, KEY_COLUMNS, types, KEY_TYPES) as chunks:
+            formats = [(type(data), type(keys)) for _, data, keys in chunks]
+        assert formats == [(bytes, bytes), (str, bytes)]
+    assert client.predictions.log_many(df, chunk_size=150, progress=False) == n
+    got = conn.execute("select request_id, unit_id, label, score, features, created_at, model_version"
+                       " from mlops.predictions where request_id like 'bc-%' order by created_at").fetchall()
+    assert [r[0] for r in got] == list(df["request_id"])
+    assert [r[1] for r in got] == [f"u{i}" if i < 150 else str(i) for i in range(n)]
+    assert [r[2] for r in got] == ["é", "x", None] * 100
+    assert [r[3] for r in got] == [0.25, None, 1.0] * 100
+    assert [r[4] for r in got] == [{"i": i} for i in range(n)]
+    assert [r[5] for r in got] == list(df["created_at"]) and {r[6] for r in got} == {1}
+    assert consistent(conn, "bc-") == (n, n, n)

@@ -1,11 +1,12 @@
 """Prediction logging, feedback and monitoring (wraps mlops.* SQL).
 
 Single predictions go through ``mlops.log_prediction`` (one round trip). DataFrames and record
-lists go chunk by chunk in one transaction (a background thread writes the CSV of the next chunk
-meanwhile, :class:`CsvChunks`): COPYed straight into mlops.predictions and its request-key table
-when every row passes log_prediction's rules, otherwise, and for repeated request_ids, through
-the session's staging table and ``mlops.log_staged_predictions`` (the SQL API's checks and
-request_id idempotency, set-based).
+lists go chunk by chunk in one transaction (a background thread encodes the next chunk
+meanwhile, :class:`CopyChunks`: binary COPY data, or CSV for values binary cannot carry
+exactly): COPYed straight into mlops.predictions and its request-key table when every row
+passes log_prediction's rules, otherwise, and for repeated request_ids, through the session's
+staging table and ``mlops.log_staged_predictions`` (the SQL API's checks and request_id
+idempotency, set-based).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import pandas as pd
 from psycopg import errors
 from psycopg.types.json import Jsonb
 from rich.progress import Progress
+
+from .copy_binary import binary_copy
 
 if TYPE_CHECKING:
     from .client import Client
@@ -84,17 +87,38 @@ def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-#: COPY of a chunk's request keys (sorted: the index is filled in order), and their columns in the batch.
-KEYS_COPY = "copy mlops.prediction_requests (request_id, prediction_id) from stdin (format csv)"
+#: Columns of a chunk's request keys in the batch (COPYed sorted: the index is filled in order),
+#: and their types for a binary COPY.
 KEY_COLUMNS = ("request_id", "id")
+KEY_TYPES = ("text", "int8")
+#: Types of the batch columns for a binary COPY, the same in mlops.predictions and the staging
+#: table (feature_vector has no binary encoding here: a batch with it goes as CSV).
+COPY_TYPES = {"request_id": "text", "model": "text", "version": "int4", "alias": "text", "experiment": "text",
+              "variant": "text", "unit_id": "text", "features": "jsonb", "output": "jsonb", "score": "float8",
+              "label": "text", "confidence": "float8", "latency_ms": "float8", "error": "text",
+              "created_at": "timestamptz", "id": "int8", "model_version_id": "int8"}
+#: Batch columns of one width in every row, placed first so a binary row starts with one block.
+_FIXED_FIRST = ("id", "model_version_id", "version", "created_at")
 
 
-def copy_statements(columns: Sequence[str]) -> tuple[str, str]:
-    """(direct, staging) COPY statements for one CSV of a resolved batch's columns: straight into
-    mlops.predictions (where the resolved version number is model_version), or into the staging table."""
+def copy_format(data: str | bytes) -> str:
+    """COPY format of a chunk made by :class:`CopyChunks`: bytes are binary, text is CSV."""
+    return "binary" if isinstance(data, bytes) else "csv"
+
+
+def keys_copy(keys: str | bytes) -> str:
+    """COPY statement of a chunk's request keys."""
+    return f"copy mlops.prediction_requests (request_id, prediction_id) from stdin (format {copy_format(keys)})"
+
+
+def copy_statements(columns: Sequence[str], data: str | bytes = "") -> tuple[str, str]:
+    """(direct, staging) COPY statements for one chunk (CSV text or binary) of a resolved batch's
+    columns: straight into mlops.predictions (where the resolved version number is model_version),
+    or into the staging table."""
+    fmt = copy_format(data)
     direct = ", ".join("model_version" if c == "version" else c for c in columns)
-    return (f"copy mlops.predictions ({direct}) from stdin (format csv)",
-            f"copy pg_temp.mlops_prediction_staging ({', '.join(columns)}) from stdin (format csv)")
+    return (f"copy mlops.predictions ({direct}) from stdin (format {fmt})",
+            f"copy pg_temp.mlops_prediction_staging ({', '.join(columns)}) from stdin (format {fmt})")
 
 
 def _uuid_texts(n: int) -> list[str]:
@@ -161,22 +185,33 @@ def _passes_rules(batch: pd.DataFrame) -> bool:
 _CSV_ROWS_PER_CALL = 2000
 
 
-class CsvChunks:
-    """(rows, CSV text, keys CSV text) of consecutive chunks of df, written by a background thread
-    while the caller's server works on the previous chunk. The keys CSV (empty unless key_columns
-    are given) holds those columns sorted by the first one in code point order, which is the
-    byte order of its UTF-8 text: the order of a "C" collation index. Use as a context manager
-    so the thread stops when the caller fails. (Pausing the writer while the caller sends, so
-    that socket writes need not wait for the GIL, was measured slower: it also stops the
-    overlap.)"""
+def _copy_data(chunk: pd.DataFrame, types: Sequence[str] | None) -> str | bytes:
+    """Binary COPY data of chunk when types are given and every column encodes exactly, else CSV."""
+    data = binary_copy(chunk, types) if types is not None else None
+    if data is not None:
+        return data
+    return _utc_text(chunk).to_csv(header=False, index=False, chunksize=_CSV_ROWS_PER_CALL)
 
-    def __init__(self, df: pd.DataFrame, chunk_size: int, key_columns: Sequence[str] = ()) -> None:
+
+class CopyChunks:
+    """(rows, data, keys) of consecutive chunks of df, made by a background thread while the
+    caller's server works on the previous chunk. data is binary COPY data (bytes) when types
+    are given and every column of the chunk encodes exactly (:mod:`.copy_binary`), else CSV
+    text; keys likewise (key_types), empty unless key_columns are given: those columns sorted by
+    the first one in code point order, which is the byte order of its UTF-8 text: the order of
+    a "C" collation index. Use as a context manager so the thread stops when the caller fails.
+    (Pausing the writer while the caller sends, so that socket writes need not wait for the
+    GIL, was measured slower: it also stops the overlap.)"""
+
+    def __init__(self, df: pd.DataFrame, chunk_size: int, key_columns: Sequence[str] = (),
+                 types: Sequence[str] | None = None, key_types: Sequence[str] | None = None) -> None:
         self.df, self.chunk_size, self.key_columns = df, chunk_size, list(key_columns)
-        self._chunks: queue.Queue[tuple[int, str, str] | BaseException | None] = queue.Queue(maxsize=1)
+        self.types, self.key_types = types, key_types
+        self._chunks: queue.Queue[tuple[int, str | bytes, str | bytes] | BaseException | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._produce, name="pgmlops-csv", daemon=True)
 
-    def __enter__(self) -> CsvChunks:
+    def __enter__(self) -> CopyChunks:
         self._worker.start()
         return self
 
@@ -184,13 +219,13 @@ class CsvChunks:
         self._stop.set()
         self._worker.join()
 
-    def __iter__(self) -> Iterator[tuple[int, str, str]]:
+    def __iter__(self) -> Iterator[tuple[int, str | bytes, str | bytes]]:
         while (item := self._chunks.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
             yield item
 
-    def _put(self, item: tuple[int, str, str] | BaseException | None) -> None:
+    def _put(self, item: tuple[int, str | bytes, str | bytes] | BaseException | None) -> None:
         while not self._stop.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
@@ -201,13 +236,13 @@ class CsvChunks:
     def _produce(self) -> None:
         try:
             for start in range(0, len(self.df), self.chunk_size):
-                chunk = _utc_text(self.df.iloc[start:start + self.chunk_size])
-                text = chunk.to_csv(header=False, index=False, chunksize=_CSV_ROWS_PER_CALL)
-                keys = ""
+                chunk = self.df.iloc[start:start + self.chunk_size]
+                data = _copy_data(chunk, self.types)
+                keys: str | bytes = ""
                 if self.key_columns:
-                    keys = (chunk[self.key_columns].sort_values(self.key_columns[0], kind="stable")
-                            .to_csv(header=False, index=False, chunksize=_CSV_ROWS_PER_CALL))
-                self._put((len(chunk), text, keys))
+                    keys = _copy_data(chunk[self.key_columns].sort_values(self.key_columns[0], kind="stable"),
+                                      self.key_types)
+                self._put((len(chunk), data, keys))
             self._put(None)
         except BaseException as exc:  # handed to the consumer
             self._put(exc)
@@ -264,18 +299,20 @@ class Predictions:
         new = 0
         with conn.transaction(), Progress(disable=not progress, transient=True) as bar:
             batch, direct = self._resolved_batch(df)
-            direct_sql, staging_sql = copy_statements(list(batch.columns))
+            columns = list(batch.columns)
+            types = [COPY_TYPES[c] for c in columns] if all(c in COPY_TYPES for c in columns) else None
             staging_ready = False
             task = bar.add_task("COPY predictions", total=len(batch))
-            with CsvChunks(batch, chunk_size, KEY_COLUMNS) as chunks:
-                for rows_in_chunk, text, keys in chunks:
+            with CopyChunks(batch, chunk_size, KEY_COLUMNS, types, KEY_TYPES) as chunks:
+                for rows_in_chunk, data, keys in chunks:
+                    direct_sql, staging_sql = copy_statements(columns, data)
                     if direct:
                         try:
                             with conn.transaction():  # a savepoint
-                                with conn.cursor().copy(KEYS_COPY) as copy:
+                                with conn.cursor().copy(keys_copy(keys)) as copy:
                                     copy.write(keys)
                                 with conn.cursor().copy(direct_sql) as copy:
-                                    copy.write(text)
+                                    copy.write(data)
                             new += rows_in_chunk
                             bar.advance(task, rows_in_chunk)
                             continue
@@ -287,7 +324,7 @@ class Predictions:
                         conn.execute("select mlops.create_prediction_staging()")
                         staging_ready = True
                     with conn.cursor().copy(staging_sql) as copy:
-                        copy.write(text)
+                        copy.write(data)
                     row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
                     assert row is not None
                     new += int(row["n"])
@@ -337,6 +374,7 @@ class Predictions:
             vector_dim = pd.Series(mapped["vector_dim"].to_numpy(), index=batch.index).astype("Int64")
         batch["version"] = version_number
         batch = _with_ids(conn, batch, version_id)
+        batch = batch[[*_FIXED_FIRST, *(c for c in batch.columns if c not in _FIXED_FIRST)]]
         direct = _passes_rules(batch)
         if direct and "feature_vector" in batch.columns and vector_dim.notna().any():
             given = batch["feature_vector"].str.count(",").add(1).astype("Int64")
