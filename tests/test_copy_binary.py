@@ -73,6 +73,7 @@ def test_equal_width_text_and_all_null_columns(conn: psycopg.Connection[Any]) ->
     (pd.Series([0.5, "x"], dtype=object), "float8"),
     (pd.Series([2**31, 1], dtype=np.int64), "int4"),  # out of range
     (pd.Series([1.5, 2.5]), "int8"),
+    (pd.Series([2**63, 1], dtype=np.uint64), "int8"),  # beyond bigint
     (pd.Series(["[1,2]", "[3,4]"]), "vector"),  # no binary encoding here
     (pd.Series(["\ud800", "x"]), "text"),  # a lone surrogate cannot be UTF-8
 ])

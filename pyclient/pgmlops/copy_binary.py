@@ -77,7 +77,7 @@ def _fixed(col: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarray] | None
         if isinstance(dtype, pd.Int64Dtype):
             null = col.isna().to_numpy()
             values = col.to_numpy(dtype=np.int64, na_value=0)[~null]
-        elif isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        elif isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)):
             null = np.zeros(len(col), dtype=bool)
             values = col.to_numpy()
         else:
