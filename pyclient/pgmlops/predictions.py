@@ -209,7 +209,7 @@ class CopyChunks:
         self.types, self.key_types = types, key_types
         self._chunks: queue.Queue[tuple[int, str | bytes, str | bytes] | BaseException | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._produce, name="pgmlops-csv", daemon=True)
+        self._worker = threading.Thread(target=self._produce, name="pgmlops-copy", daemon=True)
 
     def __enter__(self) -> CopyChunks:
         self._worker.start()
