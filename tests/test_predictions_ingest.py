@@ -175,7 +175,7 @@ def test_log_many_chunks_are_one_transaction(client: pgmlops.Client, conn: Conn)
         client.predictions.log_many(bad, chunk_size=100, progress=False)
     assert info.value.sqlstate == "22023" and "latency_ms" in str(info.value)
     assert consistent(conn, "chb-") == (0, 0, 0)
-    assert not [t for t in threading.enumerate() if t.name == "pgmlops-csv"]
+    assert not [t for t in threading.enumerate() if t.name == "pgmlops-copy"]
 
 
 def test_log_many_times_in_any_zone(client: pgmlops.Client, conn: Conn) -> None:
