@@ -168,7 +168,7 @@ def test_log_many_chunks_are_one_transaction(client: pgmlops.Client, conn: Conn)
     df = frame([f"ch-{i}" for i in range(250)] + ["ch-0", "ch-249"])
     assert client.predictions.log_many(df, chunk_size=100, progress=False) == 250
     assert consistent(conn, "ch-") == (250, 250, 250)
-    # a bad row in the last chunk rolls back the chunks already ingested, and the CSV thread stops
+    # a bad row in the last chunk rolls back the chunks already ingested, and the chunk thread stops
     bad = frame([f"chb-{i}" for i in range(250)])
     bad.loc[220, "latency_ms"] = -1.0
     with pytest.raises(psycopg.Error) as info:
