@@ -336,3 +336,14 @@ def test_log_many_chunks_go_binary_or_csv_and_store_alike(client: pgmlops.Client
     assert [r[4] for r in got] == [{"i": i} for i in range(n)]
     assert [r[5] for r in got] == list(df["created_at"]) and {r[6] for r in got} == {1}
     assert consistent(conn, "bc-") == (n, n, n)
+
+
+def test_log_many_under_a_non_utf8_client_encoding_sends_csv(dsn: str, conn: Conn) -> None:
+    """Binary text is UTF-8 bytes, so a session whose client_encoding is not UTF-8 gets CSV, which
+    psycopg encodes in the session's encoding: the text arrives intact."""
+    with pgmlops.connect(dsn) as latin:
+        latin.conn.execute("set client_encoding = 'LATIN1'")
+        df = pd.DataFrame({"model": MODEL, "version": 1, "request_id": ["enc-1", "enc-2"], "label": ["é", "ü"]})
+        assert latin.predictions.log_many(df, progress=False) == 2
+    got = conn.execute("select label from mlops.predictions where request_id like 'enc-%' order by request_id")
+    assert [r[0] for r in got.fetchall()] == ["é", "ü"]

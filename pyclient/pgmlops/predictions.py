@@ -11,6 +11,7 @@ idempotency, set-based).
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import math
@@ -300,7 +301,9 @@ class Predictions:
         with conn.transaction(), Progress(disable=not progress, transient=True) as bar:
             batch, direct = self._resolved_batch(df)
             columns = list(batch.columns)
-            types = [COPY_TYPES[c] for c in columns] if all(c in COPY_TYPES for c in columns) else None
+            # binary text is UTF-8 bytes: only where the server reads the client's text as UTF-8
+            binary = all(c in COPY_TYPES for c in columns) and codecs.lookup(conn.info.encoding).name == "utf-8"
+            types = [COPY_TYPES[c] for c in columns] if binary else None
             staging_ready = False
             task = bar.add_task("COPY predictions", total=len(batch))
             with CopyChunks(batch, chunk_size, KEY_COLUMNS, types, KEY_TYPES) as chunks:
