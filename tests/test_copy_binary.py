@@ -66,6 +66,23 @@ def test_equal_width_text_and_all_null_columns(conn: psycopg.Connection[Any]) ->
     assert got == [(i, f"{i:08d}", None, None) for i in range(1000)]
 
 
+def test_vectors_read_back_as_float4(conn: psycopg.Connection[Any]) -> None:
+    """pgvector's binary form: lists, tuples and arrays of any float width and dimension; None and
+    NaN as NULL; each element the float32 nearest the value."""
+    conn.execute("create extension if not exists vector")
+    vectors = [[0.1, 2.5, -3.0], None, np.array([1e-8, 7.25], dtype=np.float32), float("nan"), (4, 5, 6, 7),
+               np.linspace(-1, 1, 300)]
+    df = pd.DataFrame({"a": np.arange(len(vectors), dtype=np.int64), "v": pd.Series(vectors, dtype=object)})
+    got = read_back(conn, df, ["int8", "vector"], "a bigint, v vector")
+    for (a, v), want in zip(got, vectors, strict=True):
+        if want is None or isinstance(want, float):
+            assert v is None, a
+        else:
+            assert isinstance(v, str)  # no vector adapter on this connection: pgvector's text, a JSON array
+            want32 = np.asarray(want, dtype=np.float64).astype(np.float32)
+            assert np.array_equal(np.asarray(json.loads(v), dtype=np.float32), want32), a
+
+
 @pytest.mark.parametrize(("column", "pg_type"), [
     (pd.Series([datetime(2026, 1, 1), datetime(2026, 1, 2)]), "timestamptz"),  # naive: the session's zone decides
     (pd.Series([1, "2"], dtype=object), "text"),  # not all text
@@ -74,7 +91,12 @@ def test_equal_width_text_and_all_null_columns(conn: psycopg.Connection[Any]) ->
     (pd.Series([2**31, 1], dtype=np.int64), "int4"),  # out of range
     (pd.Series([1.5, 2.5]), "int8"),
     (pd.Series([2**63, 1], dtype=np.uint64), "int8"),  # beyond bigint
-    (pd.Series(["[1,2]", "[3,4]"]), "vector"),  # no binary encoding here
+    (pd.Series(["[1,2]", "[3,4]"]), "vector"),  # vectors as text
+    (pd.Series([[], [1.0]], dtype=object), "vector"),  # no elements
+    (pd.Series([[1.0, float("nan")]], dtype=object), "vector"),
+    (pd.Series([[1e39]], dtype=object), "vector"),  # beyond float4
+    (pd.Series([[[1.0, 2.0], [3.0, 4.0]]], dtype=object), "vector"),  # not one-dimensional
+    (pd.Series([["a", "b"]], dtype=object), "vector"),
     (pd.Series(["\ud800", "x"]), "text"),  # a lone surrogate cannot be UTF-8
 ])
 def test_refuses_what_it_cannot_carry_exactly(column: pd.Series, pg_type: str) -> None:

@@ -9,6 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pgmlops
 import psycopg
@@ -347,3 +348,27 @@ def test_log_many_under_a_non_utf8_client_encoding_sends_csv(dsn: str, conn: Con
         assert latin.predictions.log_many(df, progress=False) == 2
     got = conn.execute("select label from mlops.predictions where request_id like 'enc-%' order by request_id")
     assert [r[0] for r in got.fetchall()] == ["é", "ü"]
+
+
+def test_log_many_feature_vectors_binary_or_as_text(dsn: str, conn: Conn) -> None:
+    """Vectors given as sequences go in pgvector's binary form on the direct path (float4 values);
+    vectors given as text go as CSV; NULLs either way."""
+    from pgmlops.predictions import COPY_TYPES, _copy_data
+
+    vectors = [[0.1, 2.5, -3.0], None, np.array([1e-8, 7.25, 0.0], dtype=np.float32), (4, 5, 6)]
+    as_text = ["[0.1,2.5,-3]", None, "[1e-08,7.25,0]", "[4,5,6]"]
+    conn.execute("select mlops.maintain_predictions()")  # today's partition exists: the direct path can take it
+    for prefix, column in (("fvb", pd.Series(vectors, dtype=object)), ("fvt", pd.Series(as_text, dtype=object))):
+        chunk = _copy_data(pd.DataFrame({"feature_vector": column}), [COPY_TYPES["feature_vector"]])
+        assert isinstance(chunk, bytes if prefix == "fvb" else str)
+        df = pd.DataFrame({"model": MODEL, "version": 1, "request_id": [f"{prefix}-{i}" for i in range(4)],
+                           "feature_vector": column})
+        with pgmlops.connect(dsn) as fresh:
+            assert fresh.predictions.log_many(df, progress=False) == 4
+            staging = fresh.conn.execute("select pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') as t"
+                                         ).fetchone()
+            assert staging is not None and staging["t"] is None, prefix  # the direct path only
+        got = conn.execute("select feature_vector::text from mlops.predictions where request_id like %s"
+                           " order by request_id", (prefix + "-%",)).fetchall()
+        assert [None if r[0] is None else np.asarray(json.loads(r[0]), dtype=np.float32).tolist() for r in got] == [
+            None if v is None else np.asarray(v, dtype=np.float64).astype(np.float32).tolist() for v in vectors]

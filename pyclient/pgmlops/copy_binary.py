@@ -13,6 +13,7 @@ an int16 -1 trailer. All integers are big-endian.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +22,7 @@ import pandas as pd
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
 TRAILER = b"\xff\xff"
 #: Types :func:`binary_copy` encodes.
-TYPES = ("text", "jsonb", "int4", "int8", "float8", "timestamptz")
+TYPES = ("text", "jsonb", "int4", "int8", "float8", "timestamptz", "vector")
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970
 _FIXED = {"int4": ">i4", "int8": ">i8", "float8": ">f8", "timestamptz": ">i8"}
 
@@ -89,6 +90,40 @@ def _fixed(col: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarray] | None
     return lengths, big.view(np.uint8)
 
 
+def _vector(col: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lengths, blob) of a column of number sequences (or null) in pgvector's binary form: int16
+    dimensions, int16 0, then the values as float4 (the float32 nearest each value); None for
+    vectors given as text and for values pgvector refuses (no elements, over 16,000, not finite)."""
+    values = col.to_numpy(dtype=object)
+    null = np.fromiter((v is None or (isinstance(v, float) and math.isnan(v)) for v in values),
+                       dtype=bool, count=len(values))
+    present = values[~null].tolist()
+    if any(isinstance(v, (str, bytes)) for v in present):
+        return None
+    try:
+        arrays = [np.asarray(v, dtype=np.float64) for v in present]
+    except (TypeError, ValueError):
+        return None
+    dims = np.fromiter((a.size if a.ndim == 1 else -1 for a in arrays), dtype=np.int64, count=len(arrays))
+    if len(dims) and (dims.min() < 1 or dims.max() > 16000):
+        return None
+    with np.errstate(over="ignore"):
+        floats = (np.concatenate(arrays) if arrays else np.zeros(0)).astype(">f4")
+    if not np.isfinite(floats).all():  # NaN, inf, or beyond float4
+        return None
+    sizes = 4 + 4 * dims
+    starts = np.zeros(len(sizes), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    data = np.zeros(int(sizes.sum()), dtype=np.uint8)
+    headers = np.zeros((len(dims), 4), dtype=np.uint8)
+    headers[:, :2] = dims.astype(">i2").view(np.uint8).reshape(-1, 2)
+    _scatter(data, starts, headers)
+    _place(data, starts + 4, 4 * dims, floats.view(np.uint8))
+    lengths = np.full(len(values), -1, dtype=np.int64)
+    lengths[~null] = sizes
+    return lengths, data
+
+
 def binary_copy(df: pd.DataFrame, types: Sequence[str]) -> bytes | None:
     """The whole COPY ... (format binary) stream of df's rows, column i as types[i]; None when some
     column cannot be encoded exactly."""
@@ -99,7 +134,7 @@ def binary_copy(df: pd.DataFrame, types: Sequence[str]) -> bytes | None:
         if pg_type not in TYPES:
             return None
         field = (_text(col, b"\x01" if pg_type == "jsonb" else b"") if pg_type in ("text", "jsonb")
-                 else _fixed(col, pg_type))
+                 else _vector(col) if pg_type == "vector" else _fixed(col, pg_type))
         if field is None:
             return None
         fields.append(field)
@@ -131,17 +166,23 @@ def binary_copy(df: pd.DataFrame, types: Sequence[str]) -> bytes | None:
             block = []
         _scatter(body, pos, words)
         full = np.maximum(lengths, 0)
-        has = full > 0
-        if has.any():
-            starts, sizes = pos[has] + 4, full[has]
-            src = np.zeros(len(sizes), dtype=np.int64)
-            np.cumsum(sizes[:-1], out=src[1:])
-            body[np.repeat(starts - src, sizes) + np.arange(len(data))] = data
+        _place(body, pos + 4, full, data)
         pos = pos + 4 + full
         block_start = pos
     if block:
         _scatter(body, block_start, np.concatenate(block, axis=1))
     return out.tobytes()
+
+
+def _place(body: np.ndarray, starts: np.ndarray, sizes: np.ndarray, data: np.ndarray) -> None:
+    """Consecutive pieces of data, sizes[i] bytes each, to body[starts[i]:starts[i] + sizes[i]]."""
+    has = sizes > 0
+    if not has.any():
+        return
+    starts, sizes = starts[has], sizes[has]
+    src = np.zeros(len(sizes), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=src[1:])
+    body[np.repeat(starts - src, sizes) + np.arange(len(data))] = data
 
 
 def _scatter(body: np.ndarray, starts: np.ndarray, rows: np.ndarray) -> None:

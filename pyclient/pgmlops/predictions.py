@@ -74,6 +74,13 @@ def _vector_cell(value: Any) -> str | None:
     return "[" + ",".join(repr(float(x)) for x in value) + "]"
 
 
+def _vector_dims(value: Any) -> int | None:
+    """Dimensions of a feature_vector cell (a sequence, or pgvector text); None for NULL."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.count(",") + 1 if isinstance(value, str) else len(value)
+
+
 def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
     """Time zone aware datetime columns as ISO text in UTC (``...T13:09:12.874120+00``, NULL for
     NaT): vectorized, several times faster than letting to_csv format each Timestamp."""
@@ -93,11 +100,11 @@ def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
 KEY_COLUMNS = ("request_id", "id")
 KEY_TYPES = ("text", "int8")
 #: Types of the batch columns for a binary COPY, the same in mlops.predictions and the staging
-#: table (feature_vector has no binary encoding here: a batch with it goes as CSV).
+#: table (feature_vector: pgvector's binary form, from sequences; vectors given as text go as CSV).
 COPY_TYPES = {"request_id": "text", "model": "text", "version": "int4", "alias": "text", "experiment": "text",
               "variant": "text", "unit_id": "text", "features": "jsonb", "output": "jsonb", "score": "float8",
               "label": "text", "confidence": "float8", "latency_ms": "float8", "error": "text",
-              "created_at": "timestamptz", "id": "int8", "model_version_id": "int8"}
+              "created_at": "timestamptz", "id": "int8", "model_version_id": "int8", "feature_vector": "vector"}
 #: Batch columns of one width in every row, placed first so a binary row starts with one block.
 _FIXED_FIRST = ("id", "model_version_id", "version", "created_at")
 
@@ -191,6 +198,8 @@ def _copy_data(chunk: pd.DataFrame, types: Sequence[str] | None) -> str | bytes:
     data = binary_copy(chunk, types) if types is not None else None
     if data is not None:
         return data
+    if "feature_vector" in chunk.columns:  # sequences as pgvector text
+        chunk = chunk.assign(feature_vector=chunk["feature_vector"].map(_vector_cell))
     return _utc_text(chunk).to_csv(header=False, index=False, chunksize=_CSV_ROWS_PER_CALL)
 
 
@@ -346,8 +355,6 @@ class Predictions:
         for c in JSON_COLUMNS:  # JSON text already (or all null) goes as it is: mapping 1M cells took 1 s
             if c in batch.columns and pd.api.types.infer_dtype(batch[c], skipna=True) not in ("string", "empty"):
                 batch[c] = batch[c].map(_json_cell)
-        if "feature_vector" in batch.columns:
-            batch["feature_vector"] = batch["feature_vector"].map(_vector_cell)
         batch["version"] = (batch["version"] if "version" in batch.columns else pd.Series(pd.NA, index=batch.index)
                             ).astype("Int64")
         if batch["model"].isna().any():
@@ -380,7 +387,7 @@ class Predictions:
         batch = batch[[*_FIXED_FIRST, *(c for c in batch.columns if c not in _FIXED_FIRST)]]
         direct = _passes_rules(batch)
         if direct and "feature_vector" in batch.columns and vector_dim.notna().any():
-            given = batch["feature_vector"].str.count(",").add(1).astype("Int64")
+            given = batch["feature_vector"].map(_vector_dims).astype("Int64")
             direct = not bool((given.notna() & vector_dim.notna() & (given != vector_dim)).any())
         return batch, direct
 
