@@ -2,9 +2,10 @@
 
 pandas' CSV writer formats every cell in C while holding the GIL (about 6.6 s per 1M predictions);
 here each column becomes one length array and one byte blob, and numpy scatters them into rows.
-Numbers and times go in their binary form, so the server parses no text for them either. Only
-columns whose values map exactly are encoded: :func:`binary_copy` returns None otherwise and the
-caller writes CSV, which stays the reference.
+Numbers, times and vectors go in their binary form, so the server parses no text for them either.
+Only columns whose values map exactly are encoded: :func:`binary_copy` returns None otherwise and
+the caller writes CSV, which stays the reference. Text is sent as UTF-8: use it only on sessions
+whose client_encoding is UTF-8.
 
 Format (PostgreSQL docs, COPY, "Binary Format"): a header, then per row an int16 field count and
 per field an int32 byte length (-1 for NULL) and the bytes of the type's binary send format, then
