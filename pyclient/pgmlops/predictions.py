@@ -119,7 +119,7 @@ def keys_copy(keys: str | bytes) -> str:
     return f"copy mlops.prediction_requests (request_id, prediction_id) from stdin (format {copy_format(keys)})"
 
 
-def copy_statements(columns: Sequence[str], data: str | bytes = "") -> tuple[str, str]:
+def copy_statements(columns: Sequence[str], data: str | bytes) -> tuple[str, str]:
     """(direct, staging) COPY statements for one chunk (CSV text or binary) of a resolved batch's
     columns: straight into mlops.predictions (where the resolved version number is model_version),
     or into the staging table."""
