@@ -5,7 +5,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup system venv build-sql demo test test-fast lint bench reliability soak clean
+.PHONY: setup system venv build-sql demo test lint bench reliability soak clean
 
 setup: system venv
 

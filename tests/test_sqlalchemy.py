@@ -172,3 +172,28 @@ def test_user_alembic_calls_install(tmp_path: Path, database_factory: Callable[.
     with psycopg.connect(dsn) as c:
         assert c.execute("select mlops.version()").fetchone() == ("0.2.0",)
         assert c.execute("select pg_catalog.to_regclass('public.scores') is not null").fetchone() == (True,)
+
+
+def test_wheel_ships_revisions_and_sql_bundle(tmp_path: Path) -> None:
+    """A user without a checkout gets migrations_dir()'s revisions and the SQL bundle from the
+    wheel (built offline from this tree, the way pip would build it)."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: no build/ left from an earlier build can fill the wheel
+    src.mkdir()
+    for part in ("pyproject.toml", "README.md", "pyclient", "migrations"):
+        if (ROOT / part).is_dir():
+            shutil.copytree(ROOT / part, src / part, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(ROOT / part, src / part)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), str(src)], check=True, cwd=tmp_path, capture_output=True)
+    (wheel,) = tmp_path.glob("pgmlops-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    revisions = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
+    assert revisions and migrations_dir() == ROOT / "migrations" / "versions"
+    assert {f"pgmlops/alembic_revisions/{r}" for r in revisions} <= names
+    bundle = sorted(p.name for p in (ROOT / "pyclient" / "pgmlops" / "sql").glob("*.sql"))
+    assert bundle and {f"pgmlops/sql/{b}" for b in bundle} <= names

@@ -20,8 +20,9 @@ def sqlalchemy_url(dsn: str) -> str:
 
 
 def migrations_dir() -> Path:
-    """The folder of pgmlops' alembic revisions (for a user's version_locations)."""
-    return Path(__file__).resolve().parents[2] / "migrations" / "versions"
+    """The folder of pgmlops' alembic revisions (for a user's version_locations): inside the
+    installed package, or migrations/versions of a source checkout (the package's link to it)."""
+    return (Path(__file__).resolve().parent / "alembic_revisions").resolve()
 
 
 def install_version(version: str) -> None:
