@@ -937,6 +937,12 @@ comment on column mlops.alert_log.message is 'Human-readable description.';
 comment on column mlops.alert_log.resolved_at is 'When it was resolved; empty while open.';
 comment on column mlops.alert_log.is_open is 'True while the alert is unresolved.';
 
+-- idempotent/005-core-column-comments.sql
+-- Column comments of the core tables (BI tools show them as column descriptions).
+comment on column mlops._migration.name is 'Name of the run-once incremental file without .sql (e.g. 200-registry-core), applied at most once per database.';
+comment on column mlops._migration.sha256 is 'Hex sha256 of the incremental file''s text as it was when applied.';
+comment on column mlops._migration.applied_at is 'When the migration ran (start time of the installing transaction).';
+
 -- idempotent/010-replication.sql
 -- Replication status for BI and monitoring (issue 10 item 14; docs/replication.md).
 -- One view that works on both sides: on a primary one row per connected standby (from
@@ -2459,6 +2465,48 @@ $$;
 comment on function mlops.validate_features(text) is
   'Rule report over the existing rows of a feature group (name or name@version): per feature the null count/rate and violations of not_null, min, max, allowed and finite (NaN/Infinity).';
 
+-- idempotent/105-features-column-comments.sql
+-- Column comments of the feature store tables (BI tools show them as column descriptions).
+comment on column mlops.feature_group_versions.id is 'Feature group version id, referenced by mlops.feature_defs.group_id and mlops.aggregate_features.group_id.';
+comment on column mlops.feature_group_versions.name is 'Feature group name (at most 45 characters, so the group tables'' names fit), shared by every version of the group.';
+comment on column mlops.feature_group_versions.version is 'Version number within the group (1, 2, ...); a different feature definition creates the next one.';
+comment on column mlops.feature_group_versions.entity is 'Entity the rows are keyed by (mlops.entities.name).';
+comment on column mlops.feature_group_versions.notify is 'Whether inserts into the group send NOTIFY mlops_features with {group, version, entity} for up to 1000 distinct keys per statement.';
+comment on column mlops.feature_group_versions.description is 'Free-text description; empty string when none was given.';
+comment on column mlops.feature_group_versions.source is 'Query or table the group is derived from, as given to mlops.create_feature_group (documentation only); null when not given.';
+comment on column mlops.feature_group_versions.is_current is 'True for the one version per group name that reads and writes by name use; older versions are false.';
+comment on column mlops.feature_group_versions.created_at is 'When this version was created.';
+comment on column mlops.feature_group_versions.created_by is 'Role (current_user) that created this version.';
+
+comment on column mlops.feature_defs.group_id is 'Feature group version (mlops.feature_group_versions.id) the feature belongs to.';
+comment on column mlops.feature_defs.name is 'Feature name, also its column name in the group''s history and online tables.';
+comment on column mlops.feature_defs.position is 'Order of the feature among the group''s features (1-based), the column order in the group tables.';
+comment on column mlops.feature_defs.data_type is 'Feature type: int8, int4, float8, float4, bool, text, jsonb, timestamptz or vector (dimension in dims).';
+comment on column mlops.feature_defs.dims is 'Dimension of a vector feature (1 to 16000); null for other types.';
+comment on column mlops.feature_defs.not_null is 'Rule: values must not be null (CHECK <feature>__not_null on the history table).';
+comment on column mlops.feature_defs.min_value is 'Rule: smallest allowed value of a numeric feature (CHECK <feature>__min); null = no lower bound.';
+comment on column mlops.feature_defs.max_value is 'Rule: largest allowed value of a numeric feature (CHECK <feature>__max, NaN left to the finite rule); null = no upper bound.';
+comment on column mlops.feature_defs.allowed is 'Rule: JSON array of the allowed values of a text or integer feature (CHECK <feature>__allowed); null = any value.';
+
+comment on column mlops.aggregate_features.group_id is 'Feature group version (mlops.feature_group_versions.id) the aggregate is defined on; a new version of the group copies it when its feature still fits.';
+comment on column mlops.aggregate_features.name is 'Aggregate name, read as ''group:name'' like a feature and unique among the group''s features and aggregates.';
+comment on column mlops.aggregate_features.feature is 'Feature aggregated, or * for a count of rows.';
+comment on column mlops.aggregate_features.agg is 'Aggregate function: count, sum, avg, min or max (all but count need a numeric feature).';
+comment on column mlops.aggregate_features.window_size is 'Window length: the aggregate covers events in (t - window_size, t], t being now online and the spine timestamp in training sets.';
+comment on column mlops.aggregate_features.created_at is 'When the aggregate was defined, or carried over to this group version.';
+
+comment on column mlops.training_sets.id is 'Training set id.';
+comment on column mlops.training_sets.name is 'Unique training set name, also the name of its table in schema mlops_features.';
+comment on column mlops.training_sets.table_name is 'Table in schema mlops_features holding the materialized rows (equal to name).';
+comment on column mlops.training_sets.spine is 'Spine as given: a table name or a query (select, with, values or table) supplying entity keys and timestamps.';
+comment on column mlops.training_sets.timestamp_column is 'Spine column used as the point in time (the one given, else event_ts, ts or the first timestamp/date column).';
+comment on column mlops.training_sets.features is 'Feature references read, as given: group:feature or group@version:feature (features or window aggregates).';
+comment on column mlops.training_sets.group_versions is 'JSON object mapping each feature group read to the version number read.';
+comment on column mlops.training_sets.row_count is 'Rows in the training set (one per spine row).';
+comment on column mlops.training_sets.content_hash is 'Hex sha256 of ''<row_count>:<sum of hashtextextended(row::text, 0) over all rows>'', an order-independent fingerprint of the content.';
+comment on column mlops.training_sets.created_at is 'When the training set was materialized.';
+comment on column mlops.training_sets.created_by is 'Role (current_user) that materialized it.';
+
 -- idempotent/200-registry.sql
 -- Model registry API: models, versions (gap-free numbers, sha256-checked artifacts, semver),
 -- aliases with full history, stages derived from aliases, promotion policies, comparison.
@@ -3157,6 +3205,83 @@ comment on function mlops.transition_stage(text, integer, text, text, boolean) i
   'Stage view of aliases: staging / production call set_alias with the alias of that name (policy-checked); archived '
   'deletes the staging/production aliases pointing to the version (it then shows archived once it held one, registered '
   'otherwise); failed / registered call set_version_status. Returns the resulting status.';
+
+-- idempotent/205-registry-column-comments.sql
+-- Column comments of the model registry tables (BI tools show them as column descriptions).
+comment on column mlops.models.id is 'Model id, referenced by mlops.model_versions, mlops.model_aliases and other registry tables.';
+comment on column mlops.models.name is 'Unique model name: 1 to 63 lowercase letters, digits and _, starting with a letter.';
+comment on column mlops.models.task is 'What the model does: classification, regression, ranking, embedding or other.';
+comment on column mlops.models.description is 'Free-text description; empty string when none was given.';
+comment on column mlops.models.tags is 'Free-form JSON object of tags; {"pgmlops_builtin": true} marks models seeded by the install, which pg_dump skips.';
+comment on column mlops.models.next_version is 'Version number the next mlops.create_model_version (or register_embedding_model) takes, incremented under the model''s row lock so numbers are gap-free.';
+comment on column mlops.models.created_at is 'When the model was registered.';
+comment on column mlops.models.created_by is 'Role (current_user) that registered it.';
+
+comment on column mlops.model_versions.id is 'Version id, referenced by mlops.model_aliases, mlops.predictions.model_version_id, mlops.embedding_syncs and others.';
+comment on column mlops.model_versions.model_id is 'Model (mlops.models.id) this is a version of.';
+comment on column mlops.model_versions.version is 'Per-model version number, gap-free from 1 (taken from mlops.models.next_version).';
+comment on column mlops.model_versions.semver is 'Semantic version label MAJOR.MINOR.PATCH[-pre][+build], unique within the model; null when none was given.';
+comment on column mlops.model_versions.flavor is 'Artifact format: sklearn (pickle), onnx, linear (UTF-8 JSON {coefficients, intercept, link}, scored in SQL), custom, or sentence_transformers (embedding models).';
+comment on column mlops.model_versions.artifact is 'Serialized model stored in the database; null when the model is only referenced by artifact_uri.';
+comment on column mlops.model_versions.artifact_uri is 'Where the artifact lives outside the database (pypi:<package> for embedding models); null when not given.';
+comment on column mlops.model_versions.artifact_sha256 is 'Hex sha256 of the artifact: computed from artifact when stored, else the checksum given with artifact_uri; pgmlops_python re-checks it on load.';
+comment on column mlops.model_versions.metrics is 'Evaluation metrics as a JSON object of numbers (e.g. {"accuracy": 0.91}), read by promotion-policy metric rules.';
+comment on column mlops.model_versions.params is 'Training parameters as a JSON object (a training job''s config by default); for embedding models dimension, normalize, max_seq_length and package.';
+comment on column mlops.model_versions.signature is 'Input/output description as a JSON object: inputs (feature names) or n_features set the expected feature count, feature_vector_dim the dimension of logged feature vectors; {} when none.';
+comment on column mlops.model_versions.training_set is 'Name of the training set the version was trained on (lineage, usually mlops.training_sets.name, not enforced); null when unknown.';
+comment on column mlops.model_versions.training_job is 'Training job (mlops.training_job_queue.id) that produced the version; null when registered directly.';
+comment on column mlops.model_versions.tags is 'Free-form JSON object of tags; {"pgmlops_builtin": true} marks versions seeded by the install, which pg_dump skips.';
+comment on column mlops.model_versions.created_at is 'When the version was created.';
+comment on column mlops.model_versions.created_by is 'Role (current_user) that created it.';
+
+comment on column mlops.model_aliases.model_id is 'Model (mlops.models.id) the alias belongs to.';
+comment on column mlops.model_aliases.alias is 'Alias name (e.g. production, staging, champion); latest is reserved and never stored.';
+comment on column mlops.model_aliases.version_id is 'Version (mlops.model_versions.id) the alias points to now.';
+comment on column mlops.model_aliases.updated_at is 'When the alias last moved (or was created).';
+comment on column mlops.model_aliases.updated_by is 'Role (current_user) that last moved it.';
+
+comment on column mlops.alias_events.id is 'History event id, increasing in the order the moves happened (returned by set_alias, delete_alias).';
+comment on column mlops.alias_events.model_id is 'Model (mlops.models.id) whose alias moved.';
+comment on column mlops.alias_events.alias is 'Alias that moved.';
+comment on column mlops.alias_events.action is 'set (mlops.set_alias, transition_stage, conclude_experiment), delete (mlops.delete_alias) or rollback (mlops.rollback).';
+comment on column mlops.alias_events.from_version_id is 'Version (mlops.model_versions.id) the alias pointed to before the move; null when the alias was new.';
+comment on column mlops.alias_events.to_version_id is 'Version (mlops.model_versions.id) the alias points to after the move; null for delete.';
+comment on column mlops.alias_events.reason is 'Reason given by the caller (required with force); null when none.';
+comment on column mlops.alias_events.forced is 'True when force => true overrode failed promotion-policy rules; false otherwise.';
+comment on column mlops.alias_events.failed_rules is 'Overridden policy failures as a JSON array of {rule, kind, message}; [] when no rule failed.';
+comment on column mlops.alias_events.changed_by is 'Role (current_user) that moved the alias.';
+comment on column mlops.alias_events.changed_at is 'Wall-clock time of the move (clock_timestamp, so moves within one transaction are ordered).';
+
+comment on column mlops.promotion_policies.model_id is 'Model (mlops.models.id) the policy belongs to.';
+comment on column mlops.promotion_policies.alias is 'Alias the policy guards: mlops.set_alias checks the rules before moving it.';
+comment on column mlops.promotion_policies.rules is 'Non-empty JSON array of rule objects of kind metric, min_time_under_alias, max_p95_latency_ms, no_open_drift_alert, experiment_passed or check (see mlops.set_promotion_policy).';
+comment on column mlops.promotion_policies.updated_at is 'When the policy was last set.';
+comment on column mlops.promotion_policies.updated_by is 'Role (current_user) that last set it.';
+
+comment on column mlops.training_job_queue.id is 'Training job id.';
+comment on column mlops.training_job_queue.model_id is 'Model (mlops.models.id) the job trains a version of.';
+comment on column mlops.training_job_queue.config is 'JSON object handed to the worker; becomes the new version''s params unless the worker gives others, and its training_set key the lineage.';
+comment on column mlops.training_job_queue.status is 'queued, running (leased by a worker), succeeded, failed or cancelled.';
+comment on column mlops.training_job_queue.worker is 'Name of the worker that claimed the job last; null while queued (cleared when an expired lease requeues it).';
+comment on column mlops.training_job_queue.attempts is 'Number of times the job has been claimed.';
+comment on column mlops.training_job_queue.max_attempts is 'Claims allowed: a lease expiring on the last attempt fails the job instead of requeuing it (default 3).';
+comment on column mlops.training_job_queue.lease_seconds is 'Lease length in seconds, granted at claim and renewed by every report_progress (default 300).';
+comment on column mlops.training_job_queue.lease_until is 'End of the running attempt''s lease, after which the job is requeued; null unless running.';
+comment on column mlops.training_job_queue.progress is 'Progress reported by the worker, from 0 to 1 (1 once succeeded).';
+comment on column mlops.training_job_queue.metrics is 'Metrics reported so far, a JSON object of numbers merged from report_progress and complete_training_job.';
+comment on column mlops.training_job_queue.error is 'Failure message (fail_training_job, or lease expired on the last attempt) or cancellation reason; null otherwise.';
+comment on column mlops.training_job_queue.version_id is 'Model version (mlops.model_versions.id) created by complete_training_job; null until the job succeeds.';
+comment on column mlops.training_job_queue.submitted_at is 'When the job was submitted.';
+comment on column mlops.training_job_queue.submitted_by is 'Role (current_user) that submitted it.';
+comment on column mlops.training_job_queue.started_at is 'When the latest attempt was claimed; null before the first claim.';
+comment on column mlops.training_job_queue.heartbeat_at is 'Last claim or progress report of the worker; null before the first claim.';
+comment on column mlops.training_job_queue.finished_at is 'When the job succeeded, failed or was cancelled; null while queued or running.';
+
+comment on column mlops.training_job_logs.job_id is 'Training job (mlops.training_job_queue.id) the line belongs to.';
+comment on column mlops.training_job_logs.at is 'Wall-clock time the line was written (clock_timestamp).';
+comment on column mlops.training_job_logs.worker is 'Worker the line is about: the job''s worker for progress and cancellation lines, the worker argument of fail_training_job for failure lines; null when none.';
+comment on column mlops.training_job_logs.progress is 'Progress (0 to 1) reported with the line; null when none was given.';
+comment on column mlops.training_job_logs.line is 'Log text from report_progress, or ''failed: <error>'' / ''cancelled: <reason>'' written by fail_training_job and cancel_training_job.';
 
 -- idempotent/210-registry-jobs.sql
 -- Training-job queue: submit, claim (FOR UPDATE SKIP LOCKED, leased), progress, complete
@@ -4054,11 +4179,14 @@ comment on function mlops._prediction_staging(text) is
 --    concurrent batches never deadlock) and only the rows whose key was claimed are inserted.
 -- Either way a request_id is logged once, also under concurrent duplicates (the unique key
 -- of mlops.prediction_requests decides).
-create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
+-- rows: a JSON array of predictions (log_predictions), or null for the session's COPY staging
+-- table. No SQL text comes in: an earlier signature took the recordset expression as text.
+drop function if exists mlops._ingest_predictions(text, jsonb);
+create or replace function mlops._ingest_predictions(rows jsonb) returns bigint
 language plpgsql volatile set search_path from current set work_mem = '64MB' set jit = off
 as $$
 declare
-  src text := source;
+  src text := case when rows is null then 'pg_temp.mlops_prediction_staging' else 'pg_temp.mlops_prediction_batch' end;
   g record;
   n bigint := 0;
   lo timestamptz;
@@ -4089,10 +4217,14 @@ declare
 begin
   if rows is not null then  -- a jsonb recordset: materialize it once into a temp table
     perform mlops._prediction_staging('mlops_prediction_batch');
-    execute pg_catalog.format('insert into pg_temp.mlops_prediction_batch select * from %s', source) using rows;
-    src := 'pg_temp.mlops_prediction_batch';
-  elsif src is distinct from 'pg_temp.mlops_prediction_staging' then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid source %s', source);
+    -- dynamic only because the temp table is made at run time; the statement text is fixed
+    execute 'insert into pg_temp.mlops_prediction_batch select * from pg_catalog.jsonb_to_recordset($1) as x('
+            'request_id text, model text, version integer, alias text, experiment text, variant text, unit_id text, '
+            'features jsonb, feature_vector vector, output jsonb, score float8, label text, confidence float8, '
+            'latency_ms float8, error text, created_at timestamptz)' using rows;
+  elsif pg_catalog.to_regclass(src) is null then
+    raise exception using errcode = '55000', message = 'no staging table in this session',
+      hint = 'Call mlops.create_prediction_staging() and COPY into pg_temp.mlops_prediction_staging first.';
   end if;
   for g in execute pg_catalog.format($q$
     select s.model, s.version, s.alias, pg_catalog.count(*) as n,
@@ -4233,9 +4365,9 @@ begin
   return inserted;
 end
 $$;
-comment on function mlops._ingest_predictions(text, jsonb) is
-  'Private: validates, partitions and inserts predictions from pg_temp.mlops_prediction_staging, or from a jsonb '
-  'recordset expression (source) over rows.';
+comment on function mlops._ingest_predictions(jsonb) is
+  'Private: validates, partitions and inserts predictions from a JSON array (rows), or when rows is null from '
+  'pg_temp.mlops_prediction_staging.';
 
 -- Set-based logging of a JSON array of prediction objects (keys = log_prediction's arguments).
 -- Returns how many rows were new (duplicates of logged request_ids are skipped).
@@ -4252,10 +4384,7 @@ begin
   if exists (select from pg_catalog.jsonb_array_elements(predictions) e where pg_catalog.jsonb_typeof(e) <> 'object') then
     raise exception using errcode = '22023', message = 'invalid predictions: every element must be a JSON object';
   end if;
-  n := mlops._ingest_predictions(
-    'pg_catalog.jsonb_to_recordset($1) as x(request_id text, model text, version integer, alias text, experiment text, '
-    'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
-    'confidence float8, latency_ms float8, error text, created_at timestamptz)', predictions);
+  n := mlops._ingest_predictions(predictions);
   truncate pg_temp.mlops_prediction_batch;
   return n;
 end
@@ -4279,11 +4408,7 @@ as $$
 declare
   n bigint;
 begin
-  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
-    raise exception using errcode = '55000', message = 'no staging table in this session',
-      hint = 'Call mlops.create_prediction_staging() and COPY into pg_temp.mlops_prediction_staging first.';
-  end if;
-  n := mlops._ingest_predictions('pg_temp.mlops_prediction_staging', null);
+  n := mlops._ingest_predictions(null);  -- 55000 when the session has no staging table
   truncate pg_temp.mlops_prediction_staging;
   return n;
 end
@@ -4328,6 +4453,28 @@ $$;
 comment on function mlops.log_feedback(text, jsonb, text, float8, boolean, float8) is
   'Records (or replaces) ground truth for a request_id; kept even when the prediction is not logged yet. '
   'Returns whether the prediction is already logged.';
+
+-- idempotent/305-predictions-column-comments.sql
+-- Column comments of the prediction log tables (BI tools show them as column descriptions).
+comment on column mlops.prediction_settings.singleton is 'Always true: the primary key that allows at most one settings row.';
+comment on column mlops.prediction_settings.partition_interval is 'Width of partitions of mlops.predictions created from now on, in hours/days between 1 hour and 366 days, aligned in UTC (default 1 day).';
+comment on column mlops.prediction_settings.premake is 'Partitions created ahead of the one holding now, 0 to 366 (default 3).';
+comment on column mlops.prediction_settings.retention is 'mlops.maintain_predictions drops whole partitions ending at or before now() - retention, with their request keys and feedback; null = keep forever.';
+comment on column mlops.prediction_settings.updated_at is 'When mlops.configure_predictions last changed the settings.';
+
+comment on column mlops.prediction_partitions.name is 'Partition table in schema mlops, named predictions_p<YYYYMMDD_HH24MISS of its UTC lower bound>.';
+comment on column mlops.prediction_partitions.lower_bound is 'Inclusive lower bound of created_at in the partition (aligned on partition_interval, or clipped to the previous partition).';
+comment on column mlops.prediction_partitions.upper_bound is 'Exclusive upper bound of created_at in the partition (lower_bound + partition_interval, or clipped to the next partition).';
+comment on column mlops.prediction_partitions.created_at is 'When the partition was created.';
+
+comment on column mlops.prediction_feedback.request_id is 'Request id of the prediction this is the ground truth for (mlops.predictions.request_id; no foreign key, feedback may arrive first).';
+comment on column mlops.prediction_feedback.actual is 'Ground truth as any JSON value (at most 64 KiB); null when not given.';
+comment on column mlops.prediction_feedback.label is 'True class label, compared with the predicted label when correct is null; null when not given.';
+comment on column mlops.prediction_feedback.value is 'True numeric value (regression, finite), used for the absolute error and the value metric of experiments; null when not given.';
+comment on column mlops.prediction_feedback.correct is 'Whether the prediction was right, as judged by the caller; null when not given (BI views then compare labels).';
+comment on column mlops.prediction_feedback.reward is 'Reward observed after the prediction (finite, e.g. revenue or 1 for a click), summed per unit by experiments; null when not given.';
+comment on column mlops.prediction_feedback.created_at is 'When feedback for this request_id was first recorded.';
+comment on column mlops.prediction_feedback.updated_at is 'When the feedback was last written: a later mlops.log_feedback for the same request_id replaces every field.';
 
 -- idempotent/310-prediction-monitoring.sql
 -- Prediction monitoring: predictions joined with feedback, BI views per model version and
@@ -4777,6 +4924,51 @@ $$;
 comment on function mlops.gb_hash_batch(text, text[], integer) is
   'GrowthBook hash (v2 default, v1 for namespaces) of many unit ids with one seed, set-based: '
   '(ordinality, unit_id, n in [0, 1)).';
+
+-- idempotent/405-experiments-column-comments.sql
+-- Column comments of the A/B experiment tables (BI tools show them as column descriptions).
+comment on column mlops.experiments.id is 'Experiment id.';
+comment on column mlops.experiments.name is 'Unique experiment name, logged as mlops.predictions.experiment.';
+comment on column mlops.experiments.model_id is 'Model (mlops.models.id) whose versions the variants serve; null for experiments that do not route to a model.';
+comment on column mlops.experiments.unit is 'Name of the randomization unit whose ids are passed to mlops.assign (default user_id; descriptive only).';
+comment on column mlops.experiments.primary_metric is 'Metric analysed per variant: conversion (share of units with a feedback reward, value or correct > 0), accuracy (share of predictions with feedback correct), reward or value (sum per unit).';
+comment on column mlops.experiments.namespace is 'Namespace for mutual exclusion: live experiments of one namespace must have disjoint ranges; null = none.';
+comment on column mlops.experiments.namespace_start is 'Inclusive start of the namespace range in [0, 1): units whose GrowthBook namespace hash falls in [namespace_start, namespace_end) are eligible (default 0).';
+comment on column mlops.experiments.namespace_end is 'Exclusive end of the namespace range, up to 1 (default 1); ignored without a namespace.';
+comment on column mlops.experiments.coverage is 'Fraction of eligible units included, 0 to 1 (default 1); raising it only adds units.';
+comment on column mlops.experiments.seed is 'Seed of the GrowthBook hash (defaults to the experiment name).';
+comment on column mlops.experiments.hash_version is 'GrowthBook hash version used for bucketing; always 2.';
+comment on column mlops.experiments.status is 'draft, running, paused or completed (mlops.start_experiment, pause_experiment, conclude_experiment).';
+comment on column mlops.experiments.starts_at is 'Scheduled start: no new unit is assigned before it; null = no restriction.';
+comment on column mlops.experiments.ends_at is 'Scheduled end: no new unit is assigned from it on (assigned units keep their variant); null = no restriction.';
+comment on column mlops.experiments.started_at is 'When the experiment first went to running (kept across pauses); null while a draft.';
+comment on column mlops.experiments.completed_at is 'When mlops.conclude_experiment completed it; null before.';
+comment on column mlops.experiments.winner is 'Winning variant name recorded at conclusion (given, or the best variant beating the control at p < 0.05); null when none.';
+comment on column mlops.experiments.promoted_version is 'Model version number the alias was moved to at conclusion; null when nothing was promoted.';
+comment on column mlops.experiments.result is 'Conclusion as JSON {variants, winner, automatic, promoted_version, alias, srm_failed, not_promoted_because}; null until concluded.';
+comment on column mlops.experiments.description is 'Free-text description; empty string when none was given.';
+comment on column mlops.experiments.created_at is 'When the experiment was created.';
+comment on column mlops.experiments.created_by is 'Role (current_user) that created it.';
+
+comment on column mlops.experiment_variants.experiment_id is 'Experiment (mlops.experiments.id) the variant belongs to.';
+comment on column mlops.experiment_variants.position is 'Zero-based position in GrowthBook variation order; 0 is the control.';
+comment on column mlops.experiment_variants.name is 'Variant name, unique within the experiment, logged as mlops.predictions.variant.';
+comment on column mlops.experiment_variants.alias is 'Model alias the variant serves, resolved when a unit is routed; null when it serves a fixed version or the experiment has no model.';
+comment on column mlops.experiment_variants.version is 'Model version number the variant serves; null when it serves an alias or the experiment has no model.';
+comment on column mlops.experiment_variants.weight is 'Share of covered traffic, 0 to 1; an experiment''s weights sum to 1 (percentages are converted).';
+
+comment on column mlops.experiment_assignments.experiment_id is 'Experiment (mlops.experiments.id; no foreign key, only mlops.assign and assign_batch write here).';
+comment on column mlops.experiment_assignments.unit_id is 'Unit id (a value of the experiment''s unit, e.g. a user id), compared byte-wise (collation C).';
+comment on column mlops.experiment_assignments.variant is 'Position of the assigned variant (mlops.experiment_variants.position; 0 = control).';
+comment on column mlops.experiment_assignments.assigned_at is 'First exposure: when the unit was assigned (start of the assigning transaction).';
+
+comment on column mlops.experiment_history.id is 'History event id, increasing.';
+comment on column mlops.experiment_history.experiment_id is 'Experiment (mlops.experiments.id) the event belongs to.';
+comment on column mlops.experiment_history.from_status is 'Status before the event; null for the creation event.';
+comment on column mlops.experiment_history.to_status is 'Status after the event; equal to from_status for a traffic change.';
+comment on column mlops.experiment_history.details is 'Event data: the variants at creation, {weights, coverage} for a traffic change, {winner, promoted_version, not_promoted_because} at conclusion, else {}.';
+comment on column mlops.experiment_history.changed_at is 'When the event happened.';
+comment on column mlops.experiment_history.changed_by is 'Role (current_user) that caused it.';
 
 -- idempotent/410-experiments-lifecycle.sql
 -- Experiments: creation and validation, status transitions, traffic changes, sticky
@@ -6663,39 +6855,69 @@ $$;
 comment on function mlops._drift_nn_index(bigint, text, integer, integer, boolean) is
   'Private: builds the partial HNSW (cosine) index over a profile column''s nearest-neighbour reference vectors.';
 
--- Private: SQL giving, for every row (ordinal, v) of the probe relation, the cosine distance d to
--- its nearest stored reference vector among the first n of a profile column: one HNSW index scan
--- per probe (LATERAL ... order by <=> limit 1). exclude_self skips the reference vector with the
--- probe's own ordinal (the reference's leave-one-out nearest-neighbour distances).
+-- Private: SQL giving, for each probe vector, the cosine distance d to its nearest stored
+-- reference vector among the first n of a profile column: one HNSW index scan per probe
+-- (LATERAL ... order by <=> limit 1). The probes (the first mlops._drift_nn_probes() non-zero
+-- vectors) are either 'reference': the column's own reference vectors, skipping the probe itself
+-- (the reference's leave-one-out distances), or 'current': this session's pg_temp._drift_cur_sample
+-- (made by run_drift_monitor). A kind, not SQL text, comes in: every piece is quoted here.
 create or replace function mlops._drift_nn_sql(profile_id bigint, column_name text, dim integer, n integer,
-                                               probe text, exclude_self boolean)
+                                               probes text)
 returns text
-language sql stable parallel safe set search_path = pg_catalog, pg_temp
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select pg_catalog.format(
+declare
+  vs name := mlops._vector_schema();
+  k integer := least(n, mlops._drift_nn_probes());
+  probe text;
+begin
+  if probes = 'reference' then
+    probe := pg_catalog.format('(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
+                               'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
+                               'and %I.vector_norm(o.embedding) > 0)', profile_id, column_name, k, vs);
+  elsif probes = 'current' then
+    probe := pg_catalog.format('(select c.ordinal, c.v from pg_temp._drift_cur_sample c '
+                               'where c.ordinal <= %s and %I.vector_norm(c.v) > 0)', k, vs);
+  else
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid probes %L: must be reference or current', probes);
+  end if;
+  return pg_catalog.format(
     'select nn.d from %1$s s, lateral (select o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v as d '
     'from mlops.drift_profile_vectors o where o.profile_id = %4$s and o.column_name = %5$L and o.ordinal <= %6$s%7$s '
     'order by o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v limit 1) nn',
-    probe, mlops._vector_schema(), dim, profile_id, column_name, n,
-    case when exclude_self then ' and o.ordinal <> s.ordinal' else '' end)
+    probe, vs, dim, profile_id, column_name, n,
+    case when probes = 'reference' then ' and o.ordinal <> s.ordinal' else '' end);
+end
 $$;
-comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean) is
-  'Private: nearest-reference cosine distance of each probe vector through the profile column''s HNSW index.';
+comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text) is
+  'Private: nearest-reference cosine distance of each probe vector (reference or current) through the profile '
+  'column''s HNSW index.';
 
--- Private: runs a nearest-neighbour statistic query (two columns: a float8 figure and a count) built
--- on mlops._drift_nn_sql with sorts and sequential scans disabled, so the planner takes the HNSW
--- index scan even when the shared table's statistics are stale (otherwise it may pick the
--- primary key plus a sort per probe: exact, but one full pass over the reference set per probe).
--- The function's SET clauses restore both settings on exit.
-create or replace function mlops._drift_nn_exec(query text, out figure double precision, out probes bigint)
+-- Private: the nearest-neighbour statistic over mlops._drift_nn_sql's distances, with the number
+-- of probes: for 'reference' probes their p95 distance, for 'current' probes the share farther
+-- than threshold. Sorts and sequential scans are disabled, so the planner takes the HNSW index
+-- scan even when the shared table's statistics are stale (otherwise it may pick the primary key
+-- plus a sort per probe: exact, but one full pass over the reference set per probe). The
+-- function's SET clauses restore both settings on exit.
+drop function if exists mlops._drift_nn_exec(text);  -- took the query as text
+drop function if exists mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean);  -- took the probe as SQL text
+create or replace function mlops._drift_nn_exec(profile_id bigint, column_name text, dim integer, n integer,
+                                                probes text, threshold float8,
+                                                out figure double precision, out probe_count bigint)
 language plpgsql volatile set search_path = pg_catalog, pg_temp set enable_sort = off set enable_seqscan = off
 as $$
 begin
-  execute query into figure, probes;
+  execute pg_catalog.format('select %s, pg_catalog.count(*) from (%s) x',
+                            case when probes = 'reference' then 'pg_catalog.percentile_cont(0.95) within group (order by x.d)'
+                                 else pg_catalog.format('pg_catalog.avg((x.d > %L::float8)::int)::float8', threshold) end,
+                            mlops._drift_nn_sql(profile_id, column_name, dim, n, probes))
+    into figure, probe_count;
 end
 $$;
-comment on function mlops._drift_nn_exec(text) is
-  'Private: executes a nearest-neighbour drift query with sorts and sequential scans disabled (HNSW index scans).';
+comment on function mlops._drift_nn_exec(bigint, text, integer, integer, text, float8) is
+  'Private: nearest-neighbour drift statistic (reference p95, or share of current probes beyond threshold) with sorts '
+  'and sequential scans disabled (HNSW index scans).';
 
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
 -- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
@@ -6846,13 +7068,7 @@ begin
     n_nn := least(n_vec, nn_reference);
     nn_index := mlops._drift_nn_index(prof_id, c, dim, n_nn);
     -- the reference's own nearest-neighbour distances (leave-one-out), one index scan per vector
-    select x.figure into nn_p95 from mlops._drift_nn_exec(pg_catalog.format(
-      'select pg_catalog.percentile_cont(0.95) within group (order by d), pg_catalog.count(*) from (%s) x',
-                              mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
-                                '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
-                                'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
-                                'and %I.vector_norm(o.embedding) > 0)', prof_id, c, least(n_nn, mlops._drift_nn_probes()),
-                                mlops._vector_schema()), true))) x;
+    select x.figure into nn_p95 from mlops._drift_nn_exec(prof_id, c, dim, n_nn, 'reference', null) x;
     update mlops.drift_profiles p
        set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
              'nn_p95', nn_p95, 'nn_metric', 'cosine', 'nn_reference', n_nn, 'nn_index', nn_index,
@@ -7285,11 +7501,8 @@ begin
       -- nearest-neighbour distance drift: share of (up to 1,000, mlops._drift_nn_probes) current vectors whose
       -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
       nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
-      select x.figure, x.probes into stat, n_probe from mlops._drift_nn_exec(pg_catalog.format(
-        'select pg_catalog.avg((d > %L::float8)::int)::float8, pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
-        mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
-          '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and %I.vector_norm(v) > 0)',
-          least(n_nn, mlops._drift_nn_probes()), mlops._vector_schema()), false))) x;
+      select x.figure, x.probe_count into stat, n_probe
+        from mlops._drift_nn_exec(prof.id, c, (r ->> 'dim')::integer, n_nn, 'current', (r ->> 'nn_p95')::float8) x;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
                                   pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',
                                     'reference_vectors', n_nn, 'current_vectors', n_probe, 'index', nn_index,
@@ -7838,12 +8051,37 @@ as $$
 $$;
 comment on function mlops._sync_metadata_expr(text[], text) is 'Private: SQL building the metadata jsonb of a row.';
 
+-- Private: a schema-qualified name given as text (schema.name, either part quoted or not),
+-- re-quoted with %I.%I; anything else (one part, three parts, trailing SQL) raises 22023 naming
+-- the argument. The sync functions keep names as text because the relation may not exist yet.
+create or replace function mlops._qualified_name(name text, argument text) returns text
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  parts text[];
+begin
+  begin
+    parts := pg_catalog.parse_ident(name);
+  exception when invalid_parameter_value or invalid_name then
+    parts := null;
+  end;
+  if pg_catalog.cardinality(parts) is distinct from 2 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid %s %L: must be a schema-qualified name', argument, name);
+  end if;
+  return pg_catalog.format('%I.%I', parts[1], parts[2]);
+end
+$$;
+comment on function mlops._qualified_name(text, text) is
+  'Private: re-quotes a schema-qualified name given as text; anything else raises 22023 naming the argument.';
+
 -- Creates one physical destination table (typed key columns, vector(dim), metadata, HNSW index).
 create or replace function mlops._sync_create_table(source regclass, key_columns text[], tbl text, dim integer)
 returns void
 language plpgsql volatile set search_path from current
 as $$
 declare
+  qtbl text := mlops._qualified_name(tbl, 'tbl');
   cols text;
   vector_schema name := (select n.nspname from pg_catalog.pg_extension e
                            join pg_catalog.pg_namespace n on n.oid = e.extnamespace where e.extname = 'vector');
@@ -7856,50 +8094,52 @@ begin
   execute pg_catalog.format(
     'create table %s (%s, embedding %I.vector(%s) not null, metadata jsonb not null default ''{}'', '
     'content_sha256 text not null, model_version_id bigint not null, embedded_at timestamptz not null default pg_catalog.now(), '
-    'primary key (%s))', tbl, cols, vector_schema, dim,
+    'primary key (%s))', qtbl, cols, vector_schema, dim,
     (select pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') from pg_catalog.unnest(key_columns) c));
   if dim <= 2000 then
-    execute pg_catalog.format('create index on %s using hnsw (embedding %I.vector_cosine_ops)', tbl, vector_schema);
+    execute pg_catalog.format('create index on %s using hnsw (embedding %I.vector_cosine_ops)', qtbl, vector_schema);
   end if;
-  execute pg_catalog.format('create index on %s using gin (metadata jsonb_path_ops)', tbl);
-  execute pg_catalog.format('comment on table %s is %L', tbl,
+  execute pg_catalog.format('create index on %s using gin (metadata jsonb_path_ops)', qtbl);
+  execute pg_catalog.format('comment on table %s is %L', qtbl,
                             'pgmlops embedding sync storage (one generation); read it through the destination view');
   -- Workers (mlops_writer) fill it, readers search it; the sync's creator owns it.
-  execute pg_catalog.format('grant select, insert, update, delete on %s to mlops_writer', tbl);
-  execute pg_catalog.format('grant select on %s to mlops_reader', tbl);
+  execute pg_catalog.format('grant select, insert, update, delete on %s to mlops_writer', qtbl);
+  execute pg_catalog.format('grant select on %s to mlops_reader', qtbl);
 end
 $$;
 comment on function mlops._sync_create_table(regclass, text[], text, integer) is
   'Private: creates a physical destination table of a sync generation with HNSW (cosine) and metadata indexes.';
 
-create or replace function mlops._sync_point_view(dest text, tbl text) returns void
+drop function if exists mlops._sync_point_view(text, text);  -- took the table as text
+create or replace function mlops._sync_point_view(dest text, tbl regclass) returns void
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
+  qdest text := mlops._qualified_name(dest, 'dest');
   old_owner regrole;
   old_acl aclitem[];
   g record;
 begin
   -- A generation switch recreates the view (the vector dimension may change): keep its owner and grants.
   select c.relowner::regrole, c.relacl into old_owner, old_acl
-    from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(dest) and c.relkind = 'v';
-  execute pg_catalog.format('drop view if exists %s', dest);
-  execute pg_catalog.format('create view %s as select * from %s', dest, tbl);
-  execute pg_catalog.format('comment on view %s is %L', dest,
+    from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(qdest) and c.relkind = 'v';
+  execute pg_catalog.format('drop view if exists %s', qdest);
+  execute pg_catalog.format('create view %s as select * from %s', qdest, tbl);
+  execute pg_catalog.format('comment on view %s is %L', qdest,
                             'Embeddings maintained by a pgmlops embedding sync (current model generation)');
-  execute pg_catalog.format('grant select on %s to mlops_reader, mlops_writer', dest);
+  execute pg_catalog.format('grant select on %s to mlops_reader, mlops_writer', qdest);
   if old_owner is not null and old_owner::oid <> (select r.oid from pg_catalog.pg_roles r where r.rolname = current_user) then
-    execute pg_catalog.format('alter view %s owner to %s', dest, old_owner);
+    execute pg_catalog.format('alter view %s owner to %s', qdest, old_owner);
   end if;
   for g in select a.grantee, a.privilege_type, a.is_grantable
              from pg_catalog.aclexplode(old_acl) a where a.grantee <> old_owner::oid loop
-    execute pg_catalog.format('grant %s on %s to %s%s', g.privilege_type, dest,
+    execute pg_catalog.format('grant %s on %s to %s%s', g.privilege_type, qdest,
                               case g.grantee when 0 then 'public' else pg_catalog.quote_ident(g.grantee::regrole::text) end,
                               case when g.is_grantable then ' with grant option' else '' end);
   end loop;
 end
 $$;
-comment on function mlops._sync_point_view(text, text) is 'Private: (re)points a sync destination view at a physical table.';
+comment on function mlops._sync_point_view(text, regclass) is 'Private: (re)points a sync destination view at a physical table.';
 
 -- Enqueues every source row of a sync for a target ('current' or 'building').
 create or replace function mlops._sync_enqueue_all(s mlops.embedding_syncs, target text) returns integer
@@ -8033,7 +8273,7 @@ begin
   end if;
 
   perform mlops._sync_create_table(source, keys, tbl, dim);
-  perform mlops._sync_point_view(dest, tbl);
+  perform mlops._sync_point_view(dest, tbl::regclass);
   insert into mlops.embedding_syncs (name, source_table, key_columns, text_columns, template, metadata_columns, text_sql,
                                      model_version_id, destination, physical_table)
   values (name, source, keys, text_cols, template, coalesce(metadata_columns, '{}'), text_sql, vid, dest, tbl)
@@ -8266,7 +8506,7 @@ begin
      or exists (select from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'building') then
     return false;
   end if;
-  perform mlops._sync_point_view(s.destination, s.building_table);
+  perform mlops._sync_point_view(s.destination, s.building_table::regclass);
   -- rows still queued for the old generation are now queued for the new one
   delete from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'current'
      and exists (select from mlops.embedding_queue b where b.sync_id = s.id and b.target = 'building' and b.key = q.key);
@@ -8628,6 +8868,42 @@ comment on column mlops.embedding_quality_metrics.min_dim_variance is 'Smallest 
 comment on column mlops.embedding_quality_metrics.max_dim_variance is 'Largest per-dimension variance.';
 comment on column mlops.embedding_quality_metrics.dead_dimensions is 'Dimensions with (almost) zero variance.';
 
+-- idempotent/605-embeddings-column-comments.sql
+-- Column comments of the embedding tables (BI tools show them as column descriptions).
+comment on column mlops.embedding_cache.model_version_id is 'Embedding model version (mlops.model_versions.id) that computed the vector.';
+comment on column mlops.embedding_cache.content_sha256 is 'Hex sha256 of the UTF-8 text (mlops.content_sha256); the text itself is not stored.';
+comment on column mlops.embedding_cache.embedding is 'Embedding vector, of the model version''s dimension (checked when stored).';
+comment on column mlops.embedding_cache.created_at is 'When the entry was last stored.';
+comment on column mlops.embedding_cache.expires_at is 'From this time on lookups ignore the entry and mlops.purge_embedding_cache deletes it (default 7 days after storing).';
+
+comment on column mlops.embedding_syncs.id is 'Sync id, the argument of its source triggers and mlops.embedding_queue.sync_id.';
+comment on column mlops.embedding_syncs.name is 'Unique sync name; its triggers on the source are mlops_embed_<name>_ins, _upd and _del.';
+comment on column mlops.embedding_syncs.source_table is 'Source table whose rows are embedded (it must have a primary key).';
+comment on column mlops.embedding_syncs.key_columns is 'Primary-key columns of the source in key order, keying queue entries and destination rows.';
+comment on column mlops.embedding_syncs.text_columns is 'Source columns whose change re-embeds a row: the columns given, or the {column} placeholders of template.';
+comment on column mlops.embedding_syncs.template is 'Text template with {column} placeholders building the embedded text; null when columns were given (their values joined by newlines).';
+comment on column mlops.embedding_syncs.metadata_columns is 'Source columns copied into the destination''s metadata jsonb, updated in place without re-embedding; {} when none.';
+comment on column mlops.embedding_syncs.text_sql is 'Generated SQL expression over source alias s yielding the text to embed (internal).';
+comment on column mlops.embedding_syncs.model_version_id is 'Embedding model version (mlops.model_versions.id) of the current generation.';
+comment on column mlops.embedding_syncs.destination is 'Schema-qualified view that readers query, pointing at physical_table.';
+comment on column mlops.embedding_syncs.physical_table is 'Schema-qualified table of the current generation (<destination>_g<generation>).';
+comment on column mlops.embedding_syncs.generation is 'Current generation number: 1 at creation, incremented at each model cutover.';
+comment on column mlops.embedding_syncs.building_model_version_id is 'Model version (mlops.model_versions.id) of the generation mlops.alter_embedding_sync is building; null when none.';
+comment on column mlops.embedding_syncs.building_table is 'Table of the generation being built (<destination>_g<generation + 1>); null when none.';
+comment on column mlops.embedding_syncs.max_attempts is 'Failed attempts after which a queue row is marked failed and no longer claimed (default 3).';
+comment on column mlops.embedding_syncs.created_at is 'When the sync was created.';
+comment on column mlops.embedding_syncs.switched_at is 'When the destination last switched to a new generation (the creation time before the first cutover).';
+
+comment on column mlops.embedding_queue.id is 'Queue entry id; workers claim entries in id order.';
+comment on column mlops.embedding_queue.sync_id is 'Sync (mlops.embedding_syncs.id) the entry belongs to.';
+comment on column mlops.embedding_queue.target is 'Generation to write: current (the destination''s table) or building (the generation being built).';
+comment on column mlops.embedding_queue.key is 'Primary key of the source row as a JSON object {key column: value}.';
+comment on column mlops.embedding_queue.enqueued_at is 'When the row was last queued (a change to a queued row re-queues it).';
+comment on column mlops.embedding_queue.attempts is 'Failed embedding attempts so far; reset to 0 when the row is re-queued or retried.';
+comment on column mlops.embedding_queue.next_attempt_at is 'Workers claim the entry from this time on; after a failure now() + 2^attempts seconds (exponential backoff).';
+comment on column mlops.embedding_queue.last_error is 'Error of the last failed attempt; null until an attempt fails, cleared when the source row is re-queued.';
+comment on column mlops.embedding_queue.failed_at is 'When attempts reached the sync''s max_attempts and the entry stopped being claimed (see mlops.embedding_errors); null while pending.';
+
 -- idempotent/900-grants-core.sql
 -- Grants of the core. Each capability has its own 9NN-grants-<domain>.sql; they run
 -- last, after every object exists. PUBLIC gets nothing (see tail.sql).
@@ -8716,7 +8992,7 @@ grant execute on function mlops.log_prediction(text, text, integer, text, jsonb,
                                                text, text, text, text, vector, timestamptz),
                           mlops.log_predictions(jsonb), mlops.create_prediction_staging(),
                           mlops.log_staged_predictions(), mlops.log_feedback(text, jsonb, text, float8, boolean, float8),
-                          mlops._ingest_predictions(text, jsonb), mlops._prediction_staging(text),
+                          mlops._ingest_predictions(jsonb), mlops._prediction_staging(text),
                           mlops._prediction_version(text, integer, text),
                           mlops._resolve_prediction_versions(text[], integer[], text[]),
                           mlops._ensure_prediction_partition(timestamptz)
@@ -8844,7 +9120,7 @@ grant execute on function
 grant execute on function
   mlops.embedding_cache_store(text[], vector[], text, interval), mlops._sync_key_match(regclass, text[]),
   mlops._sync_metadata_expr(text[], text), mlops._claim_embedding_batch(text, integer),
-  mlops._apply_embedding_batch(bigint[], text), mlops._sync_try_cutover(bigint), mlops._sync_point_view(text, text),
+  mlops._apply_embedding_batch(bigint[], text), mlops._sync_try_cutover(bigint), mlops._sync_point_view(text, regclass),
   mlops.purge_embedding_cache(), mlops.retry_embedding_errors(text) to mlops_writer;
 grant execute on function
   mlops.register_embedding_model(text, integer, text, text, boolean, integer, text),
@@ -8853,6 +9129,8 @@ grant execute on function
   mlops._sync_create_table(regclass, text[], text, integer), mlops._sync_enqueue_all(mlops.embedding_syncs, text)
   to mlops_admin;
 grant execute on function mlops._embedding_sync_trigger() to mlops_writer;
+-- the sync DDL helpers (writer: cutover re-points the view; admin: creates tables) re-quote names through it
+grant execute on function mlops._qualified_name(text, text) to mlops_writer, mlops_admin;
 
 -- tail: runs last in every install. Enforces the security baseline on whatever the
 -- files above created, so a forgotten clause fails the install instead of shipping.

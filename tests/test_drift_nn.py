@@ -106,20 +106,25 @@ def test_matches_exact_brute_force_through_the_index(db: str) -> None:
 
 
 def test_plan_uses_the_hnsw_index(db: str) -> None:
-    """The statement mlops._drift_nn_exec runs (sorts and sequential scans off) scans the partial HNSW index."""
+    """The statement mlops._drift_nn_exec runs (sorts and sequential scans off) scans the partial HNSW index,
+    for the reference's own probes and for a current sample."""
     rng = np.random.default_rng(4)
     with psycopg.connect(db, autocommit=True) as conn:
         store(conn, "ix_ref", topics(rng, 3000, [0, 1]))
         pid = conn.execute("select mlops.create_reference_profile(name => 'ix', query => 'select e from public.ix_ref')"
                            ).fetchone()
         assert pid is not None
-        probe = "(select ordinal, embedding as v from mlops.drift_profile_vectors where ordinal <= 1000)"
-        sql = conn.execute("select mlops._drift_nn_sql(%s, 'e', 16, 3000, %s, false)", (pid[0], probe)).fetchone()
-        assert sql is not None
+        conn.execute("create temp table _drift_cur_sample as select ordinal, embedding as v"
+                     " from mlops.drift_profile_vectors where ordinal <= 1000")
         conn.execute("set enable_sort = off")
         conn.execute("set enable_seqscan = off")
-        plan = "\n".join(r[0] for r in conn.execute("explain " + sql[0]).fetchall())
-    assert f"Index Scan using drift_nn_{pid[0]}_" in plan, plan
+        for probes in ("reference", "current"):
+            sql = conn.execute("select mlops._drift_nn_sql(%s, 'e', 16, 3000, %s)", (pid[0], probes)).fetchone()
+            assert sql is not None
+            plan = "\n".join(r[0] for r in conn.execute("explain " + sql[0]).fetchall())
+            assert f"Index Scan using drift_nn_{pid[0]}_" in plan, (probes, plan)
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="invalid probes 'x; select 1'"):
+            conn.execute("select mlops._drift_nn_sql(%s, 'e', 16, 3000, 'x; select 1')", (pid[0],))
 
 
 def test_planted_topic_shift_detected_and_unshifted_samples_not(db: str) -> None:

@@ -292,6 +292,23 @@ def test_dimension_checked_at_definition_and_bad_sync_input(conn: psycopg.Connec
     assert conn.execute("select to_regclass('s1_embeddings') is null").fetchone() == (True,)
 
 
+def test_sync_ddl_helpers_take_names_not_sql(conn: psycopg.Connection[Any]) -> None:
+    """The private DDL helpers of syncs re-quote the names they get; SQL text in a name is refused."""
+    assert conn.execute("select mlops._qualified_name('public.\"Odd name\"', 'dest')").fetchone() == (
+        'public."Odd name"',)
+    conn.execute("create table ddl_src (id int primary key, body text)")
+    conn.execute("create table ddl_victim (id int)")
+    for sql in ["select mlops._qualified_name('public.v; drop table public.ddl_victim', 'dest')",
+                "select mlops._qualified_name('v', 'dest')",
+                "select mlops._qualified_name('a.b.c', 'dest')",
+                "select mlops._sync_point_view('public.v as select 1; drop table public.ddl_victim; --', 'ddl_src')",
+                "select mlops._sync_create_table('ddl_src', array['id'], "
+                "'public.t (id int); drop table public.ddl_victim; --', 3)"]:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be a schema-qualified name"):
+            conn.execute(sql)
+    assert conn.execute("select to_regclass('public.ddl_victim') is not null").fetchone() == (True,)
+
+
 def test_template_sync_renders_text(conn: psycopg.Connection[Any], cli: pgmlops.Client) -> None:
     synthetic_model(conn, "synth5", 5)
     conn.execute("create table tpl_src (id bigint primary key, title text, n int)")

@@ -85,6 +85,24 @@ def test_every_function_pins_search_path(conn: psycopg.Connection[object]) -> No
     assert unpinned == []
 
 
+def test_every_column_has_a_comment(conn: psycopg.Connection[object]) -> None:
+    # BI tools (Superset) list tables and views and show column comments as descriptions.
+    # Partitions of mlops.predictions are made at run time and inherit nothing to show.
+    rows = conn.execute("""
+        select c.oid::regclass::text, a.attname::text
+          from pg_catalog.pg_class c
+          join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+         where c.relnamespace = 'mlops'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
+           and not c.relispartition
+           and coalesce(pg_catalog.btrim(pg_catalog.col_description(c.oid, a.attnum)), '') = ''
+         order by 1, a.attnum""").fetchall()
+    checked = conn.execute("""
+        select count(*) from pg_catalog.pg_class
+         where relnamespace = 'mlops'::regnamespace and relkind in ('r', 'p', 'v', 'm')""").fetchone()
+    assert checked is not None and checked[0] >= 10, "no tables or views in schema mlops"
+    assert rows == [], f"{len(rows)} columns without a comment: " + ", ".join(f"{t}.{c}" for t, c in rows)
+
+
 def test_nothing_in_public_and_public_has_no_rights(conn: psycopg.Connection[object]) -> None:
     owned = conn.execute("""
         select d.objid from pg_catalog.pg_depend d join pg_catalog.pg_extension e on e.oid = d.refobjid

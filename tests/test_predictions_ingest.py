@@ -372,3 +372,14 @@ def test_log_many_feature_vectors_binary_or_as_text(dsn: str, conn: Conn) -> Non
                            " order by request_id", (prefix + "-%",)).fetchall()
         assert [None if r[0] is None else np.asarray(json.loads(r[0]), dtype=np.float32).tolist() for r in got] == [
             None if v is None else np.asarray(v, dtype=np.float64).astype(np.float32).tolist() for v in vectors]
+
+
+def test_staged_ingest_without_staging_table_is_refused(dsn: str) -> None:
+    """A session that never made a staging table gets 55000 with the call to make, from the public
+    function and from the private one it wraps (which takes rows or null, never SQL text)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for sql in ("select mlops.log_staged_predictions()", "select mlops._ingest_predictions(null)"):
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="create_prediction_staging"):
+                conn.execute(sql)
+        with pytest.raises(psycopg.errors.UndefinedFunction):
+            conn.execute("select mlops._ingest_predictions('pg_temp.x'::text, '[]'::jsonb)")

@@ -363,11 +363,14 @@ comment on function mlops._prediction_staging(text) is
 --    concurrent batches never deadlock) and only the rows whose key was claimed are inserted.
 -- Either way a request_id is logged once, also under concurrent duplicates (the unique key
 -- of mlops.prediction_requests decides).
-create or replace function mlops._ingest_predictions(source text, rows jsonb) returns bigint
+-- rows: a JSON array of predictions (log_predictions), or null for the session's COPY staging
+-- table. No SQL text comes in: an earlier signature took the recordset expression as text.
+drop function if exists mlops._ingest_predictions(text, jsonb);
+create or replace function mlops._ingest_predictions(rows jsonb) returns bigint
 language plpgsql volatile set search_path from current set work_mem = '64MB' set jit = off
 as $$
 declare
-  src text := source;
+  src text := case when rows is null then 'pg_temp.mlops_prediction_staging' else 'pg_temp.mlops_prediction_batch' end;
   g record;
   n bigint := 0;
   lo timestamptz;
@@ -398,10 +401,14 @@ declare
 begin
   if rows is not null then  -- a jsonb recordset: materialize it once into a temp table
     perform mlops._prediction_staging('mlops_prediction_batch');
-    execute pg_catalog.format('insert into pg_temp.mlops_prediction_batch select * from %s', source) using rows;
-    src := 'pg_temp.mlops_prediction_batch';
-  elsif src is distinct from 'pg_temp.mlops_prediction_staging' then
-    raise exception using errcode = '22023', message = pg_catalog.format('invalid source %s', source);
+    -- dynamic only because the temp table is made at run time; the statement text is fixed
+    execute 'insert into pg_temp.mlops_prediction_batch select * from pg_catalog.jsonb_to_recordset($1) as x('
+            'request_id text, model text, version integer, alias text, experiment text, variant text, unit_id text, '
+            'features jsonb, feature_vector vector, output jsonb, score float8, label text, confidence float8, '
+            'latency_ms float8, error text, created_at timestamptz)' using rows;
+  elsif pg_catalog.to_regclass(src) is null then
+    raise exception using errcode = '55000', message = 'no staging table in this session',
+      hint = 'Call mlops.create_prediction_staging() and COPY into pg_temp.mlops_prediction_staging first.';
   end if;
   for g in execute pg_catalog.format($q$
     select s.model, s.version, s.alias, pg_catalog.count(*) as n,
@@ -542,9 +549,9 @@ begin
   return inserted;
 end
 $$;
-comment on function mlops._ingest_predictions(text, jsonb) is
-  'Private: validates, partitions and inserts predictions from pg_temp.mlops_prediction_staging, or from a jsonb '
-  'recordset expression (source) over rows.';
+comment on function mlops._ingest_predictions(jsonb) is
+  'Private: validates, partitions and inserts predictions from a JSON array (rows), or when rows is null from '
+  'pg_temp.mlops_prediction_staging.';
 
 -- Set-based logging of a JSON array of prediction objects (keys = log_prediction's arguments).
 -- Returns how many rows were new (duplicates of logged request_ids are skipped).
@@ -561,10 +568,7 @@ begin
   if exists (select from pg_catalog.jsonb_array_elements(predictions) e where pg_catalog.jsonb_typeof(e) <> 'object') then
     raise exception using errcode = '22023', message = 'invalid predictions: every element must be a JSON object';
   end if;
-  n := mlops._ingest_predictions(
-    'pg_catalog.jsonb_to_recordset($1) as x(request_id text, model text, version integer, alias text, experiment text, '
-    'variant text, unit_id text, features jsonb, feature_vector vector, output jsonb, score float8, label text, '
-    'confidence float8, latency_ms float8, error text, created_at timestamptz)', predictions);
+  n := mlops._ingest_predictions(predictions);
   truncate pg_temp.mlops_prediction_batch;
   return n;
 end
@@ -588,11 +592,7 @@ as $$
 declare
   n bigint;
 begin
-  if pg_catalog.to_regclass('pg_temp.mlops_prediction_staging') is null then
-    raise exception using errcode = '55000', message = 'no staging table in this session',
-      hint = 'Call mlops.create_prediction_staging() and COPY into pg_temp.mlops_prediction_staging first.';
-  end if;
-  n := mlops._ingest_predictions('pg_temp.mlops_prediction_staging', null);
+  n := mlops._ingest_predictions(null);  -- 55000 when the session has no staging table
   truncate pg_temp.mlops_prediction_staging;
   return n;
 end

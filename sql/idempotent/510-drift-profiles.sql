@@ -292,39 +292,69 @@ $$;
 comment on function mlops._drift_nn_index(bigint, text, integer, integer, boolean) is
   'Private: builds the partial HNSW (cosine) index over a profile column''s nearest-neighbour reference vectors.';
 
--- Private: SQL giving, for every row (ordinal, v) of the probe relation, the cosine distance d to
--- its nearest stored reference vector among the first n of a profile column: one HNSW index scan
--- per probe (LATERAL ... order by <=> limit 1). exclude_self skips the reference vector with the
--- probe's own ordinal (the reference's leave-one-out nearest-neighbour distances).
+-- Private: SQL giving, for each probe vector, the cosine distance d to its nearest stored
+-- reference vector among the first n of a profile column: one HNSW index scan per probe
+-- (LATERAL ... order by <=> limit 1). The probes (the first mlops._drift_nn_probes() non-zero
+-- vectors) are either 'reference': the column's own reference vectors, skipping the probe itself
+-- (the reference's leave-one-out distances), or 'current': this session's pg_temp._drift_cur_sample
+-- (made by run_drift_monitor). A kind, not SQL text, comes in: every piece is quoted here.
 create or replace function mlops._drift_nn_sql(profile_id bigint, column_name text, dim integer, n integer,
-                                               probe text, exclude_self boolean)
+                                               probes text)
 returns text
-language sql stable parallel safe set search_path = pg_catalog, pg_temp
+language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
 as $$
-  select pg_catalog.format(
+declare
+  vs name := mlops._vector_schema();
+  k integer := least(n, mlops._drift_nn_probes());
+  probe text;
+begin
+  if probes = 'reference' then
+    probe := pg_catalog.format('(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
+                               'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
+                               'and %I.vector_norm(o.embedding) > 0)', profile_id, column_name, k, vs);
+  elsif probes = 'current' then
+    probe := pg_catalog.format('(select c.ordinal, c.v from pg_temp._drift_cur_sample c '
+                               'where c.ordinal <= %s and %I.vector_norm(c.v) > 0)', k, vs);
+  else
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid probes %L: must be reference or current', probes);
+  end if;
+  return pg_catalog.format(
     'select nn.d from %1$s s, lateral (select o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v as d '
     'from mlops.drift_profile_vectors o where o.profile_id = %4$s and o.column_name = %5$L and o.ordinal <= %6$s%7$s '
     'order by o.embedding::%2$I.vector(%3$s) operator(%2$I.<=>) s.v limit 1) nn',
-    probe, mlops._vector_schema(), dim, profile_id, column_name, n,
-    case when exclude_self then ' and o.ordinal <> s.ordinal' else '' end)
+    probe, vs, dim, profile_id, column_name, n,
+    case when probes = 'reference' then ' and o.ordinal <> s.ordinal' else '' end);
+end
 $$;
-comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean) is
-  'Private: nearest-reference cosine distance of each probe vector through the profile column''s HNSW index.';
+comment on function mlops._drift_nn_sql(bigint, text, integer, integer, text) is
+  'Private: nearest-reference cosine distance of each probe vector (reference or current) through the profile '
+  'column''s HNSW index.';
 
--- Private: runs a nearest-neighbour statistic query (two columns: a float8 figure and a count) built
--- on mlops._drift_nn_sql with sorts and sequential scans disabled, so the planner takes the HNSW
--- index scan even when the shared table's statistics are stale (otherwise it may pick the
--- primary key plus a sort per probe: exact, but one full pass over the reference set per probe).
--- The function's SET clauses restore both settings on exit.
-create or replace function mlops._drift_nn_exec(query text, out figure double precision, out probes bigint)
+-- Private: the nearest-neighbour statistic over mlops._drift_nn_sql's distances, with the number
+-- of probes: for 'reference' probes their p95 distance, for 'current' probes the share farther
+-- than threshold. Sorts and sequential scans are disabled, so the planner takes the HNSW index
+-- scan even when the shared table's statistics are stale (otherwise it may pick the primary key
+-- plus a sort per probe: exact, but one full pass over the reference set per probe). The
+-- function's SET clauses restore both settings on exit.
+drop function if exists mlops._drift_nn_exec(text);  -- took the query as text
+drop function if exists mlops._drift_nn_sql(bigint, text, integer, integer, text, boolean);  -- took the probe as SQL text
+create or replace function mlops._drift_nn_exec(profile_id bigint, column_name text, dim integer, n integer,
+                                                probes text, threshold float8,
+                                                out figure double precision, out probe_count bigint)
 language plpgsql volatile set search_path = pg_catalog, pg_temp set enable_sort = off set enable_seqscan = off
 as $$
 begin
-  execute query into figure, probes;
+  execute pg_catalog.format('select %s, pg_catalog.count(*) from (%s) x',
+                            case when probes = 'reference' then 'pg_catalog.percentile_cont(0.95) within group (order by x.d)'
+                                 else pg_catalog.format('pg_catalog.avg((x.d > %L::float8)::int)::float8', threshold) end,
+                            mlops._drift_nn_sql(profile_id, column_name, dim, n, probes))
+    into figure, probe_count;
 end
 $$;
-comment on function mlops._drift_nn_exec(text) is
-  'Private: executes a nearest-neighbour drift query with sorts and sequential scans disabled (HNSW index scans).';
+comment on function mlops._drift_nn_exec(bigint, text, integer, integer, text, float8) is
+  'Private: nearest-neighbour drift statistic (reference p95, or share of current probes beyond threshold) with sorts '
+  'and sequential scans disabled (HNSW index scans).';
 
 -- Creates (or with replace => true, recomputes) a named reference profile from a query, a
 -- model's prediction log in [window_start, window_end), or a feature group. Stores per column:
@@ -475,13 +505,7 @@ begin
     n_nn := least(n_vec, nn_reference);
     nn_index := mlops._drift_nn_index(prof_id, c, dim, n_nn);
     -- the reference's own nearest-neighbour distances (leave-one-out), one index scan per vector
-    select x.figure into nn_p95 from mlops._drift_nn_exec(pg_catalog.format(
-      'select pg_catalog.percentile_cont(0.95) within group (order by d), pg_catalog.count(*) from (%s) x',
-                              mlops._drift_nn_sql(prof_id, c, dim, n_nn, pg_catalog.format(
-                                '(select o.ordinal, o.embedding as v from mlops.drift_profile_vectors o '
-                                'where o.profile_id = %s and o.column_name = %L and o.ordinal <= %s '
-                                'and %I.vector_norm(o.embedding) > 0)', prof_id, c, least(n_nn, mlops._drift_nn_probes()),
-                                mlops._vector_schema()), true))) x;
+    select x.figure into nn_p95 from mlops._drift_nn_exec(prof_id, c, dim, n_nn, 'reference', null) x;
     update mlops.drift_profiles p
        set columns = pg_catalog.jsonb_set(p.columns, array[c], p.columns -> c || pg_catalog.jsonb_build_object(
              'nn_p95', nn_p95, 'nn_metric', 'cosine', 'nn_reference', n_nn, 'nn_index', nn_index,

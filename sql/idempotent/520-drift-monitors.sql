@@ -417,11 +417,8 @@ begin
       -- nearest-neighbour distance drift: share of (up to 1,000, mlops._drift_nn_probes) current vectors whose
       -- nearest reference vector (HNSW index scan, cosine) is farther than the reference's own p95
       nn_index := mlops._drift_nn_index(prof.id, c, (r ->> 'dim')::integer, n_nn, false);  -- missing after a restore
-      select x.figure, x.probes into stat, n_probe from mlops._drift_nn_exec(pg_catalog.format(
-        'select pg_catalog.avg((d > %L::float8)::int)::float8, pg_catalog.count(*) from (%s) x', r ->> 'nn_p95',
-        mlops._drift_nn_sql(prof.id, c, (r ->> 'dim')::integer, n_nn, pg_catalog.format(
-          '(select ordinal, v from pg_temp._drift_cur_sample where ordinal <= %s and %I.vector_norm(v) > 0)',
-          least(n_nn, mlops._drift_nn_probes()), mlops._vector_schema()), false))) x;
+      select x.figure, x.probe_count into stat, n_probe
+        from mlops._drift_nn_exec(prof.id, c, (r ->> 'dim')::integer, n_nn, 'current', (r ->> 'nn_p95')::float8) x;
       perform mlops._drift_result(rid, c, k, 'nn_share', stat, null, (th ->> 'nn_share')::float8,
                                   pg_catalog.jsonb_build_object('reference_nn_p95', r -> 'nn_p95', 'metric', 'cosine',
                                     'reference_vectors', n_nn, 'current_vectors', n_probe, 'index', nn_index,

@@ -293,12 +293,37 @@ as $$
 $$;
 comment on function mlops._sync_metadata_expr(text[], text) is 'Private: SQL building the metadata jsonb of a row.';
 
+-- Private: a schema-qualified name given as text (schema.name, either part quoted or not),
+-- re-quoted with %I.%I; anything else (one part, three parts, trailing SQL) raises 22023 naming
+-- the argument. The sync functions keep names as text because the relation may not exist yet.
+create or replace function mlops._qualified_name(name text, argument text) returns text
+language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+declare
+  parts text[];
+begin
+  begin
+    parts := pg_catalog.parse_ident(name);
+  exception when invalid_parameter_value or invalid_name then
+    parts := null;
+  end;
+  if pg_catalog.cardinality(parts) is distinct from 2 then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('invalid %s %L: must be a schema-qualified name', argument, name);
+  end if;
+  return pg_catalog.format('%I.%I', parts[1], parts[2]);
+end
+$$;
+comment on function mlops._qualified_name(text, text) is
+  'Private: re-quotes a schema-qualified name given as text; anything else raises 22023 naming the argument.';
+
 -- Creates one physical destination table (typed key columns, vector(dim), metadata, HNSW index).
 create or replace function mlops._sync_create_table(source regclass, key_columns text[], tbl text, dim integer)
 returns void
 language plpgsql volatile set search_path from current
 as $$
 declare
+  qtbl text := mlops._qualified_name(tbl, 'tbl');
   cols text;
   vector_schema name := (select n.nspname from pg_catalog.pg_extension e
                            join pg_catalog.pg_namespace n on n.oid = e.extnamespace where e.extname = 'vector');
@@ -311,50 +336,52 @@ begin
   execute pg_catalog.format(
     'create table %s (%s, embedding %I.vector(%s) not null, metadata jsonb not null default ''{}'', '
     'content_sha256 text not null, model_version_id bigint not null, embedded_at timestamptz not null default pg_catalog.now(), '
-    'primary key (%s))', tbl, cols, vector_schema, dim,
+    'primary key (%s))', qtbl, cols, vector_schema, dim,
     (select pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') from pg_catalog.unnest(key_columns) c));
   if dim <= 2000 then
-    execute pg_catalog.format('create index on %s using hnsw (embedding %I.vector_cosine_ops)', tbl, vector_schema);
+    execute pg_catalog.format('create index on %s using hnsw (embedding %I.vector_cosine_ops)', qtbl, vector_schema);
   end if;
-  execute pg_catalog.format('create index on %s using gin (metadata jsonb_path_ops)', tbl);
-  execute pg_catalog.format('comment on table %s is %L', tbl,
+  execute pg_catalog.format('create index on %s using gin (metadata jsonb_path_ops)', qtbl);
+  execute pg_catalog.format('comment on table %s is %L', qtbl,
                             'pgmlops embedding sync storage (one generation); read it through the destination view');
   -- Workers (mlops_writer) fill it, readers search it; the sync's creator owns it.
-  execute pg_catalog.format('grant select, insert, update, delete on %s to mlops_writer', tbl);
-  execute pg_catalog.format('grant select on %s to mlops_reader', tbl);
+  execute pg_catalog.format('grant select, insert, update, delete on %s to mlops_writer', qtbl);
+  execute pg_catalog.format('grant select on %s to mlops_reader', qtbl);
 end
 $$;
 comment on function mlops._sync_create_table(regclass, text[], text, integer) is
   'Private: creates a physical destination table of a sync generation with HNSW (cosine) and metadata indexes.';
 
-create or replace function mlops._sync_point_view(dest text, tbl text) returns void
+drop function if exists mlops._sync_point_view(text, text);  -- took the table as text
+create or replace function mlops._sync_point_view(dest text, tbl regclass) returns void
 language plpgsql volatile set search_path = pg_catalog, pg_temp
 as $$
 declare
+  qdest text := mlops._qualified_name(dest, 'dest');
   old_owner regrole;
   old_acl aclitem[];
   g record;
 begin
   -- A generation switch recreates the view (the vector dimension may change): keep its owner and grants.
   select c.relowner::regrole, c.relacl into old_owner, old_acl
-    from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(dest) and c.relkind = 'v';
-  execute pg_catalog.format('drop view if exists %s', dest);
-  execute pg_catalog.format('create view %s as select * from %s', dest, tbl);
-  execute pg_catalog.format('comment on view %s is %L', dest,
+    from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(qdest) and c.relkind = 'v';
+  execute pg_catalog.format('drop view if exists %s', qdest);
+  execute pg_catalog.format('create view %s as select * from %s', qdest, tbl);
+  execute pg_catalog.format('comment on view %s is %L', qdest,
                             'Embeddings maintained by a pgmlops embedding sync (current model generation)');
-  execute pg_catalog.format('grant select on %s to mlops_reader, mlops_writer', dest);
+  execute pg_catalog.format('grant select on %s to mlops_reader, mlops_writer', qdest);
   if old_owner is not null and old_owner::oid <> (select r.oid from pg_catalog.pg_roles r where r.rolname = current_user) then
-    execute pg_catalog.format('alter view %s owner to %s', dest, old_owner);
+    execute pg_catalog.format('alter view %s owner to %s', qdest, old_owner);
   end if;
   for g in select a.grantee, a.privilege_type, a.is_grantable
              from pg_catalog.aclexplode(old_acl) a where a.grantee <> old_owner::oid loop
-    execute pg_catalog.format('grant %s on %s to %s%s', g.privilege_type, dest,
+    execute pg_catalog.format('grant %s on %s to %s%s', g.privilege_type, qdest,
                               case g.grantee when 0 then 'public' else pg_catalog.quote_ident(g.grantee::regrole::text) end,
                               case when g.is_grantable then ' with grant option' else '' end);
   end loop;
 end
 $$;
-comment on function mlops._sync_point_view(text, text) is 'Private: (re)points a sync destination view at a physical table.';
+comment on function mlops._sync_point_view(text, regclass) is 'Private: (re)points a sync destination view at a physical table.';
 
 -- Enqueues every source row of a sync for a target ('current' or 'building').
 create or replace function mlops._sync_enqueue_all(s mlops.embedding_syncs, target text) returns integer
@@ -488,7 +515,7 @@ begin
   end if;
 
   perform mlops._sync_create_table(source, keys, tbl, dim);
-  perform mlops._sync_point_view(dest, tbl);
+  perform mlops._sync_point_view(dest, tbl::regclass);
   insert into mlops.embedding_syncs (name, source_table, key_columns, text_columns, template, metadata_columns, text_sql,
                                      model_version_id, destination, physical_table)
   values (name, source, keys, text_cols, template, coalesce(metadata_columns, '{}'), text_sql, vid, dest, tbl)
@@ -721,7 +748,7 @@ begin
      or exists (select from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'building') then
     return false;
   end if;
-  perform mlops._sync_point_view(s.destination, s.building_table);
+  perform mlops._sync_point_view(s.destination, s.building_table::regclass);
   -- rows still queued for the old generation are now queued for the new one
   delete from mlops.embedding_queue q where q.sync_id = s.id and q.target = 'current'
      and exists (select from mlops.embedding_queue b where b.sync_id = s.id and b.target = 'building' and b.key = q.key);

@@ -10,7 +10,7 @@ grant execute on function mlops.log_prediction(text, text, integer, text, jsonb,
                                                text, text, text, text, vector, timestamptz),
                           mlops.log_predictions(jsonb), mlops.create_prediction_staging(),
                           mlops.log_staged_predictions(), mlops.log_feedback(text, jsonb, text, float8, boolean, float8),
-                          mlops._ingest_predictions(text, jsonb), mlops._prediction_staging(text),
+                          mlops._ingest_predictions(jsonb), mlops._prediction_staging(text),
                           mlops._prediction_version(text, integer, text),
                           mlops._resolve_prediction_versions(text[], integer[], text[]),
                           mlops._ensure_prediction_partition(timestamptz)

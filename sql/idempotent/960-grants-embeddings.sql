@@ -18,7 +18,7 @@ grant execute on function
 grant execute on function
   mlops.embedding_cache_store(text[], vector[], text, interval), mlops._sync_key_match(regclass, text[]),
   mlops._sync_metadata_expr(text[], text), mlops._claim_embedding_batch(text, integer),
-  mlops._apply_embedding_batch(bigint[], text), mlops._sync_try_cutover(bigint), mlops._sync_point_view(text, text),
+  mlops._apply_embedding_batch(bigint[], text), mlops._sync_try_cutover(bigint), mlops._sync_point_view(text, regclass),
   mlops.purge_embedding_cache(), mlops.retry_embedding_errors(text) to mlops_writer;
 grant execute on function
   mlops.register_embedding_model(text, integer, text, text, boolean, integer, text),
@@ -27,3 +27,5 @@ grant execute on function
   mlops._sync_create_table(regclass, text[], text, integer), mlops._sync_enqueue_all(mlops.embedding_syncs, text)
   to mlops_admin;
 grant execute on function mlops._embedding_sync_trigger() to mlops_writer;
+-- the sync DDL helpers (writer: cutover re-points the view; admin: creates tables) re-quote names through it
+grant execute on function mlops._qualified_name(text, text) to mlops_writer, mlops_admin;
