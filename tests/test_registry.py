@@ -567,13 +567,49 @@ def test_property_bad_feature_vectors_are_refused_cleanly(conn: Conn, features: 
         conn.execute("select mlops.create_model_version('prop_m', %s::bytea, flavor => 'linear')",
                      [linear_artifact([1.0, -2.0, 0.5])])
     valid = len(features) == 3 and all(np.isfinite(features))
-    expected = 0.0 + features[0] - 2 * features[1] + 0.5 * features[2] if valid else None
+    coef = np.array([1.0, -2.0, 0.5])
+    with np.errstate(all="ignore"):
+        products = np.array(features[:3] if valid else [0.0, 0.0, 0.0]) * coef
+    # float8 arithmetic in PostgreSQL refuses overflow and underflow: both paths then give 22003
+    representable = bool(np.all(np.isfinite(products)) and np.isfinite(products.sum())
+                         and not np.any((products == 0) & (np.array(features[:3] if valid else [0.0] * 3) != 0)))
     for fn in ("mlops.predict_sql", "mlops.predict"):
-        if valid:
+        if valid and representable:
             got = conn.execute(f"select {fn}('prop_m', '1', %s::float8[])", [features]).fetchone()
             assert got is not None
-            assert got[0] == pytest.approx(expected, rel=1e-9, abs=1e-9) or not np.isfinite(got[0])
+            assert got[0] == pytest.approx(float(products.sum()), rel=1e-9, abs=1e-9)
+        elif valid:
+            with pytest.raises(psycopg.errors.NumericValueOutOfRange, match="argument features"):
+                conn.execute(f"select {fn}('prop_m', '1', %s::float8[])", [features])
         else:
             with pytest.raises(psycopg.errors.InvalidParameterValue, match="argument features"):
                 conn.execute(f"select {fn}('prop_m', '1', %s::float8[])", [features])
     assert conn.execute(count).fetchone() == (1,)
+
+
+@pytest.mark.parametrize("fn", ["mlops.predict_sql", "mlops.predict"])
+def test_extreme_features_give_clamped_scores_or_a_named_range_error(conn: Conn, fn: str) -> None:
+    """A logistic model scores any finite logit (|z| > 709 made exp() overflow before), and products
+    beyond float8's range are one named 22003 in the SQL and the PL/Python path alike."""
+    conn.execute("select mlops.register_model('ext_m', 'classification', if_not_exists => true)")
+    if conn.execute("select count(*) from mlops.model_versions_bi where model = 'ext_m'").fetchone() == (0,):
+        conn.execute("select mlops.create_model_version('ext_m', %s::bytea, flavor => 'linear')",
+                     [json.dumps({"coefficients": [1.0, 1.0], "intercept": 0.0, "link": "logistic"}).encode()])
+    for features, expected in [([-800.0, 0.0], 1.0 / (1.0 + np.exp(700.0))), ([800.0, 0.0], 1.0),
+                               ([-5.0, 2.0], 1.0 / (1.0 + np.exp(3.0)))]:
+        got = conn.execute(f"select {fn}('ext_m', '1', %s::float8[])", [features]).fetchone()
+        assert got is not None and got[0] == pytest.approx(expected, rel=1e-12, abs=0), features
+    batch = conn.execute("select mlops.predict_batch_sql('ext_m', '1', %s::float8[])",
+                         [[[-800.0, 0.0], [800.0, 0.0]]]).fetchone()
+    assert batch is not None and batch[0] == pytest.approx([1.0 / (1.0 + np.exp(700.0)), 1.0], rel=1e-12)
+    conn.execute("select mlops.register_model('ext_lin', 'regression', if_not_exists => true)")
+    if conn.execute("select count(*) from mlops.model_versions_bi where model = 'ext_lin'").fetchone() == (0,):
+        conn.execute("select mlops.create_model_version('ext_lin', %s::bytea, flavor => 'linear')",
+                     [json.dumps({"coefficients": [0.5, 1.0], "intercept": 0.0}).encode()])
+    got = conn.execute(f"select {fn}('ext_lin', '1', %s::float8[])", [[2.0, 1.0]]).fetchone()
+    assert got == (2.0,)
+    for features in ([5e-324, 0.0], [1.7e308, 1.7e308]):  # 5e-324 * 0.5 underflows; 0.85e308 + 1.7e308 overflows
+        with pytest.raises(psycopg.errors.NumericValueOutOfRange, match="argument features"):
+            conn.execute(f"select {fn}('ext_lin', '1', %s::float8[])", [features])
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange, match="argument features"):
+        conn.execute("select mlops.predict_batch_sql('ext_lin', '1', %s::float8[])", [[[2.0, 1.0], [5e-324, 0.0]]])

@@ -96,8 +96,14 @@ begin
     raise exception using errcode = '22023', message = 'features must be one vector; use mlops.predict_batch_sql for rows (argument features)';
   end if;
   perform mlops._check_features(features, pg_catalog.cardinality(p.coefficients));
-  select p.intercept + pg_catalog.sum(x * c) into z from unnest(features, p.coefficients) u(x, c);
-  return case when p.link = 'logistic' then 1.0 / (1.0 + pg_catalog.exp(-z)) else z end;
+  begin
+    select p.intercept + pg_catalog.sum(x * c) into z from unnest(features, p.coefficients) u(x, c);
+  exception when numeric_value_out_of_range then  -- float8 arithmetic refuses overflow and underflow
+    raise exception using errcode = '22003',
+      message = 'features times coefficients leave the float8 range (argument features)';
+  end;
+  -- the logit clamped to +-700: exp() of a larger one overflows, and the score is 0 or 1 to float8 anyway
+  return case when p.link = 'logistic' then 1.0 / (1.0 + pg_catalog.exp(-least(greatest(z, -700), 700))) else z end;
 end
 $$;
 comment on function mlops.predict_sql(text, text, float8[]) is
@@ -129,11 +135,17 @@ begin
     raise exception using errcode = '22023', message = 'features must be a 2-D array, one row per prediction (argument features)';
   end if;
   perform mlops._check_features(features, width);
-  select pg_catalog.array_agg(case when p.link = 'logistic' then 1.0 / (1.0 + pg_catalog.exp(-s.z)) else s.z end order by s.r)
-    into result
-    from (select (u.k - 1) / width as r, p.intercept + pg_catalog.sum(u.x * p.coefficients[(u.k - 1) % width + 1]) as z
-            from pg_catalog.unnest(features) with ordinality u(x, k)
-           group by 1) s;
+  begin  -- as predict_sql: out-of-range arithmetic is named, the logit clamped
+    select pg_catalog.array_agg(case when p.link = 'logistic' then 1.0 / (1.0 + pg_catalog.exp(-least(greatest(s.z, -700), 700)))
+                                     else s.z end order by s.r)
+      into result
+      from (select (u.k - 1) / width as r, p.intercept + pg_catalog.sum(u.x * p.coefficients[(u.k - 1) % width + 1]) as z
+              from pg_catalog.unnest(features) with ordinality u(x, k)
+             group by 1) s;
+  exception when numeric_value_out_of_range then
+    raise exception using errcode = '22003',
+      message = 'features times coefficients leave the float8 range (argument features)';
+  end;
   return result;
 end
 $$;

@@ -139,8 +139,14 @@ def load(vid):
         width = len(coef)
 
         def predict_rows(x, coef=coef, intercept=intercept, logistic=logistic):
-            z = x @ coef + intercept
-            return 1.0 / (1.0 + np.exp(-z)) if logistic else z
+            # the same answers as mlops.predict_sql: a product or sum leaving float8's range (which
+            # PostgreSQL's float arithmetic refuses, underflow included) is an error, the logit is clamped
+            with np.errstate(all="ignore"):
+                products = x * coef
+                z = products.sum(axis=-1) + intercept
+            if not np.all(np.isfinite(z)) or np.any((products == 0) & (x != 0) & (coef != 0)):
+                plpy.error("features times coefficients leave the float8 range (argument features)", sqlstate="22003")
+            return 1.0 / (1.0 + np.exp(-np.clip(z, -700.0, 700.0))) if logistic else z
     elif m.flavor == "sklearn":
         try:
             import sklearn  # noqa: F401
