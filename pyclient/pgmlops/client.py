@@ -124,6 +124,45 @@ class Client:
         assert row is not None
         return dict(row["i"])
 
+    def python_info(self) -> dict[str, Any]:
+        """The server's Python version and the versions of the ML modules it can import (pgmlops_python)."""
+        row = self.conn.execute("select mlops.python_info() as i").fetchone()
+        assert row is not None
+        return dict(row["i"])
+
+    def resolve_alerts(self, source: str, subject: str) -> int:
+        """Resolve every open alert of ``source`` about ``subject``; returns how many."""
+        row = self.conn.execute("select mlops.resolve_alerts(source => %s::text, subject => %s::text) as n",
+                                (source, subject)).fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    # -- multi-tenancy (docs/tenancy.md)
+    def enable_tenancy(self, owner: str, existing_tenant: str = "default") -> dict[str, Any]:
+        """Make the database tenant-scoped (one-way; superuser, ``owner`` a nologin non-superuser role);
+        returns the summary of what changed."""
+        row = self.conn.execute(
+            "select mlops.enable_tenancy(owner => %s::regrole, existing_tenant => %s::text) as s",
+            (owner, existing_tenant)).fetchone()
+        assert row is not None
+        return dict(row["s"])
+
+    def add_tenant_role(self, tenant: str, role: str) -> None:
+        """Let members of ``role`` act for ``tenant`` (set mlops.tenant); the owner's call."""
+        self.conn.execute("select mlops.add_tenant_role(tenant => %s::text, role => %s::regrole)", (tenant, role))
+
+    def current_tenant(self) -> str | None:
+        """The tenant this session acts for, or None (not set, or not allowed)."""
+        row = self.conn.execute("select mlops.current_tenant() as t").fetchone()
+        assert row is not None
+        return None if row["t"] is None else str(row["t"])
+
+    def tenancy_enabled(self) -> bool:
+        """Whether ``enable_tenancy`` has run in this database."""
+        row = self.conn.execute("select mlops.tenancy_enabled() as b").fetchone()
+        assert row is not None
+        return bool(row["b"])
+
     @cached_property
     def features(self) -> FeatureStore:
         from .feature_store import FeatureStore

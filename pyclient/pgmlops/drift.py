@@ -33,17 +33,30 @@ class TestResult:
     dof: int | None = None
 
 
+@dataclass(frozen=True)
+class MMDResult:
+    """Unbiased MMD^2 (RBF kernel), its permutation p-value and the median-heuristic bandwidth."""
+
+    mmd2: float
+    p_value: float
+    bandwidth: float
+
+
 def _floats(values: Sequence[float] | Any) -> list[float | None]:
     return [None if v is None else float(v) for v in list(values)]
 
 
 class Drift:
-    """``client.drift``: statistics, reference profiles, monitors, runs and reports."""
+    """``client.drift``: statistics, reference profiles, monitors, runs and reports.
+
+    The aggregates ``mlops.histogram(value, edges)`` and ``mlops.psi_agg(value, profile, column_name)`` have no
+    method: they aggregate rows inside a query (``select mlops.psi_agg(x, 'prof', 'x') from t``), so use them in SQL."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    # -- statistics (mlops.ks_2samp, wasserstein, js_distance, chi2_test, z_test_proportions, psi)
+    # -- statistics (mlops.ks_2samp, wasserstein, js_distance, chi2_test, z_test_proportions, psi, psi_binned,
+    #    mmd_rbf)
     def ks_2samp(self, reference: Sequence[float], current: Sequence[float]) -> TestResult:
         """Two-sided two-sample KS test (exact p-value up to 10000 rows per side, as scipy)."""
         row = self.client.conn.execute(
@@ -59,14 +72,16 @@ class Drift:
         assert row is not None
         return float(row["v"])
 
-    def js_distance(self, reference: Sequence[Any], current: Sequence[Any]) -> float:
-        """Jensen-Shannon distance: of two weight vectors (numbers) or two categorical samples (strings)."""
+    def js_distance(self, reference: Sequence[Any], current: Sequence[Any], base: float | None = None) -> float:
+        """Jensen-Shannon distance: of two weight vectors (numbers) or two categorical samples (strings);
+        natural log unless ``base`` is given."""
         if all(isinstance(v, str) or v is None for v in [*reference, *current]):
-            query = "select mlops.js_distance(%s::text[], %s::text[]) as v"
-            args: tuple[Any, Any] = (list(reference), list(current))
+            query = ("select mlops.js_distance(reference => %s::text[], current => %s::text[], base => %s::float8)"
+                     " as v")
+            args: tuple[Any, Any, float | None] = (list(reference), list(current), base)
         else:
-            query = "select mlops.js_distance(%s::float8[], %s::float8[]) as v"
-            args = (_floats(reference), _floats(current))
+            query = "select mlops.js_distance(p => %s::float8[], q => %s::float8[], base => %s::float8) as v"
+            args = (_floats(reference), _floats(current), base)
         row = self.client.conn.execute(query, args).fetchone()
         assert row is not None
         return float(row["v"])
@@ -98,6 +113,24 @@ class Drift:
                                        (_floats(reference), _floats(current), bins)).fetchone()
         assert row is not None
         return float(row["v"])
+
+    def psi_binned(self, reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
+        """Population stability index of two per-bin count vectors (proportions floored at 1e-4)."""
+        row = self.client.conn.execute(
+            "select mlops.psi_binned(reference_counts => %s::float8[], current_counts => %s::float8[]) as v",
+            (_floats(reference_counts), _floats(current_counts))).fetchone()
+        assert row is not None
+        return float(row["v"])
+
+    def mmd_rbf(self, reference: Sequence[Sequence[float]] | Any, current: Sequence[Sequence[float]] | Any,
+                permutations: int = 200) -> MMDResult:
+        """MMD^2 between two samples of vectors (rows) with a permutation p-value (pgmlops_python)."""
+        row = self.client.conn.execute(
+            "select mmd2, p_value, bandwidth from mlops.mmd_rbf(reference => %s::real[], current => %s::real[],"
+            " permutations => %s::integer)",
+            ([_floats(v) for v in reference], [_floats(v) for v in current], permutations)).fetchone()
+        assert row is not None
+        return MMDResult(float(row["mmd2"]), float(row["p_value"]), float(row["bandwidth"]))
 
     # -- profiles and monitors
     def profile(self, name: str, *, query: str | None = None, model: str | None = None,

@@ -195,6 +195,30 @@ class Embeddings:
                 out[positions[h]] = v
         return out
 
+    def content_sha256(self, content: str) -> str:
+        """Cache key of a text: hex sha256 of its UTF-8 bytes, computed by the database."""
+        row = self.conn.execute("select mlops.content_sha256(content => %s::text) as h", (content,)).fetchone()
+        assert row is not None
+        return str(row["h"])
+
+    def embed_in_database(self, content: str, model: str = DEFAULT_MODEL) -> npt.NDArray[np.float32]:
+        """Embedding of one text computed by the server (``mlops.embed``, pgmlops_python), cache first."""
+        row = self._vector_conn().execute("select mlops.embed(content => %s::text, model => %s::text) as e",
+                                          (content, model)).fetchone()
+        assert row is not None
+        return _as_array(row["e"])
+
+    def embed_batch_in_database(self, texts: Sequence[str], model: str = DEFAULT_MODEL) -> npt.NDArray[np.float32]:
+        """Embeddings of ``texts`` (one row each) computed by the server (``mlops.embed_batch``), cache first."""
+        if isinstance(texts, str):
+            raise PgmlopsError("texts must be a sequence of strings, not one string (use embed_in_database)")
+        rows = self._vector_conn().execute(
+            "select b.embedding from mlops.embed_batch(texts => %s::text[], model => %s::text) b order by b.ordinality",
+            (list(texts), model)).fetchall()
+        if not rows:
+            return np.empty((0, self.model_info(model).dimension), dtype=np.float32)
+        return np.stack([_as_array(r["embedding"]) for r in rows])
+
     def purge_cache(self) -> int:
         """Delete expired cache entries."""
         row = self.conn.execute("select mlops.purge_embedding_cache() as n").fetchone()
@@ -235,6 +259,14 @@ class Embeddings:
         return list(self.conn.execute(
             "select * from mlops.embedding_errors where %s::text is null or sync = %s::text order by time",
             (sync, sync)).fetchall())
+
+    def sync_step(self, sync: str | None = None, batch_size: int = 32) -> int:
+        """One worker step run by the server (``mlops.embedding_sync_step``, pgmlops_python) for one sync or
+        all; returns rows embedded. ``work_batch`` is the same step encoding in this process."""
+        row = self.conn.execute("select mlops.embedding_sync_step(sync => %s::text, batch_size => %s::integer) as n",
+                                (sync, batch_size)).fetchone()
+        assert row is not None
+        return int(row["n"])
 
     def retry_errors(self, sync: str) -> int:
         row = self.conn.execute("select mlops.retry_embedding_errors(%s::text) as n", (sync,)).fetchone()

@@ -7,6 +7,7 @@ bucket ranges; this module only passes arguments and shapes results.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,47 @@ RESULT_COLUMNS = ["variant", "is_control", "weight", "units", "exposures", "metr
                   "srm_p_value", "srm_warning", "days_running"]
 
 
+@dataclass(frozen=True)
+class BucketRange:
+    """One variant's [range_start, range_end) of the hash line (``mlops.gb_bucket_ranges``)."""
+
+    variant: int
+    range_start: float
+    range_end: float
+
+
+@dataclass(frozen=True)
+class ZTest:
+    """Two-proportion z-test of B vs A; both None when the pooled variance is 0."""
+
+    z: float | None
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class WelchTTest:
+    """Welch's t-test of B vs A; all None when both standard deviations are 0."""
+
+    t: float | None
+    df: float | None
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class SrmTest:
+    """Sample ratio mismatch chi-square and p-value; both None when no unit was observed."""
+
+    chi2: float | None
+    p_value: float | None
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 class Experiments:
-    """``client.experiments``: create, start/pause, assign, route, results, conclude."""
+    """``client.experiments``: create, start/pause, assign, route, results, conclude, and the GrowthBook
+    hashing and statistics functions they are built on."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -135,3 +175,77 @@ class Experiments:
 
             raise PgmlopsError(f"experiment {experiment!r} does not exist")
         return dict(row)
+
+    # -- GrowthBook-compatible hashing and bucketing (mlops.gb_*)
+    def gb_hash(self, seed: str, value: str, version: int = 2) -> float | None:
+        """GrowthBook ``hash(seed, value, version)`` in [0, 1); None for an unknown version."""
+        row = self.client.conn.execute(
+            "select mlops.gb_hash(seed => %s::text, value => %s::text, version => %s::integer) as n",
+            (seed, value, version)).fetchone()
+        assert row is not None
+        return _opt_float(row["n"])
+
+    def gb_hash_batch(self, seed: str, unit_ids: Sequence[str], version: int = 2) -> pd.DataFrame:
+        """``gb_hash`` of many unit ids in one statement; DataFrame (unit_id, n) in input order."""
+        rows = self.client.conn.execute(
+            "select unit_id, n from mlops.gb_hash_batch(seed => %s::text, unit_ids => %s::text[],"
+            " version => %s::integer) order by ord", (seed, list(unit_ids), version)).fetchall()
+        return pd.DataFrame(rows, columns=["unit_id", "n"])
+
+    def gb_in_namespace(self, unit_id: str, namespace: str, range_start: float, range_end: float) -> bool:
+        """GrowthBook ``inNamespace``: whether the unit's namespace hash falls in [range_start, range_end)."""
+        row = self.client.conn.execute(
+            "select mlops.gb_in_namespace(unit_id => %s::text, namespace => %s::text, range_start => %s::float8,"
+            " range_end => %s::float8) as b", (unit_id, namespace, range_start, range_end)).fetchone()
+        assert row is not None
+        return bool(row["b"])
+
+    def gb_bucket_ranges(self, weights: Sequence[float], coverage: float = 1.0) -> list[BucketRange]:
+        """GrowthBook ``getBucketRanges(weights, coverage)``: one range per variant, 0-based."""
+        rows = self.client.conn.execute(
+            "select variant, range_start, range_end from mlops.gb_bucket_ranges(weights => %s::float8[],"
+            " coverage => %s::float8) order by variant", ([float(w) for w in weights], coverage)).fetchall()
+        return [BucketRange(int(r["variant"]), float(r["range_start"]), float(r["range_end"])) for r in rows]
+
+    def gb_choose_variation(self, n: float, range_starts: Sequence[float], range_ends: Sequence[float]) -> int:
+        """GrowthBook ``chooseVariation``: 0-based variant whose [start, end) holds n, or -1."""
+        row = self.client.conn.execute(
+            "select mlops.gb_choose_variation(n => %s::float8, range_starts => %s::float8[],"
+            " range_ends => %s::float8[]) as v",
+            (n, [float(x) for x in range_starts], [float(x) for x in range_ends])).fetchone()
+        assert row is not None
+        return int(row["v"])
+
+    # -- statistics behind experiment_results
+    def two_proportion_ztest(self, successes_a: int, n_a: int, successes_b: int, n_b: int) -> ZTest:
+        """Pooled two-sided two-proportion z-test of B vs A."""
+        row = self.client.conn.execute(
+            "select z, p_value from mlops.two_proportion_ztest(successes_a => %s::bigint, n_a => %s::bigint,"
+            " successes_b => %s::bigint, n_b => %s::bigint)", (successes_a, n_a, successes_b, n_b)).fetchone()
+        assert row is not None
+        return ZTest(_opt_float(row["z"]), _opt_float(row["p_value"]))
+
+    def welch_ttest(self, mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> WelchTTest:
+        """Welch's unequal-variance t-test of B vs A from summary statistics (sample sd)."""
+        row = self.client.conn.execute(
+            "select t, df, p_value from mlops.welch_ttest(mean_a => %s::float8, sd_a => %s::float8, n_a => %s::bigint,"
+            " mean_b => %s::float8, sd_b => %s::float8, n_b => %s::bigint)",
+            (mean_a, sd_a, n_a, mean_b, sd_b, n_b)).fetchone()
+        assert row is not None
+        return WelchTTest(_opt_float(row["t"]), _opt_float(row["df"]), _opt_float(row["p_value"]))
+
+    def srm_test(self, observed: Sequence[int], weights: Sequence[float]) -> SrmTest:
+        """Sample ratio mismatch: chi-square of observed units per variant against their weights."""
+        row = self.client.conn.execute(
+            "select chi2, p_value from mlops.srm_test(observed => %s::bigint[], weights => %s::float8[])",
+            ([int(o) for o in observed], [float(w) for w in weights])).fetchone()
+        assert row is not None
+        return SrmTest(_opt_float(row["chi2"]), _opt_float(row["p_value"]))
+
+    def chance_to_beat(self, mean_a: float, se_a: float, mean_b: float, se_b: float) -> float | None:
+        """Bayesian chance that B beats A (Gaussian posteriors); None when both standard errors are 0."""
+        row = self.client.conn.execute(
+            "select mlops.chance_to_beat(mean_a => %s::float8, se_a => %s::float8, mean_b => %s::float8,"
+            " se_b => %s::float8) as p", (mean_a, se_a, mean_b, se_b)).fetchone()
+        assert row is not None
+        return _opt_float(row["p"])

@@ -60,6 +60,20 @@ class PredictionRecord:
     latency_ms: float | None = None
 
 
+def _dumps_records(obj: Any) -> str:
+    """JSON of prediction records: datetimes as ISO 8601 (created_at), numpy arrays and scalars as numbers."""
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    return json.dumps(obj, default=default)
+
+
 def _json_cell(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -391,6 +405,15 @@ class Predictions:
             direct = not bool((given.notna() & vector_dim.notna() & (given != vector_dim)).any())
         return batch, direct
 
+    def log_batch(self, predictions: Sequence[Mapping[str, Any]]) -> int:
+        """Log a list of prediction records (keys from :data:`COLUMNS`) as one JSON array in one statement
+        (``mlops.log_predictions``); returns how many were new (repeated request_ids are skipped)."""
+        row = self.client.conn.execute(
+            "select mlops.log_predictions(predictions => %s::jsonb) as n",
+            (Jsonb([dict(p) for p in predictions], dumps=_dumps_records),)).fetchone()
+        assert row is not None
+        return int(row["n"])
+
     def feedback(self, request_id: str, *, actual: Any = None, label: str | None = None,
                  value: float | None = None, correct: bool | None = None, reward: float | None = None) -> bool:
         """Record ground truth for a request (kept even before the prediction is logged).
@@ -473,11 +496,17 @@ class Predictions:
         assert row is not None
         return None if row["v"] is None else float(row["v"])
 
-    def detect_degradation(self, model: str, window: str = "1 hour", baseline: str = "7 days") -> pd.DataFrame:
-        """Compare the last window with the baseline period; raises a model_degradation alert in SQL."""
+    def detect_degradation(self, model: str, window: str = "1 hour", baseline: str = "7 days", *,
+                           max_accuracy_drop: float = 0.05, max_latency_ratio: float = 1.5,
+                           max_error_rate_rise: float = 0.05, min_predictions: int = 20) -> pd.DataFrame:
+        """Compare the last window with the baseline period per version (accuracy drop, p95 latency ratio, error
+        rate rise, each judged with min_predictions on both sides); raises a model_degradation alert in SQL."""
         rows = self.client.conn.execute(
-            "select * from mlops.detect_degradation(%s::text, %s::interval, %s::interval)",
-            (model, window, baseline)).fetchall()
+            "select * from mlops.detect_degradation(model => %s::text, \"window\" => %s::interval,"
+            " baseline => %s::interval, max_accuracy_drop => %s::float8, max_latency_ratio => %s::float8,"
+            " max_error_rate_rise => %s::float8, min_predictions => %s::integer)",
+            (model, window, baseline, max_accuracy_drop, max_latency_ratio, max_error_rate_rise,
+             min_predictions)).fetchall()
         return pd.DataFrame(rows, columns=["model_version", "metric", "baseline_value", "current_value",
                                            "degraded"])
 

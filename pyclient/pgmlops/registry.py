@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from .errors import PgmlopsError
@@ -23,7 +24,7 @@ from .errors import PgmlopsError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .client import Client
+    from .client import Client, Connection
 
 FLAVOR_BY_SUFFIX = {".onnx": "onnx", ".pkl": "sklearn", ".pickle": "sklearn", ".json": "linear"}
 
@@ -104,6 +105,79 @@ def serialize(artifact: Any, flavor: str | None = None) -> tuple[bytes, str, dic
                        "give an estimator with predict(), a LinearModel / dict of coefficients, a path or bytes")
 
 
+def _artifact_args(artifact: Any, flavor: str | None, artifact_uri: str | None,
+                   sha256: str | None) -> tuple[bytes | None, str, dict[str, Any], str | None]:
+    """(bytes, flavor, default signature, sha256) to send for an artifact, or for an artifact_uri alone
+    (nothing stored; its sha256 must be given and the database refuses it otherwise)."""
+    if artifact is None:
+        return None, flavor or "custom", {}, sha256
+    data, flav, signature = serialize(artifact, flavor)
+    return data, flav, signature, sha256 or hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A training job leased to a worker by ``mlops.claim_training_job``."""
+
+    job: int
+    model: str
+    config: dict[str, Any]
+    attempt: int
+    lease_until: datetime
+    lease_left: float  # seconds of lease left when claimed (database clock)
+
+
+# Training-job calls take a connection so that pgmlops.worker (which holds one) and Registry share them.
+def claim_training_job(conn: Connection, worker: str, model: str | None = None) -> ClaimedJob | None:
+    """Claim the oldest queued job (of ``model``) for ``worker`` (``mlops.claim_training_job``); None when empty."""
+    row = conn.cursor(row_factory=dict_row).execute(
+        "select c.*, extract(epoch from c.lease_until - pg_catalog.clock_timestamp())::float8 as lease_left "
+        "from mlops.claim_training_job(worker => %s::text, model => %s::text) c", [worker, model]).fetchone()
+    if row is None:
+        return None
+    return ClaimedJob(int(row["job"]), str(row["model_name"]), dict(row["config"]), int(row["attempt"]),
+                      row["lease_until"], float(row["lease_left"]))
+
+
+def report_progress(conn: Connection, job: int, progress: float | None = None,
+                    metrics: dict[str, float] | None = None, log_line: str | None = None,
+                    worker: str | None = None) -> datetime:
+    """Record progress / partial metrics / a log line and renew the lease (``mlops.report_progress``);
+    returns the new lease end. 55000 (ObjectNotInPrerequisiteState) when the job is no longer running."""
+    row = conn.cursor(row_factory=dict_row).execute(
+        "select mlops.report_progress(job => %s::bigint, progress => %s::float8, metrics => %s::jsonb, "
+        "log_line => %s::text, worker => %s::text) as lease_until",
+        [job, progress, Jsonb(metrics) if metrics is not None else None, log_line, worker]).fetchone()
+    assert row is not None
+    lease_until: datetime = row["lease_until"]
+    return lease_until
+
+
+def complete_training_job(conn: Connection, job: int, artifact: Any = None, *, artifact_uri: str | None = None,
+                          sha256: str | None = None, flavor: str | None = None,
+                          metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
+                          signature: dict[str, Any] | None = None, training_set: str | None = None,
+                          semver: str = "minor", tags: dict[str, Any] | None = None,
+                          worker: str | None = None) -> int:
+    """Store the job's result as a new version and mark it succeeded (``mlops.complete_training_job``);
+    returns the version number. params default to the job's config."""
+    data, flav, default_signature, digest = _artifact_args(artifact, flavor, artifact_uri, sha256)
+    row = conn.cursor(row_factory=dict_row).execute(
+        "select mlops.complete_training_job(job => %s::bigint, metrics => %s::jsonb, artifact => %s::bytea, "
+        "artifact_uri => %s::text, flavor => %s::text, params => %s::jsonb, signature => %s::jsonb, "
+        "training_set => %s::text, sha256 => %s::text, semver => %s::text, tags => %s::jsonb, worker => %s::text) as v",
+        [job, Jsonb(metrics or {}), data, artifact_uri, flav, Jsonb(params) if params is not None else None,
+         Jsonb(signature or default_signature), training_set, digest, semver, Jsonb(tags or {}), worker]).fetchone()
+    assert row is not None
+    return int(row["v"])
+
+
+def fail_training_job(conn: Connection, job: int, error: str, worker: str | None = None) -> None:
+    """Mark a running job failed with ``error`` (``mlops.fail_training_job``)."""
+    conn.execute("select mlops.fail_training_job(job => %s::bigint, error => %s::text, worker => %s::text)",
+                 [job, error, worker])
+
+
 def _jsonable_params(estimator: Any) -> dict[str, Any]:
     get_params = getattr(estimator, "get_params", None)
     if get_params is None:
@@ -131,22 +205,26 @@ class Registry:
         assert row is not None
         return int(row["id"])
 
-    def log_version(self, model: str, artifact: Any, *, flavor: str | None = None,
+    def log_version(self, model: str, artifact: Any = None, *, artifact_uri: str | None = None,
+                    sha256: str | None = None, flavor: str | None = None,
                     metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
                     signature: dict[str, Any] | None = None, training_set: str | None = None,
                     training_job: int | None = None, tags: dict[str, Any] | None = None,
                     semver: str | None = None) -> int:
         """Store a new version (scikit-learn estimator, LinearModel / coefficients dict, path or bytes) with its
-        sha256, which the database recomputes and checks; returns the version number."""
-        data, flav, default_signature = serialize(artifact, flavor)
+        sha256, which the database recomputes and checks, or register an ``artifact_uri`` with its ``sha256``
+        (required then: nothing is stored to compute it from); returns the version number."""
+        data, flav, default_signature, digest = _artifact_args(artifact, flavor, artifact_uri, sha256)
         if params is None and hasattr(artifact, "get_params"):
             params = _jsonable_params(artifact)
         row = self.client.conn.execute(
-            "select mlops.create_model_version(model => %s::text, artifact => %s::bytea, flavor => %s::text, "
-            "metrics => %s::jsonb, params => %s::jsonb, signature => %s::jsonb, training_set => %s::text, "
-            "training_job => %s::bigint, tags => %s::jsonb, sha256 => %s::text, semver => %s::text) as v",
-            [model, data, flav, Jsonb(metrics or {}), Jsonb(params or {}), Jsonb(signature or default_signature),
-             training_set, training_job, Jsonb(tags or {}), hashlib.sha256(data).hexdigest(), semver]).fetchone()
+            "select mlops.create_model_version(model => %s::text, artifact => %s::bytea, artifact_uri => %s::text, "
+            "flavor => %s::text, metrics => %s::jsonb, params => %s::jsonb, signature => %s::jsonb, "
+            "training_set => %s::text, training_job => %s::bigint, tags => %s::jsonb, sha256 => %s::text, "
+            "semver => %s::text) as v",
+            [model, data, artifact_uri, flav, Jsonb(metrics or {}), Jsonb(params or {}),
+             Jsonb(signature or default_signature), training_set, training_job, Jsonb(tags or {}), digest,
+             semver]).fetchone()
         assert row is not None
         return int(row["v"])
 
@@ -182,6 +260,12 @@ class Registry:
             "reason => %s::text, force => %s::boolean) as s", [model, version, stage, reason, force]).fetchone()
         assert row is not None
         return str(row["s"])
+
+    def set_version_status(self, model: str, version: int, status: str) -> None:
+        """Mark a version ``failed`` (refused while it holds an alias) or ``registered`` to clear the mark."""
+        self.client.conn.execute(
+            "select mlops.set_version_status(model => %s::text, version => %s::integer, status => %s::text)",
+            [model, version, status])
 
     def set_promotion_policy(self, model: str, alias: str, rules: list[dict[str, Any]]) -> None:
         self.client.conn.execute(
@@ -256,6 +340,14 @@ class Registry:
         assert row is not None
         return [float(v) for v in row["p"]]
 
+    def predict_cache(self, ttl_seconds: float | None = None) -> dict[str, Any]:
+        """This connection's in-database result cache for one-row ``predict`` (pgmlops_python): ttl_seconds > 0
+        enables it, 0 disables and clears it, None only reports; returns ttl, entries, hits, misses, loaded models."""
+        row = self.client.conn.execute("select mlops.predict_cache(ttl_seconds => %s::float8) as c",
+                                       [ttl_seconds]).fetchone()
+        assert row is not None
+        return dict(row["c"])
+
     def predict_entity(self, model: str, alias_or_version: str | int, entity_key: str | int) -> float:
         """Score one entity from its online features (the version's signature names entity and feature refs)."""
         row = self.client.conn.execute("select mlops.predict_entity(%s::text, %s::text, %s::text) as p",
@@ -281,3 +373,32 @@ class Registry:
             "select * from mlops.training_jobs where %s::text is null or model = %s::text order by job_id",
             [model, model]).fetchall()
         return pd.DataFrame(rows)
+
+    def requeue_expired_jobs(self) -> int:
+        """Requeue running jobs whose lease expired (out of attempts: failed); returns how many moved."""
+        row = self.client.conn.execute("select mlops.requeue_expired_training_jobs() as n").fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    def claim_job(self, worker: str, model: str | None = None) -> ClaimedJob | None:
+        """Lease the oldest queued job (of ``model``) to ``worker``; None when the queue is empty."""
+        return claim_training_job(self.client.conn, worker, model)
+
+    def report_progress(self, job: int, progress: float | None = None, metrics: dict[str, float] | None = None,
+                        log_line: str | None = None, worker: str | None = None) -> datetime:
+        """Progress (0..1), partial metrics and a log line of a running job; renews its lease, returns the new end."""
+        return report_progress(self.client.conn, job, progress, metrics, log_line, worker)
+
+    def complete_job(self, job: int, artifact: Any = None, *, artifact_uri: str | None = None,
+                     sha256: str | None = None, flavor: str | None = None, metrics: dict[str, float] | None = None,
+                     params: dict[str, Any] | None = None, signature: dict[str, Any] | None = None,
+                     training_set: str | None = None, semver: str = "minor", tags: dict[str, Any] | None = None,
+                     worker: str | None = None) -> int:
+        """Store a running job's result as a new version (as ``log_version``) and mark it succeeded."""
+        return complete_training_job(self.client.conn, job, artifact, artifact_uri=artifact_uri, sha256=sha256,
+                                     flavor=flavor, metrics=metrics, params=params, signature=signature,
+                                     training_set=training_set, semver=semver, tags=tags, worker=worker)
+
+    def fail_job(self, job: int, error: str, worker: str | None = None) -> None:
+        """Mark a running job failed with ``error`` (no version is created)."""
+        fail_training_job(self.client.conn, job, error, worker)

@@ -15,7 +15,6 @@ A worker that dies stops renewing its lease; the job is requeued when the lease 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import threading
@@ -25,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from .client import Connection, open_connection, resolve_dsn
 from .errors import PgmlopsError
-from .registry import serialize
+from .registry import claim_training_job, complete_training_job, fail_training_job, report_progress
 
 
 class LeaseLost(PgmlopsError):
@@ -65,10 +63,7 @@ class TrainingJob:
                  log: str | None = None) -> None:
         """Report progress (0..1), partial metrics and a log line; renews the lease. Raises LeaseLost."""
         try:
-            self.conn.execute(
-                "select mlops.report_progress(job => %s::bigint, progress => %s::float8, metrics => %s::jsonb, "
-                "log_line => %s::text, worker => %s::text)",
-                [self.id, fraction, Jsonb(metrics) if metrics is not None else None, log, self.worker])
+            report_progress(self.conn, self.id, fraction, metrics, log, self.worker)
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             raise LeaseLost(str(exc)) from exc
 
@@ -79,32 +74,21 @@ def default_worker_name() -> str:
 
 def claim(conn: Connection, worker: str, model: str | None = None) -> TrainingJob | None:
     """Claim the next queued job (or None)."""
-    row = conn.execute("select c.*, extract(epoch from c.lease_until - pg_catalog.clock_timestamp())::float8 "
-                       "as lease_left from mlops.claim_training_job(worker => %s::text, model => %s::text) c",
-                       [worker, model]).fetchone()
-    if row is None:
+    claimed = claim_training_job(conn, worker, model)
+    if claimed is None:
         return None
-    return TrainingJob(int(row["job"]), str(row["model_name"]), dict(row["config"]), int(row["attempt"]), worker, conn,
-                       float(row["lease_left"]))
+    return TrainingJob(claimed.job, claimed.model, claimed.config, claimed.attempt, worker, conn, claimed.lease_left)
 
 
 def complete(job: TrainingJob, result: TrainingResult) -> int:
     """Store the result as a new model version of the job's model; returns the version number."""
-    data, flavor, signature = serialize(result.artifact, result.flavor)
-    row = job.conn.execute(
-        "select mlops.complete_training_job(job => %s::bigint, metrics => %s::jsonb, artifact => %s::bytea, "
-        "flavor => %s::text, params => %s::jsonb, signature => %s::jsonb, training_set => %s::text, "
-        "sha256 => %s::text, semver => %s::text, worker => %s::text) as v",
-        [job.id, Jsonb(result.metrics), data, flavor, Jsonb(result.params) if result.params is not None else None,
-         Jsonb(result.signature or signature), result.training_set, hashlib.sha256(data).hexdigest(),
-         result.semver, job.worker]).fetchone()
-    assert row is not None
-    return int(row["v"])
+    return complete_training_job(job.conn, job.id, result.artifact, flavor=result.flavor, metrics=result.metrics,
+                                 params=result.params, signature=result.signature, training_set=result.training_set,
+                                 semver=result.semver, worker=job.worker)
 
 
 def fail(job: TrainingJob, error: str) -> None:
-    job.conn.execute("select mlops.fail_training_job(job => %s::bigint, error => %s::text, worker => %s::text)",
-                     [job.id, error[:2000] or "failed", job.worker])
+    fail_training_job(job.conn, job.id, error[:2000] or "failed", job.worker)
 
 
 class Heartbeat:
@@ -121,8 +105,7 @@ class Heartbeat:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.wait(self.interval):
                 try:
-                    conn.execute("select mlops.report_progress(job => %s::bigint, worker => %s::text)",
-                                 [self.job.id, self.job.worker])
+                    report_progress(conn, self.job.id, worker=self.job.worker)
                 except psycopg.errors.ObjectNotInPrerequisiteState:
                     self.lost = True
                     return
