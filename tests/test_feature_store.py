@@ -60,6 +60,15 @@ def test_group_layout_constraints_online_table_and_hnsw(conn: psycopg.Connection
     row = conn.execute("select key_column, ttl_seconds, feature_count, table_name from mlops.feature_groups "
                        "where group_name = 'layout'").fetchone()
     assert row == ("customer_id", 86400.0, 5, "layout__v1")
+    comments = dict(conn.execute(
+        """select c.relname || '.' || a.attname, col_description(a.attrelid, a.attnum) from pg_attribute a
+             join pg_class c on c.oid = a.attrelid
+            where a.attrelid in ('mlops_features.layout__v1'::regclass, 'mlops_features.layout__v1_online'::regclass)
+              and a.attnum > 0 and not a.attisdropped""").fetchall())
+    assert len(comments) == 16 and all(comments.values()), comments  # BI tools show them as descriptions
+    assert comments["layout__v1.amount"] == "Feature amount (double precision, not null, >= 0, <= 100)."
+    assert comments["layout__v1_online.seg"] == 'Feature seg (text, one of ["a", "b"]).'
+    assert comments["layout__v1.customer_id"] == "Key of entity customer."
 
 
 def test_bi_views_are_simple_and_fully_commented(conn: psycopg.Connection[Any]) -> None:

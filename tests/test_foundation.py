@@ -101,6 +101,10 @@ def test_every_column_has_a_comment(conn: psycopg.Connection[object]) -> None:
          where relnamespace = 'mlops'::regnamespace and relkind in ('r', 'p', 'v', 'm')""").fetchone()
     assert checked is not None and checked[0] >= 10, "no tables or views in schema mlops"
     assert rows == [], f"{len(rows)} columns without a comment: " + ", ".join(f"{t}.{c}" for t, c in rows)
+    schemas = conn.execute("""select n.nspname::text, pg_catalog.obj_description(n.oid, 'pg_namespace')
+                                 from pg_catalog.pg_namespace n where n.nspname in ('mlops', 'mlops_features')
+                                order by 1""").fetchall()
+    assert [s for s, comment in schemas if comment] == ["mlops", "mlops_features"], schemas
 
 
 def test_nothing_in_public_and_public_has_no_rights(conn: psycopg.Connection[object]) -> None:

@@ -1,5 +1,10 @@
 -- Core: version, info, shared validation and alerting helpers used by every capability.
 
+comment on schema mlops is
+  'pgmlops: feature store, model registry, prediction log, A/B experiments, drift and embeddings (SQL API, tables, BI views).';
+comment on schema mlops_features is
+  'pgmlops feature group tables (one history and one online table per group version) and training sets.';
+
 -- Installed version of the SQL API (substituted by sql/build.py).
 create or replace function mlops.version() returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp

@@ -295,6 +295,23 @@ begin
   execute pg_catalog.format('comment on table mlops_features.%I is %L', online,
     pg_catalog.format('Feature group %s version %s: newest row per %s, kept by trigger; TTL is applied on read.',
                       create_feature_group.name, new_version, ent.key_column));
+  -- column comments: BI tools show them as descriptions of the group tables' columns
+  foreach col in array array[tbl, online] loop
+    execute pg_catalog.format('comment on column mlops_features.%I.%I is %L', col, ent.key_column,
+                              pg_catalog.format('Key of entity %s.', ent.name));
+    execute pg_catalog.format('comment on column mlops_features.%I.event_ts is %L', col,
+                              'Event time of the values: point-in-time joins and the TTL use it.');
+    execute pg_catalog.format('comment on column mlops_features.%I.created_at is %L', col,
+                              'When the row was written (ties on event_ts go to the later write).');
+    for f in select value from pg_catalog.jsonb_array_elements(spec) loop
+      execute pg_catalog.format('comment on column mlops_features.%I.%I is %L', col, f ->> 'name',
+        pg_catalog.format('Feature %s (%s%s%s%s%s).', f ->> 'name', mlops._feature_sqltype(f),
+                          case when (f ->> 'not_null')::boolean then ', not null' else '' end,
+                          case when f ? 'min' then ', >= ' || (f ->> 'min') else '' end,
+                          case when f ? 'max' then ', <= ' || (f ->> 'max') else '' end,
+                          case when f ? 'allowed' then ', one of ' || (f -> 'allowed')::text else '' end));
+    end loop;
+  end loop;
   execute pg_catalog.format('grant select on mlops_features.%I, mlops_features.%I to mlops_reader', tbl, online);
   execute pg_catalog.format('grant insert on mlops_features.%I to mlops_writer', tbl);
   execute pg_catalog.format('grant insert, update, delete on mlops_features.%I to mlops_writer', online);

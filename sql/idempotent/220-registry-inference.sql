@@ -110,6 +110,7 @@ comment on function mlops.predict_sql(text, text, float8[]) is
   'Scores one feature vector with a linear-flavor version in plain SQL: intercept + coefficients . features, '
   'through the logistic link when the artifact says so. Same result as mlops.predict (pgmlops_python).';
 
+-- Scores features given as jsonb (an array, or an object keyed by the version's feature names).
 create or replace function mlops.predict_sql(model text, alias_or_version text, features jsonb) returns float8
 language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
 as $$

@@ -569,6 +569,7 @@ $$;
 comment on function mlops._route(text, text) is
   'Private: model, experiment, variant and version number serving unit_id (see mlops.route).';
 
+-- The version number of mlops._route, for callers that need only the version to serve.
 create or replace function mlops.route(experiment_or_model text, unit_id text) returns integer
 language sql volatile set search_path = pg_catalog, pg_temp
 as $$ select (mlops._route(experiment_or_model, unit_id)).version $$;

@@ -104,6 +104,7 @@ $$;
 comment on function mlops._embedding_model(text) is
   'Private: model version id of an embedding model given as name or name@version; 42704 when unknown.';
 
+-- Dimension of an embedding model version, from its params.
 create or replace function mlops._embedding_dimension(model_version_id bigint) returns integer
 language sql stable parallel safe set search_path = pg_catalog, pg_temp
 as $$ select (v.params->>'dimension')::integer from mlops.model_versions v where v.id = model_version_id $$;
@@ -227,6 +228,7 @@ $$;
 comment on function mlops.embedding_cache_store(text[], vector[], text, interval) is
   'Stores embeddings for content hashes of a model (dimension checked, 22000 on mismatch); TTL 7 days by default.';
 
+-- Removes expired cache rows (workers and the CLI call it; a cache row is never needed after expiry).
 create or replace function mlops.purge_embedding_cache() returns integer
 language sql volatile set search_path = pg_catalog, pg_temp
 as $$
@@ -237,6 +239,7 @@ comment on function mlops.purge_embedding_cache() is 'Deletes expired cache entr
 
 -- ---------------------------------------------------------------- sync (vectorizer)
 
+-- The sync row of a name; 42704 when there is none.
 create or replace function mlops._sync(name text) returns mlops.embedding_syncs
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
@@ -283,6 +286,7 @@ as $$
 $$;
 comment on function mlops._sync_key_match(regclass, text[]) is 'Private: SQL matching source rows to queue keys.';
 
+-- SQL building a destination row's metadata jsonb from the source's metadata columns (quoted here).
 create or replace function mlops._sync_metadata_expr(metadata_columns text[], alias text) returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp
 as $$
@@ -352,6 +356,7 @@ $$;
 comment on function mlops._sync_create_table(regclass, text[], text, integer) is
   'Private: creates a physical destination table of a sync generation with HNSW (cosine) and metadata indexes.';
 
+-- (Re)creates the destination view over one generation's table, keeping the view's owner and grants.
 drop function if exists mlops._sync_point_view(text, text);  -- took the table as text
 create or replace function mlops._sync_point_view(dest text, tbl regclass) returns void
 language plpgsql volatile set search_path = pg_catalog, pg_temp
@@ -876,6 +881,7 @@ end
 $$;
 comment on function mlops.retry_embedding_errors(text) is 'Re-queues the failed rows of a sync; returns how many.';
 
+-- Rows of a sync generation table, or null when the table is gone (for the status view).
 create or replace function mlops._sync_row_count(tbl text) returns bigint
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
@@ -885,7 +891,7 @@ begin
   if tbl is null or pg_catalog.to_regclass(tbl) is null then
     return null;
   end if;
-  execute pg_catalog.format('select pg_catalog.count(*) from %s', tbl) into n;
+  execute pg_catalog.format('select pg_catalog.count(*) from %s', pg_catalog.to_regclass(tbl)) into n;
   return n;
 end
 $$;

@@ -77,6 +77,7 @@ $$;
 comment on function mlops.embed_batch(text[], text) is
   'Embeds texts in the database with a registered model (default all_minilm_l6_v2), cache first; one row per input position.';
 
+-- One text's embedding through mlops.embed_batch (same cache and model resolution).
 create or replace function mlops.embed(content text, model text default 'all_minilm_l6_v2') returns vector
 language sql volatile set search_path from current
 as $$ select b.embedding from mlops.embed_batch(array[content], model) b $$;

@@ -842,6 +842,11 @@ $pgmlops_do$;
 -- idempotent/001-core.sql
 -- Core: version, info, shared validation and alerting helpers used by every capability.
 
+comment on schema mlops is
+  'pgmlops: feature store, model registry, prediction log, A/B experiments, drift and embeddings (SQL API, tables, BI views).';
+comment on schema mlops_features is
+  'pgmlops feature group tables (one history and one online table per group version) and training sets.';
+
 -- Installed version of the SQL API (substituted by sql/build.py).
 create or replace function mlops.version() returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp
@@ -1670,6 +1675,23 @@ begin
   execute pg_catalog.format('comment on table mlops_features.%I is %L', online,
     pg_catalog.format('Feature group %s version %s: newest row per %s, kept by trigger; TTL is applied on read.',
                       create_feature_group.name, new_version, ent.key_column));
+  -- column comments: BI tools show them as descriptions of the group tables' columns
+  foreach col in array array[tbl, online] loop
+    execute pg_catalog.format('comment on column mlops_features.%I.%I is %L', col, ent.key_column,
+                              pg_catalog.format('Key of entity %s.', ent.name));
+    execute pg_catalog.format('comment on column mlops_features.%I.event_ts is %L', col,
+                              'Event time of the values: point-in-time joins and the TTL use it.');
+    execute pg_catalog.format('comment on column mlops_features.%I.created_at is %L', col,
+                              'When the row was written (ties on event_ts go to the later write).');
+    for f in select value from pg_catalog.jsonb_array_elements(spec) loop
+      execute pg_catalog.format('comment on column mlops_features.%I.%I is %L', col, f ->> 'name',
+        pg_catalog.format('Feature %s (%s%s%s%s%s).', f ->> 'name', mlops._feature_sqltype(f),
+                          case when (f ->> 'not_null')::boolean then ', not null' else '' end,
+                          case when f ? 'min' then ', >= ' || (f ->> 'min') else '' end,
+                          case when f ? 'max' then ', <= ' || (f ->> 'max') else '' end,
+                          case when f ? 'allowed' then ', one of ' || (f -> 'allowed')::text else '' end));
+    end loop;
+  end loop;
   execute pg_catalog.format('grant select on mlops_features.%I, mlops_features.%I to mlops_reader', tbl, online);
   execute pg_catalog.format('grant insert on mlops_features.%I to mlops_writer', tbl);
   execute pg_catalog.format('grant insert, update, delete on mlops_features.%I to mlops_writer', online);
@@ -3615,6 +3637,7 @@ comment on function mlops.predict_sql(text, text, float8[]) is
   'Scores one feature vector with a linear-flavor version in plain SQL: intercept + coefficients . features, '
   'through the logistic link when the artifact says so. Same result as mlops.predict (pgmlops_python).';
 
+-- Scores features given as jsonb (an array, or an object keyed by the version's feature names).
 create or replace function mlops.predict_sql(model text, alias_or_version text, features jsonb) returns float8
 language plpgsql stable parallel safe set search_path = pg_catalog, pg_temp
 as $$
@@ -5553,6 +5576,7 @@ $$;
 comment on function mlops._route(text, text) is
   'Private: model, experiment, variant and version number serving unit_id (see mlops.route).';
 
+-- The version number of mlops._route, for callers that need only the version to serve.
 create or replace function mlops.route(experiment_or_model text, unit_id text) returns integer
 language sql volatile set search_path = pg_catalog, pg_temp
 as $$ select (mlops._route(experiment_or_model, unit_id)).version $$;
@@ -7873,6 +7897,7 @@ $$;
 comment on function mlops._embedding_model(text) is
   'Private: model version id of an embedding model given as name or name@version; 42704 when unknown.';
 
+-- Dimension of an embedding model version, from its params.
 create or replace function mlops._embedding_dimension(model_version_id bigint) returns integer
 language sql stable parallel safe set search_path = pg_catalog, pg_temp
 as $$ select (v.params->>'dimension')::integer from mlops.model_versions v where v.id = model_version_id $$;
@@ -7996,6 +8021,7 @@ $$;
 comment on function mlops.embedding_cache_store(text[], vector[], text, interval) is
   'Stores embeddings for content hashes of a model (dimension checked, 22000 on mismatch); TTL 7 days by default.';
 
+-- Removes expired cache rows (workers and the CLI call it; a cache row is never needed after expiry).
 create or replace function mlops.purge_embedding_cache() returns integer
 language sql volatile set search_path = pg_catalog, pg_temp
 as $$
@@ -8006,6 +8032,7 @@ comment on function mlops.purge_embedding_cache() is 'Deletes expired cache entr
 
 -- ---------------------------------------------------------------- sync (vectorizer)
 
+-- The sync row of a name; 42704 when there is none.
 create or replace function mlops._sync(name text) returns mlops.embedding_syncs
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
@@ -8052,6 +8079,7 @@ as $$
 $$;
 comment on function mlops._sync_key_match(regclass, text[]) is 'Private: SQL matching source rows to queue keys.';
 
+-- SQL building a destination row's metadata jsonb from the source's metadata columns (quoted here).
 create or replace function mlops._sync_metadata_expr(metadata_columns text[], alias text) returns text
 language sql immutable parallel safe set search_path = pg_catalog, pg_temp
 as $$
@@ -8121,6 +8149,7 @@ $$;
 comment on function mlops._sync_create_table(regclass, text[], text, integer) is
   'Private: creates a physical destination table of a sync generation with HNSW (cosine) and metadata indexes.';
 
+-- (Re)creates the destination view over one generation's table, keeping the view's owner and grants.
 drop function if exists mlops._sync_point_view(text, text);  -- took the table as text
 create or replace function mlops._sync_point_view(dest text, tbl regclass) returns void
 language plpgsql volatile set search_path = pg_catalog, pg_temp
@@ -8645,6 +8674,7 @@ end
 $$;
 comment on function mlops.retry_embedding_errors(text) is 'Re-queues the failed rows of a sync; returns how many.';
 
+-- Rows of a sync generation table, or null when the table is gone (for the status view).
 create or replace function mlops._sync_row_count(tbl text) returns bigint
 language plpgsql stable set search_path = pg_catalog, pg_temp
 as $$
@@ -8654,7 +8684,7 @@ begin
   if tbl is null or pg_catalog.to_regclass(tbl) is null then
     return null;
   end if;
-  execute pg_catalog.format('select pg_catalog.count(*) from %s', tbl) into n;
+  execute pg_catalog.format('select pg_catalog.count(*) from %s', pg_catalog.to_regclass(tbl)) into n;
   return n;
 end
 $$;
