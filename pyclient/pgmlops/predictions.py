@@ -157,7 +157,8 @@ def _with_ids(conn: Any, batch: pd.DataFrame, version_id: pd.Series | None) -> p
     """batch with request_id and created_at filled as the server would fill them, ids taken from
     mlops.predictions_id_seq and the resolved model_version_id (null when unresolved)."""
     row = conn.execute("select pg_catalog.now() as now, (select pg_catalog.array_agg("
-                       "pg_catalog.nextval('mlops.predictions_id_seq')) from pg_catalog.generate_series(1, %s)) as ids",
+                       "pg_catalog.nextval('mlops.predictions_id_seq'))"
+                       " from pg_catalog.generate_series(1, %s::integer)) as ids",
                        (len(batch),), binary=True).fetchone()
     assert row is not None
     if "request_id" not in batch.columns:
