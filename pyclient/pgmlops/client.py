@@ -2,12 +2,15 @@
 
 ``pgmlops.connect()`` resolves the database from ``dsn``, then ``PGMLOPS_DSN``, then
 ``DATABASE_URL``, then the local embedded cluster. Connecting never installs anything.
+``pgmlops.connect_pool()`` (pool.py) hands out Clients on pooled connections, configured by the
+same :func:`configure_connection`.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from .embeddings import Embeddings
     from .experiments import Experiments
     from .feature_store import FeatureStore
+    from .pool import ClientPool
     from .predictions import Predictions
     from .registry import Registry
 
@@ -44,13 +48,32 @@ def resolve_dsn(dsn: str | None = None) -> str:
     return server.url()
 
 
-def open_connection(dsn: str, autocommit: bool = True) -> Connection:
-    """A psycopg connection with pgvector's types registered when the extension exists."""
-    conn: Connection = psycopg.connect(dsn, autocommit=autocommit, row_factory=dict_row)
+def reset_session_attributes(conn: Connection, autocommit: bool = True) -> None:
+    """Put back the connection attributes every pgmlops connection starts with (client side only,
+    no round trip; the connection must be idle): autocommit, dict rows, the server's default
+    isolation level, read/write mode and deferrability."""
+    conn.autocommit = autocommit
+    conn.row_factory = dict_row
+    conn.isolation_level = None
+    conn.read_only = None
+    conn.deferrable = None
+
+
+def configure_connection(conn: Connection, autocommit: bool = True) -> None:
+    """Configure a new connection as every pgmlops connection is (:func:`open_connection` and the
+    pools of ``pgmlops.connect_pool`` both call it): the attributes of
+    :func:`reset_session_attributes`, and pgvector's types registered when the extension exists."""
+    reset_session_attributes(conn, autocommit)
     if conn.execute("select 1 from pg_catalog.pg_extension where extname = 'vector'").fetchone():
         from pgvector.psycopg import register_vector
 
         register_vector(conn)
+
+
+def open_connection(dsn: str, autocommit: bool = True) -> Connection:
+    """A psycopg connection with pgvector's types registered when the extension exists."""
+    conn: Connection = psycopg.connect(dsn)
+    configure_connection(conn, autocommit)
     return conn
 
 
@@ -61,18 +84,48 @@ class Client:
     def __init__(self, dsn: str, read_dsn: str | None = None) -> None:
         self.dsn = dsn
         self.read_dsn = read_dsn
-        self.conn = open_connection(dsn)
         self.retries = 0  # transactions replayed by in_transaction after 40001 / 40P01
+        self._pool: ClientPool | None = None  # set on the Clients of ClientPool.client()
+        self._lock = threading.Lock()
+        self._read_conn: Connection | None = None
+        self._conn: Connection | None = open_connection(dsn)
 
-    @cached_property
+    @classmethod
+    def _pooled(cls, pool: ClientPool, conn: Connection) -> Client:
+        """A Client on ``conn``, a connection of ``pool`` (``ClientPool.client()`` makes them)."""
+        client = cls.__new__(cls)
+        client.dsn, client.read_dsn, client.retries = pool.dsn, pool.read_dsn, 0
+        client._pool, client._lock, client._read_conn, client._conn = pool, threading.Lock(), None, conn
+        return client
+
+    @property
+    def conn(self) -> Connection:
+        """Connection to the primary (``dsn``): every write goes through it."""
+        conn = self._conn
+        if conn is None:
+            raise PgmlopsError("this Client's connections went back to its pool when its "
+                               "`with pool.client()` block ended: take another one")
+        return conn
+
+    @property
     def read_conn(self) -> Connection:
         """Connection for read-only paths: the hot standby when ``read_dsn`` was given, else ``conn``.
 
         Served from it: online feature lookups, registry lookups (get_version, load, history, versions,
         compare_versions), prediction monitoring, experiment results, drift results and similarity
         search. Every write, and ``assign`` (a unit's first exposure inserts), uses ``conn`` (the
-        primary). A standby shows a commit once it has replayed it: see docs/replication.md."""
-        return open_connection(self.read_dsn) if self.read_dsn else self.conn
+        primary). A standby shows a commit once it has replayed it: see docs/replication.md.
+        Opened (or, on a pooled Client, taken from the read pool) on first use."""
+        read = self._read_conn
+        if read is not None:
+            return read
+        conn = self.conn
+        if not self.read_dsn:
+            return conn
+        with self._lock:
+            if self._read_conn is None:
+                self._read_conn = self._pool._read_connection() if self._pool else open_connection(self.read_dsn)
+            return self._read_conn
 
     def in_transaction(self, work: Callable[[Client], T], *,
                        isolation: psycopg.IsolationLevel | None = psycopg.IsolationLevel.SERIALIZABLE,
@@ -102,11 +155,16 @@ class Client:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
+        """Close the connections; a pooled Client gives them back to its pool instead (once)."""
         if "features" in self.__dict__:
             self.features.close()
-        if "read_conn" in self.__dict__ and self.read_conn is not self.conn:
-            self.read_conn.close()
-        self.conn.close()
+        if self._pool is not None:
+            self._pool._release(self)
+            return
+        if self._read_conn is not None:
+            self._read_conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
     def __enter__(self) -> Client:
         return self
@@ -167,7 +225,8 @@ class Client:
     def features(self) -> FeatureStore:
         from .feature_store import FeatureStore
 
-        return FeatureStore(self)
+        # a pooled Client shares its pool's lookup cache and LISTEN connection (see ClientPool)
+        return FeatureStore(self, self._pool._online_cache() if self._pool else None)
 
     @cached_property
     def registry(self) -> Registry:

@@ -48,13 +48,12 @@ class _OnlinePlan:
     ``one`` takes $1 = a key, ``many`` $1 = keys (bytes: psycopg neither encodes nor re-hashes them
     per call). The result layout is read from the first execution. ``name`` is the server-side
     prepared statement of ``one``, run at the libpq level: named after its SQL's hash, so a plan
-    rebuilt with the same SQL finds it prepared. ``tx`` loads its binary results."""
+    rebuilt with the same SQL finds it prepared."""
 
     one: bytes
     many: bytes
     name: bytes
     layout: _Layout | None = None
-    tx: psycopg.abc.Transformer | None = None
 
 
 class _Layout:
@@ -138,6 +137,43 @@ class _GroupWatch:
             self.conn = None
 
 
+class _Prepared:
+    """One connection's statements prepared by ``_online_one`` and the transformer that loads their
+    binary rows (the connection's adapters: pgvector's types), both used under the connection's lock."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.names: set[bytes] = set()
+        self.tx = Transformer(conn)
+
+
+class _OnlineCache:
+    """What makes online lookups cheap, kept across calls: the lookup plans, the watch that tells when
+    they are stale, one reusable cursor per thread and the statements prepared on each connection.
+    A Client owns one; the Clients of a ``ClientPool`` share the pool's, so a checkout neither rebuilds
+    plans nor opens a LISTEN connection of its own."""
+
+    def __init__(self, dsn: str) -> None:
+        self.plans: dict[tuple[str, tuple[str, ...]], _OnlinePlan] = {}
+        self.watch = _GroupWatch(dsn)
+        self.local = threading.local()  # one reusable cursor per thread
+        self.prepared: weakref.WeakKeyDictionary[Connection, _Prepared] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def prepared_on(self, conn: Connection) -> _Prepared:
+        """The entry of ``conn``, made on its first lookup; entries of closed connections go then
+        (a pool replaces connections, and an entry's transformer keeps its connection alive)."""
+        with self._lock:
+            entry = self.prepared.get(conn)
+            if entry is None:
+                for gone in [c for c in list(self.prepared) if c.closed]:
+                    del self.prepared[gone]
+                entry = self.prepared[conn] = _Prepared(conn)
+            return entry
+
+    def close(self) -> None:
+        self.watch.close()
+
+
 @dataclass(frozen=True)
 class GroupTable:
     """Where a feature group version lives."""
@@ -185,13 +221,14 @@ def _cell(value: Any, data_type: str | None) -> Any:
 class FeatureStore:
     """``client.features``: entities, feature groups, writes, online lookup, training sets."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, cache: _OnlineCache | None = None) -> None:
         self.client = client
-        self._plans: dict[tuple[str, tuple[str, ...]], _OnlinePlan] = {}
-        self._watch = _GroupWatch(client.dsn)
-        self._local = threading.local()  # one reusable cursor per thread
-        # names of the statements prepared by _online_one, per connection
-        self._prepared: weakref.WeakKeyDictionary[Connection, set[bytes]] = weakref.WeakKeyDictionary()
+        self._owns_cache = cache is None
+        self._cache = cache = cache or _OnlineCache(client.dsn)
+        self._plans = cache.plans
+        self._watch = cache.watch
+        self._local = cache.local
+        self._prepared = cache.prepared
 
     @property
     def conn(self) -> Connection:
@@ -341,9 +378,8 @@ class FeatureStore:
         if conn.closed or pgconn.pipeline_status != pq.PipelineStatus.OFF or (
                 not conn.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE):
             return None
-        prepared = self._prepared.get(conn)
-        if prepared is None:
-            prepared = self._prepared[conn] = set()
+        state = self._prepared.get(conn) or self._cache.prepared_on(conn)
+        prepared = state.names
         for attempt in range(2):
             with conn.lock:
                 if plan.name not in prepared:
@@ -355,10 +391,8 @@ class FeatureStore:
                     prepared.add(plan.name)
                 pgconn.send_query_prepared(plan.name, (key,), None, pq.Format.BINARY)
                 res = conn.wait(generators.execute(pgconn))[-1]
-                if res.status == pq.ExecStatus.TUPLES_OK:  # loaded under the lock: plan.tx is shared
-                    tx = plan.tx
-                    if tx is None:
-                        tx = plan.tx = Transformer(conn)
+                if res.status == pq.ExecStatus.TUPLES_OK:  # loaded under the lock: tx is the connection's
+                    tx = state.tx
                     if plan.layout is None:
                         encoding = conn.info.encoding
                         plan.layout = _Layout([(res.fname(i) or b"").decode(encoding) for i in range(res.nfields)])
@@ -391,8 +425,10 @@ class FeatureStore:
         return pd.DataFrame(columns)
 
     def close(self) -> None:
-        """Close the connection listening for feature group changes (``Client.close`` calls it)."""
-        self._watch.close()
+        """Close the connection listening for feature group changes (``Client.close`` calls it); a
+        pooled Client's store leaves it to the pool, which shares it between checkouts."""
+        if self._owns_cache:
+            self._cache.close()
 
     def purge_expired(self) -> int:
         """Delete online rows past their group's ttl; returns how many."""
