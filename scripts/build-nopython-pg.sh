@@ -16,6 +16,9 @@ SYS_BIN=/usr/lib/postgresql/15/bin
 SYS_LIB=/usr/lib/postgresql/15/lib
 SYS_EXT=/usr/share/postgresql/15/extension
 
+# Resolved before any cd (the .deb download below changes directory).
+here="$(cd "$(dirname "$0")/.." && pwd)"
+
 log() { printf '[build-nopython-pg] %s\n' "$*"; }
 
 version="$(dpkg-query -W -f='${Version}' postgresql-15)"
@@ -46,7 +49,6 @@ if ls "$NOPY_ROOT"/usr/share/postgresql/15/extension/ | grep -q '^plpython'; the
   log "plpython files found in $NOPY_ROOT: this installation must not have them"; exit 1
 fi
 # Our own extension files (the test checks they equal the repository's).
-here="$(cd "$(dirname "$0")/.." && pwd)"
 cp "$here"/extension/pgmlops*.control "$here"/extension/pgmlops*.sql "$NOPY_ROOT/usr/share/postgresql/15/extension/"
 chmod -R a+rX "$NOPY_ROOT"
 log "ok: $bin (no plpython3u)"

@@ -12,6 +12,9 @@ STATE=/var/lib/pgmlops-deps
 APT_PACKAGES=(postgresql-15 postgresql-plpython3-15 postgresql-server-dev-15 postgresql-client-15
               python3-numpy build-essential dpkg-dev sqlsmith chromium)
 
+# Resolved before any cd: the pgvector build below changes directory.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+
 log() { printf '[install-system-deps] %s\n' "$*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -63,7 +66,6 @@ fi
 id pgmlops >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash pgmlops
 
 # Our extension files into the server (cheap; keeps the server copy current).
-here="$(cd "$(dirname "$0")/.." && pwd)"
 make -s -C "$here/extension" PG_CONFIG=$PG_CONFIG install >/dev/null
 # A second installation without PL/Python for the companion-isolation test.
 bash "$here/scripts/build-nopython-pg.sh" >/dev/null
