@@ -193,8 +193,9 @@ def test_log_many_times_in_any_zone(client: pgmlops.Client, conn: Conn) -> None:
 
 
 def test_csv_chunks_reassemble_and_stop() -> None:
-    """The CSV writer thread: chunks in order that add up to the whole frame, with their sorted
-    keys; it stops when the caller leaves early; its errors reach the caller."""
+    """The CSV writer thread: chunks in order that add up to the whole frame, and the keys of
+    all rows in index order, one slice per chunk; it stops when the caller leaves early; its
+    errors reach the caller."""
     from pgmlops.predictions import CopyChunks
 
     df = pd.DataFrame({"request_id": [f"c{i}" for i in range(12_345)], "score": [i / 7 for i in range(12_345)]})
@@ -202,8 +203,9 @@ def test_csv_chunks_reassemble_and_stop() -> None:
         got = list(chunks)
     assert [n for n, _, _ in got] == [5_000, 5_000, 2_345]
     assert "".join(text for _, text, _ in got) == df.to_csv(header=False, index=False)
-    first_keys = [line.split(",")[0] for line in got[0][2].splitlines()]
-    assert first_keys == sorted(f"c{i}" for i in range(5_000))  # keys of the chunk, in index order
+    keys = [[line.split(",")[0] for line in k.splitlines()] for _, _, k in got]
+    assert [len(k) for k in keys] == [5_000, 5_000, 2_345]
+    assert sum(keys, []) == sorted(f"c{i}" for i in range(12_345))  # all keys, in index order
 
     with CopyChunks(df, 1_000) as chunks:
         it = iter(chunks)
@@ -265,6 +267,35 @@ def test_log_many_direct_path_and_its_fallbacks(dsn: str, conn: Conn) -> None:
         fresh.predictions.log_many(vectors, progress=False)
     assert info.value.sqlstate == "22000" and "feature_vector" in str(info.value)
     assert consistent(conn, "dv-") == (0, 0, 0)
+
+
+def test_log_many_repeat_in_a_late_chunk_loses_nothing(dsn: str, conn: Conn) -> None:
+    """The direct path COPYs all keys in key order, so chunk k carries other rows' keys: a repeat
+    found in a late chunk must undo every chunk, and the staging path then logs every new row
+    (keeping each chunk's own savepoint would have left keys whose rows were never written)."""
+    ids = [f"dl-{i}" for i in range(300)]
+    with pgmlops.connect(dsn) as fresh:
+        assert fresh.predictions.log_many(frame(ids[250:260]), progress=False) == 10
+        # in key order "dl-25x" falls in the second of three chunks of the keys, in the last of the rows
+        assert fresh.predictions.log_many(frame(ids, label="b"), chunk_size=100, progress=False) == 290
+    assert consistent(conn, "dl-") == (300, 300, 300)
+    assert conn.execute("select count(*) filter (where label = 'a'), count(*) filter (where label = 'b')"
+                        " from mlops.predictions where request_id like 'dl-%%'").fetchone() == (10, 290)
+
+
+@pytest.mark.parametrize("limit", [None, 0])  # fixed-width bytes, and str objects past the size limit
+def test_key_order_is_the_byte_order_of_the_key_index(conn: Conn, monkeypatch: pytest.MonkeyPatch,
+                                                       limit: int | None) -> None:
+    from pgmlops import predictions
+
+    if limit is not None:
+        monkeypatch.setattr(predictions, "_KEY_SORT_BYTES", limit)
+    ids = pd.Series(["b", "a10", "a9", "é", "z", "\U0001f600", "A", "a", "a", "ab", 7], dtype=object)
+    order = predictions.key_order(ids)
+    server = [r[0] for r in conn.execute("select k from unnest(%s::text[]) k order by k collate \"C\"",
+                                         ([str(x) for x in ids],)).fetchall()]
+    assert [str(ids[i]) for i in order] == server
+    assert [i for i in order if ids[i] == "a"] == [7, 8]  # stable: equal keys keep their rows' order
 
 
 def test_client_generated_request_ids_are_uuid4_text() -> None:

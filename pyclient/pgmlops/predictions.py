@@ -4,9 +4,9 @@ Single predictions go through ``mlops.log_prediction`` (one round trip). DataFra
 lists go chunk by chunk in one transaction (a background thread encodes the next chunk
 meanwhile, :class:`CopyChunks`: binary COPY data, or CSV for values binary cannot carry
 exactly): COPYed straight into mlops.predictions and its request-key table when every row
-passes log_prediction's rules, otherwise, and for repeated request_ids, through the session's
-staging table and ``mlops.log_staged_predictions`` (the SQL API's checks and request_id
-idempotency, set-based).
+passes log_prediction's rules, otherwise, and when any request_id repeats, all of them through
+the session's staging table and ``mlops.log_staged_predictions`` (the SQL API's checks and
+request_id idempotency, set-based).
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def _utc_text(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-#: Columns of a chunk's request keys in the batch (COPYed sorted: the index is filled in order),
-#: and their types for a binary COPY.
+#: Columns of the request keys in the batch (COPYed in key order: the index is filled as one
+#: ascending run), and their types for a binary COPY.
 KEY_COLUMNS = ("request_id", "id")
 KEY_TYPES = ("text", "int8")
 #: Types of the batch columns for a binary COPY, the same in mlops.predictions and the staging
@@ -151,6 +151,14 @@ def _uuid_texts(n: int) -> list[str]:
     h = raw.tobytes().hex()
     return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
             for i in range(0, 32 * n, 32)]
+
+
+def _constant(column: pd.Series) -> bool:
+    """Whether every value of column equals the first, or every value is missing."""
+    missing = column.isna()
+    if missing.all():
+        return True
+    return not missing.any() and bool((column == column.iloc[0]).all())
 
 
 def _with_ids(conn: Any, batch: pd.DataFrame, version_id: pd.Series | None) -> pd.DataFrame:
@@ -208,6 +216,23 @@ def _passes_rules(batch: pd.DataFrame) -> bool:
 _CSV_ROWS_PER_CALL = 2000
 
 
+#: Largest fixed-width copy of the request ids that :func:`key_order` makes to sort them as bytes.
+_KEY_SORT_BYTES = 256 * 1024 * 1024
+
+
+def key_order(request_ids: pd.Series) -> np.ndarray:
+    """Row positions in the order of the request ids' UTF-8 bytes: the order of the key index
+    (collation "C"), so that all chunks' keys enter it as one ascending run. Measured on 1M keys:
+    1.45 s instead of 2.0 s when each 100k chunk is sorted on its own (the bench's ids), 1.6 s
+    instead of 2.55 s for UUIDs, and an index 25-40 % smaller. As fixed-width bytes numpy sorts
+    1M UUIDs in 0.6 s, against 2.5 s as str objects. The order only speeds the COPY up: the
+    unique index checks every key whatever the order."""
+    encoded = [str(x).encode("utf-8", "surrogatepass") for x in request_ids]
+    width = max(map(len, encoded), default=1)
+    keys = np.array(encoded) if width * len(encoded) <= _KEY_SORT_BYTES else np.array(encoded, dtype=object)
+    return np.argsort(keys, kind="stable")
+
+
 def _copy_data(chunk: pd.DataFrame, types: Sequence[str] | None) -> str | bytes:
     """Binary COPY data of chunk when types are given and every column encodes exactly, else CSV."""
     data = binary_copy(chunk, types) if types is not None else None
@@ -222,9 +247,10 @@ class CopyChunks:
     """(rows, data, keys) of consecutive chunks of df, made by a background thread while the
     caller's server works on the previous chunk. data is binary COPY data (bytes) when types
     are given and every column of the chunk encodes exactly (:mod:`.copy_binary`), else CSV
-    text; keys likewise (key_types), empty unless key_columns are given: those columns sorted by
-    the first one in code point order, which is the byte order of its UTF-8 text: the order of
-    a "C" collation index. Use as a context manager so the thread stops when the caller fails.
+    text; keys likewise (key_types), empty unless key_columns are given: the k-th chunk of all
+    rows' key_columns in the order of the first one (:func:`key_order`), so chunk k's keys are
+    not its rows' keys and the caller must keep or undo all chunks together. Use as a context
+    manager so the thread stops when the caller fails.
     (Pausing the writer while the caller sends, so that socket writes need not wait for the
     GIL, was measured slower: it also stops the overlap.)"""
 
@@ -260,13 +286,14 @@ class CopyChunks:
 
     def _produce(self) -> None:
         try:
+            all_keys = self.df[self.key_columns] if self.key_columns else None
+            order = key_order(self.df[self.key_columns[0]]) if self.key_columns else None
             for start in range(0, len(self.df), self.chunk_size):
                 chunk = self.df.iloc[start:start + self.chunk_size]
                 data = _copy_data(chunk, self.types)
                 keys: str | bytes = ""
-                if self.key_columns:
-                    keys = _copy_data(chunk[self.key_columns].sort_values(self.key_columns[0], kind="stable"),
-                                      self.key_types)
+                if all_keys is not None and order is not None:
+                    keys = _copy_data(all_keys.iloc[order[start:start + self.chunk_size]], self.key_types)
                 self._put((len(chunk), data, keys))
             self._put(None)
         except BaseException as exc:  # handed to the consumer
@@ -305,13 +332,13 @@ class Predictions:
         a time in one transaction; returns how many were new. All or nothing: one bad row rejects
         the whole call.
 
-        Each chunk is first COPYed straight into mlops.predictions and its request keys into
-        mlops.prediction_requests (versions resolved once per call, ids taken from the sequence,
-        request keys in index order), inside a savepoint, when every row passes log_prediction's
-        rules (checked here, vectorized). Otherwise, or when the COPY fails (a request_id logged
-        before or repeated, a partition missing, row-level security, which refuses COPY), the same
-        CSV goes through the staging table and ``mlops.log_staged_predictions``, which skips
-        repeats, creates partitions and names any bad value."""
+        When every row passes log_prediction's rules (checked here, vectorized), the chunks are
+        COPYed straight into mlops.predictions and the request keys, all in key order, into
+        mlops.prediction_requests (versions resolved once per call, ids taken from the sequence),
+        inside one savepoint. Otherwise, or when that fails (a request_id logged before or
+        repeated, a partition missing, row-level security, which refuses COPY), every chunk goes
+        through the staging table and ``mlops.log_staged_predictions``, which skips repeats,
+        creates partitions and names any bad value."""
         df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         unknown = sorted(set(map(str, df.columns)) - set(COLUMNS))
         if unknown:
@@ -321,42 +348,41 @@ class Predictions:
         if df.empty:
             return 0
         conn = self.client.conn
-        new = 0
         with conn.transaction(), Progress(disable=not progress, transient=True) as bar:
             batch, direct = self._resolved_batch(df)
             columns = list(batch.columns)
             # binary text is UTF-8 bytes: only where the server reads the client's text as UTF-8
             binary = all(c in COPY_TYPES for c in columns) and codecs.lookup(conn.info.encoding).name == "utf-8"
             types = [COPY_TYPES[c] for c in columns] if binary else None
-            staging_ready = False
             task = bar.add_task("COPY predictions", total=len(batch))
-            with CopyChunks(batch, chunk_size, KEY_COLUMNS, types, KEY_TYPES) as chunks:
-                for rows_in_chunk, data, keys in chunks:
-                    direct_sql, staging_sql = copy_statements(columns, data)
-                    if direct:
-                        try:
-                            with conn.transaction():  # a savepoint
-                                with conn.cursor().copy(keys_copy(keys)) as copy:
-                                    copy.write(keys)
-                                with conn.cursor().copy(direct_sql) as copy:
-                                    copy.write(data)
-                            new += rows_in_chunk
+            if direct:
+                try:
+                    # one savepoint for all chunks: chunk k carries the k-th slice of all keys in
+                    # key order, not its own rows' keys, so a failure must undo every chunk
+                    with conn.transaction(), CopyChunks(batch, chunk_size, KEY_COLUMNS, types, KEY_TYPES) as chunks:
+                        for rows_in_chunk, data, keys in chunks:
+                            with conn.cursor().copy(keys_copy(keys)) as copy:
+                                copy.write(keys)
+                            with conn.cursor().copy(copy_statements(columns, data)[0]) as copy:
+                                copy.write(data)
                             bar.advance(task, rows_in_chunk)
-                            continue
-                        except (errors.UniqueViolation, errors.CheckViolation, errors.NotNullViolation):
-                            pass  # repeats, a broken rule or no partition yet: the staging path sorts it out
-                        except (errors.FeatureNotSupported, errors.InsufficientPrivilege):
-                            direct = False  # row-level security (tenancy) or no INSERT grant: staging from now on
-                    if not staging_ready:
-                        conn.execute("select mlops.create_prediction_staging()")
-                        staging_ready = True
-                    with conn.cursor().copy(staging_sql) as copy:
+                    return len(batch)
+                except (errors.UniqueViolation, errors.CheckViolation, errors.NotNullViolation):
+                    pass  # repeats, a broken rule or no partition yet: the staging path sorts it out
+                except (errors.FeatureNotSupported, errors.InsufficientPrivilege):
+                    pass  # row-level security (tenancy) or no INSERT grant
+                bar.reset(task)
+            conn.execute("select mlops.create_prediction_staging()")
+            new = 0
+            with CopyChunks(batch, chunk_size, (), types) as chunks:
+                for rows_in_chunk, data, _ in chunks:
+                    with conn.cursor().copy(copy_statements(columns, data)[1]) as copy:
                         copy.write(data)
                     row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
                     assert row is not None
                     new += int(row["n"])
                     bar.advance(task, rows_in_chunk)
-        return new
+            return new
 
     def _resolved_batch(self, df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
         """df as the rows to COPY (columns of :data:`COLUMNS` present, then id and model_version_id):
@@ -376,7 +402,9 @@ class Predictions:
             return _with_ids(conn, batch, None), False
         alias = batch["alias"] if "alias" in batch.columns else pd.Series(None, index=batch.index, dtype=object)
         keys = pd.DataFrame({"model": batch["model"], "version": batch["version"], "alias": alias})
-        combos = keys.drop_duplicates()
+        # the usual batch names one model, version and alias: checked per column in a fraction of
+        # the time drop_duplicates takes over the rows (0.2 s per 1M)
+        combos = keys.iloc[:1] if all(_constant(keys[c]) for c in keys.columns) else keys.drop_duplicates()
         resolved = conn.execute(
             "select version_id, version_number, vector_dim"
             " from mlops._resolve_prediction_versions(%s::text[], %s::integer[], %s::text[])",
