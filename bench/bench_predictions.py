@@ -1,8 +1,8 @@
 """Prediction logging benchmarks (issue 5), side by side in one run:
 
-1. bulk: N predictions through ``client.predictions.log_many`` (each chunk, as binary COPY data,
-   COPYed straight into the partitioned log and its sorted request keys into the key table, in a
-   savepoint, while a thread encodes the next chunk) vs a bare COPY of the same chunks (same
+1. bulk: N predictions through ``client.predictions.log_many`` (chunks as binary COPY data,
+   COPYed straight into the partitioned log and the request keys, in key order across chunks,
+   into the key table, in one savepoint, while a thread encodes the next chunk) vs a bare COPY of the same chunks (same
    thread, the same binary encoder, and also pandas CSV) into an unpartitioned table without
    triggers or indexes; and the server side alone, from binary data prepared beforehand: the
    direct COPY (keys + rows) and the staging path (COPY into the session temp table + set-based
