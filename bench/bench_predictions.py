@@ -1,8 +1,8 @@
 """Prediction logging benchmarks (issue 5), side by side in one run:
 
-1. bulk: N predictions through ``client.predictions.log_many`` (chunks as binary COPY data,
-   COPYed straight into the partitioned log and the request keys, in key order across chunks,
-   into the key table, in one savepoint, while a thread encodes the next chunk) vs a bare COPY of the same chunks (same
+1. bulk: N predictions through ``client.predictions.log_many`` (the request keys of all rows
+   in index order into the key table, then the rows chunk by chunk as binary COPY data into the
+   partitioned log, in one savepoint, while threads encode the next chunk) vs a bare COPY of the same chunks (same
    thread, the same binary encoder, and also pandas CSV) into an unpartitioned table without
    triggers or indexes; and the server side alone, from binary data prepared beforehand: the
    direct COPY (keys + rows) and the staging path (COPY into the session temp table + set-based
@@ -35,7 +35,7 @@ import pandas as pd
 import pgmlops
 import psycopg
 from pgmlops.copy_binary import binary_copy
-from pgmlops.predictions import COPY_TYPES, KEY_COLUMNS, KEY_TYPES, CopyChunks, copy_format, copy_statements, keys_copy
+from pgmlops.predictions import COPY_TYPES, KEY_TYPES, CopyChunks, copy_format, copy_statements, keys_copy, ordered_keys
 from rich.console import Console
 
 from bench.common import FAST_SETTINGS, bench_server, print_rows, run_cli
@@ -65,7 +65,7 @@ def bare_copy(conn: psycopg.Connection[Any], df: pd.DataFrame, binary: bool, chu
     log_many's or as pandas CSV, COPYed into a plain table."""
     types = [COPY_TYPES[c] for c in df.columns] if binary else None
     with conn.transaction(), CopyChunks(df, chunk, types=types) as chunks:
-        for _, data, _ in chunks:
+        for _, data in chunks:
             with conn.cursor().copy(f"copy bench_bare ({', '.join(df.columns)}) from stdin"
                                     f" (format {copy_format(data)})") as copy:
                 copy.write(data)
@@ -134,12 +134,13 @@ def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
                     cols, keys = list(df.columns), b""
                     data = binary_copy(df, [COPY_TYPES[c] for c in cols])
                     assert data is not None
-                else:  # the client's own data and sorted keys, made beforehand as one chunk
+                else:  # the client's own data and keys in index order, made beforehand as one chunk
                     batch, _ = client.predictions._resolved_batch(df)
                     cols = list(batch.columns)
-                    with CopyChunks(batch, n, KEY_COLUMNS, [COPY_TYPES[c] for c in cols], KEY_TYPES) as chunks:
-                        ((_, data, keys),) = list(chunks)
-                    assert isinstance(data, bytes) and isinstance(keys, bytes)
+                    data = binary_copy(batch, [COPY_TYPES[c] for c in cols])
+                    encoded_keys = binary_copy(ordered_keys(batch), KEY_TYPES)
+                    assert data is not None and encoded_keys is not None
+                    keys = encoded_keys
                     direct_sql, staging_sql = copy_statements(cols, data)
                 if kind.startswith("keyed"):
                     conn.execute("truncate bench_keyed")  # both keyed cases start from an empty index
@@ -310,7 +311,7 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     with bench_server("pred", (*FAST_SETTINGS, ("max_connections", "50"))) as server:
         dsn = server.url()
         setup(dsn)
-        n, reps = (100_000, 3) if quick else (1_000_000, 1)
+        n, reps = (100_000, 3) if quick else (1_000_000, 3)
         rows += bench_bulk(dsn, n, reps)
         rows += bench_single(dsn, 500 if quick else 3000)
         rows += bench_concurrent(dsn, 8, 5_000 if quick else 50_000)

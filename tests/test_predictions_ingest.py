@@ -193,19 +193,20 @@ def test_log_many_times_in_any_zone(client: pgmlops.Client, conn: Conn) -> None:
 
 
 def test_csv_chunks_reassemble_and_stop() -> None:
-    """The CSV writer thread: chunks in order that add up to the whole frame, and the keys of
-    all rows in index order, one slice per chunk; it stops when the caller leaves early; its
-    errors reach the caller."""
-    from pgmlops.predictions import CopyChunks
+    """The CSV writer thread: chunks in order that add up to the whole frame; it stops when the
+    caller leaves early; its errors reach the caller. The keys of all rows come in index order."""
+    from pgmlops.predictions import CopyChunks, ordered_keys
 
-    df = pd.DataFrame({"request_id": [f"c{i}" for i in range(12_345)], "score": [i / 7 for i in range(12_345)]})
-    with CopyChunks(df, 5_000, key_columns=("request_id", "score")) as chunks:
+    df = pd.DataFrame({"request_id": [f"c{i}" for i in range(12_345)], "id": range(12_345),
+                       "score": [i / 7 for i in range(12_345)]})
+    with CopyChunks(df, 5_000) as chunks:
         got = list(chunks)
-    assert [n for n, _, _ in got] == [5_000, 5_000, 2_345]
-    assert "".join(text for _, text, _ in got) == df.to_csv(header=False, index=False)
-    keys = [[line.split(",")[0] for line in k.splitlines()] for _, _, k in got]
-    assert [len(k) for k in keys] == [5_000, 5_000, 2_345]
-    assert [k for part in keys for k in part] == sorted(f"c{i}" for i in range(12_345))  # all keys, in index order
+    assert [n for n, _ in got] == [5_000, 5_000, 2_345]
+    assert "".join(text for _, text in got) == df.to_csv(header=False, index=False)
+    keys = ordered_keys(df)
+    assert list(keys.columns) == ["request_id", "id"]
+    assert list(keys["request_id"]) == sorted(f"c{i}" for i in range(12_345))
+    assert all(keys["request_id"] == "c" + keys["id"].astype(str))  # each key keeps its row's id
 
     with CopyChunks(df, 1_000) as chunks:
         it = iter(chunks)
@@ -343,7 +344,7 @@ def test_log_many_json_as_text_objects_or_null(client: pgmlops.Client, conn: Con
 def test_log_many_chunks_go_binary_or_csv_and_store_alike(client: pgmlops.Client, conn: Conn) -> None:
     """Chunks whose values binary COPY carries exactly go binary (the direct path's usual case);
     a chunk it cannot carry (here integers among the unit ids) goes as CSV in the same call."""
-    from pgmlops.predictions import COPY_TYPES, KEY_COLUMNS, KEY_TYPES, CopyChunks
+    from pgmlops.predictions import COPY_TYPES, CopyChunks
 
     n = 300
     df = pd.DataFrame({"request_id": [f"bc-{i}" for i in range(n)], "model": MODEL, "version": 1,
@@ -355,9 +356,9 @@ def test_log_many_chunks_go_binary_or_csv_and_store_alike(client: pgmlops.Client
         batch, direct = client.predictions._resolved_batch(df)
         assert direct
         types = [COPY_TYPES[c] for c in batch.columns]
-        with CopyChunks(batch, 150, KEY_COLUMNS, types, KEY_TYPES) as chunks:
-            formats = [(type(data), type(keys)) for _, data, keys in chunks]
-        assert formats == [(bytes, bytes), (str, bytes)]
+        with CopyChunks(batch, 150, types) as chunks:
+            formats = [type(data) for _, data in chunks]
+        assert formats == [bytes, str]
     assert client.predictions.log_many(df, chunk_size=150, progress=False) == n
     got = conn.execute("select request_id, unit_id, label, score, features, created_at, model_version"
                        " from mlops.predictions where request_id like 'bc-%' order by created_at").fetchall()
@@ -372,13 +373,17 @@ def test_log_many_chunks_go_binary_or_csv_and_store_alike(client: pgmlops.Client
 
 def test_log_many_under_a_non_utf8_client_encoding_sends_csv(dsn: str, conn: Conn) -> None:
     """Binary text is UTF-8 bytes, so a session whose client_encoding is not UTF-8 gets CSV, which
-    psycopg encodes in the session's encoding: the text arrives intact."""
+    psycopg encodes in the session's encoding: the text arrives intact, in the rows and in the
+    request keys alike (a key stored otherwise than its row's id would let a repeat in)."""
+    conn.execute("select mlops.maintain_predictions()")  # today's partition exists: the direct path can take it
     with pgmlops.connect(dsn) as latin:
         latin.conn.execute("set client_encoding = 'LATIN1'")
-        df = pd.DataFrame({"model": MODEL, "version": 1, "request_id": ["enc-1", "enc-2"], "label": ["é", "ü"]})
+        df = pd.DataFrame({"model": MODEL, "version": 1, "request_id": ["enc-1", "enc-é"], "label": ["é", "ü"]})
         assert latin.predictions.log_many(df, progress=False) == 2
+        assert latin.predictions.log_many(df, progress=False) == 0
     got = conn.execute("select label from mlops.predictions where request_id like 'enc-%' order by request_id")
     assert [r[0] for r in got.fetchall()] == ["é", "ü"]
+    assert consistent(conn, "enc-") == (2, 2, 2)
 
 
 def test_log_many_feature_vectors_binary_or_as_text(dsn: str, conn: Conn) -> None:

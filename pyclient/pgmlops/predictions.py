@@ -233,6 +233,11 @@ def key_order(request_ids: pd.Series) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
+def ordered_keys(batch: pd.DataFrame) -> pd.DataFrame:
+    """The request keys (:data:`KEY_COLUMNS`) of all rows of batch, in the key index's order."""
+    return batch[list(KEY_COLUMNS)].iloc[key_order(batch["request_id"])]
+
+
 def _copy_data(chunk: pd.DataFrame, types: Sequence[str] | None) -> str | bytes:
     """Binary COPY data of chunk when types are given and every column encodes exactly, else CSV."""
     data = binary_copy(chunk, types) if types is not None else None
@@ -244,21 +249,16 @@ def _copy_data(chunk: pd.DataFrame, types: Sequence[str] | None) -> str | bytes:
 
 
 class CopyChunks:
-    """(rows, data, keys) of consecutive chunks of df, made by a background thread while the
-    caller's server works on the previous chunk. data is binary COPY data (bytes) when types
-    are given and every column of the chunk encodes exactly (:mod:`.copy_binary`), else CSV
-    text; keys likewise (key_types), empty unless key_columns are given: the k-th chunk of all
-    rows' key_columns in the order of the first one (:func:`key_order`), so chunk k's keys are
-    not its rows' keys and the caller must keep or undo all chunks together. Use as a context
-    manager so the thread stops when the caller fails.
+    """(rows, data) of consecutive chunks of df, made by a background thread while the caller's
+    server works on the previous chunk. data is binary COPY data (bytes) when types are given
+    and every column of the chunk encodes exactly (:mod:`.copy_binary`), else CSV text. Use as
+    a context manager so the thread stops when the caller fails.
     (Pausing the writer while the caller sends, so that socket writes need not wait for the
     GIL, was measured slower: it also stops the overlap.)"""
 
-    def __init__(self, df: pd.DataFrame, chunk_size: int, key_columns: Sequence[str] = (),
-                 types: Sequence[str] | None = None, key_types: Sequence[str] | None = None) -> None:
-        self.df, self.chunk_size, self.key_columns = df, chunk_size, list(key_columns)
-        self.types, self.key_types = types, key_types
-        self._chunks: queue.Queue[tuple[int, str | bytes, str | bytes] | BaseException | None] = queue.Queue(maxsize=1)
+    def __init__(self, df: pd.DataFrame, chunk_size: int, types: Sequence[str] | None = None) -> None:
+        self.df, self.chunk_size, self.types = df, chunk_size, types
+        self._chunks: queue.Queue[tuple[int, str | bytes] | BaseException | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._produce, name="pgmlops-copy", daemon=True)
 
@@ -270,13 +270,13 @@ class CopyChunks:
         self._stop.set()
         self._worker.join()
 
-    def __iter__(self) -> Iterator[tuple[int, str | bytes, str | bytes]]:
+    def __iter__(self) -> Iterator[tuple[int, str | bytes]]:
         while (item := self._chunks.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
             yield item
 
-    def _put(self, item: tuple[int, str | bytes, str | bytes] | BaseException | None) -> None:
+    def _put(self, item: tuple[int, str | bytes] | BaseException | None) -> None:
         while not self._stop.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
@@ -286,15 +286,9 @@ class CopyChunks:
 
     def _produce(self) -> None:
         try:
-            all_keys = self.df[self.key_columns] if self.key_columns else None
-            order = key_order(self.df[self.key_columns[0]]) if self.key_columns else None
             for start in range(0, len(self.df), self.chunk_size):
                 chunk = self.df.iloc[start:start + self.chunk_size]
-                data = _copy_data(chunk, self.types)
-                keys: str | bytes = ""
-                if all_keys is not None and order is not None:
-                    keys = _copy_data(all_keys.iloc[order[start:start + self.chunk_size]], self.key_types)
-                self._put((len(chunk), data, keys))
+                self._put((len(chunk), _copy_data(chunk, self.types)))
             self._put(None)
         except BaseException as exc:  # handed to the consumer
             self._put(exc)
@@ -332,10 +326,10 @@ class Predictions:
         a time in one transaction; returns how many were new. All or nothing: one bad row rejects
         the whole call.
 
-        When every row passes log_prediction's rules (checked here, vectorized), the chunks are
-        COPYed straight into mlops.predictions and the request keys, all in key order, into
-        mlops.prediction_requests (versions resolved once per call, ids taken from the sequence),
-        inside one savepoint. Otherwise, or when that fails (a request_id logged before or
+        When every row passes log_prediction's rules (checked here, vectorized), the request keys
+        are COPYed into mlops.prediction_requests, all in the index's order, then the chunks
+        straight into mlops.predictions (versions resolved once per call, ids taken from the
+        sequence), inside one savepoint. Otherwise, or when that fails (a request_id logged before or
         repeated, a partition missing, row-level security, which refuses COPY), every chunk goes
         through the staging table and ``mlops.log_staged_predictions``, which skips repeats,
         creates partitions and names any bad value."""
@@ -357,12 +351,14 @@ class Predictions:
             task = bar.add_task("COPY predictions", total=len(batch))
             if direct:
                 try:
-                    # one savepoint for all chunks: chunk k carries the k-th slice of all keys in
-                    # key order, not its own rows' keys, so a failure must undo every chunk
-                    with conn.transaction(), CopyChunks(batch, chunk_size, KEY_COLUMNS, types, KEY_TYPES) as chunks:
-                        for rows_in_chunk, data, keys in chunks:
-                            with conn.cursor().copy(keys_copy(keys)) as copy:
-                                copy.write(keys)
+                    # one savepoint: all keys first, in the index's order (a repeat fails before any
+                    # row is written), then the rows; the rows' first chunk is encoded meanwhile
+                    with (conn.transaction(), CopyChunks(batch, chunk_size, types) as chunks,
+                          CopyChunks(ordered_keys(batch), chunk_size, None if types is None else KEY_TYPES) as keys):
+                        for _, data in keys:
+                            with conn.cursor().copy(keys_copy(data)) as copy:
+                                copy.write(data)
+                        for rows_in_chunk, data in chunks:
                             with conn.cursor().copy(copy_statements(columns, data)[0]) as copy:
                                 copy.write(data)
                             bar.advance(task, rows_in_chunk)
@@ -374,8 +370,8 @@ class Predictions:
                 bar.reset(task)
             conn.execute("select mlops.create_prediction_staging()")
             new = 0
-            with CopyChunks(batch, chunk_size, (), types) as chunks:
-                for rows_in_chunk, data, _ in chunks:
+            with CopyChunks(batch, chunk_size, types) as chunks:
+                for rows_in_chunk, data in chunks:
                     with conn.cursor().copy(copy_statements(columns, data)[1]) as copy:
                         copy.write(data)
                     row = conn.execute("select mlops.log_staged_predictions() as n").fetchone()  # empties staging
