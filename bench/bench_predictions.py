@@ -110,6 +110,8 @@ def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
                 bare_copy(conn, df, binary)
                 times_of.append(time.perf_counter() - t)
                 conn.execute("truncate bench_bare")
+            # every rep from the same start as the bare COPY's: an empty log and key index
+            conn.execute("truncate mlops.predictions, mlops.prediction_requests")
             t = time.perf_counter()
             assert client.predictions.log_many(df, progress=False) == n
             ours.append(time.perf_counter() - t)
@@ -144,6 +146,8 @@ def bench_bulk(dsn: str, n: int, reps: int) -> list[dict[str, Any]]:
                     direct_sql, staging_sql = copy_statements(cols, data)
                 if kind.startswith("keyed"):
                     conn.execute("truncate bench_keyed")  # both keyed cases start from an empty index
+                elif kind != "bare":  # ours likewise: an empty log and key index
+                    conn.execute("truncate mlops.predictions, mlops.prediction_requests")
                 t, c = time.perf_counter(), backend_cpu(conn)
                 with conn.transaction():
                     if kind.startswith(("bare", "keyed")):
