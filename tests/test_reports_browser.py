@@ -1,11 +1,13 @@
 """HTML reports opened in a real browser (Debian's chromium through Playwright, no browser
 download): no request leaves the file, the expected number of plotly plots renders, no
-console errors. A screenshot of each report goes to docs/img/."""
+console errors. A screenshot of each report is taken; it replaces the README's picture in
+docs/img/ only with PGMLOPS_UPDATE_SCREENSHOTS=1 (a test run leaves the repository as it was)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +27,11 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IMG = ROOT / "docs" / "img"
+
+
+def screenshot_path(tmp_path: Path, name: str) -> Path:
+    """Where a report's screenshot goes: the README's picture when asked to update them, else tmp_path."""
+    return (IMG if os.environ.get("PGMLOPS_UPDATE_SCREENSHOTS") == "1" else tmp_path) / name
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")
 
 
@@ -76,6 +83,7 @@ def open_report(browser: Any, path: Path, expected_plots: int, screenshot: Path 
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.read_bytes().startswith(b"\x89PNG"), screenshot
     page.close()
     return out
 
@@ -124,7 +132,7 @@ def test_drift_report_in_browser(browser: Any, drift_db: str, tmp_path: Path) ->
     with pgmlops.connect(drift_db) as client:
         client.drift.report("br_monitor", path)
         columns = len(client.drift.results("br_monitor")["column_name"].unique())
-    opened = open_report(browser, path, columns, IMG / "drift_report.png")
+    opened = open_report(browser, path, columns, screenshot_path(tmp_path, "drift_report.png"))
     assert opened.external == [], f"report requested other hosts: {opened.external}"
     assert opened.errors == [], opened.errors
     assert opened.plots == columns == 2
@@ -149,7 +157,7 @@ def test_model_report_in_browser(browser: Any, registry_db: tuple[str, Populated
     with pgmlops.connect(registry_db[0]) as client:
         path.write_text(model_report_html(client, MODEL))
     # alias history + latency per version + accuracy per version
-    opened = open_report(browser, path, 3, IMG / "model_report.png")
+    opened = open_report(browser, path, 3, screenshot_path(tmp_path, "model_report.png"))
     assert opened.external == [], f"report requested other hosts: {opened.external}"
     assert opened.errors == [], opened.errors
     assert opened.plots == 3
@@ -162,7 +170,7 @@ def test_experiment_report_in_browser(browser: Any, registry_db: tuple[str, Popu
     path = tmp_path / "experiment.html"
     with pgmlops.connect(registry_db[0]) as client:
         path.write_text(experiment_report_html(client, "bi_exp"))
-    opened = open_report(browser, path, 2, IMG / "experiment_report.png")
+    opened = open_report(browser, path, 2, screenshot_path(tmp_path, "experiment_report.png"))
     assert opened.external == [], f"report requested other hosts: {opened.external}"
     assert opened.errors == [], opened.errors
     assert opened.plots == 2
