@@ -191,8 +191,9 @@ def test_same_variant_as_growthbook_sdk(pconn: psycopg.Connection[Any], weights:
     # ASCII, non-ASCII (beyond the BMP too), ids longer than the unrolled SQL hash (64 bytes), one repeated
     ids = [f"user-{i}" for i in range(1500)] + ["ünï-1", "😀-2", "日本-3", "L" * 65, "long-😀" * 40, "q" * 3000,
                                                  "user-7"]
-    got = batch(pconn, name, ids)
+    # single assigns first, so they bucket new units themselves (after the batch they would be sticky)
     single = [pconn.execute("select mlops.assign(%s::text, %s::text)", (name, u)).fetchone() for u in ids[:50]]
+    got = batch(pconn, name, ids)  # 50 sticky units, the rest new
     exp = GbExperiment(key=name, variations=list(range(len(weights))), weights=weights, coverage=coverage,
                        seed=seed or None, hashVersion=2, namespace=namespace)
     expected = []
