@@ -363,11 +363,11 @@ class Predictions:
                                 copy.write(data)
                             bar.advance(task, rows_in_chunk)
                     return len(batch)
-                except (errors.UniqueViolation, errors.CheckViolation, errors.NotNullViolation):
-                    pass  # repeats, a broken rule or no partition yet: the staging path sorts it out
-                except (errors.FeatureNotSupported, errors.InsufficientPrivilege):
-                    pass  # row-level security (tenancy) or no INSERT grant
-                bar.reset(task)
+                # repeats, a broken rule or no partition yet; row-level security (tenancy) or no INSERT
+                # grant: the staging path sorts it out
+                except (errors.UniqueViolation, errors.CheckViolation, errors.NotNullViolation,
+                        errors.FeatureNotSupported, errors.InsufficientPrivilege):
+                    bar.reset(task)
             conn.execute("select mlops.create_prediction_staging()")
             new = 0
             with CopyChunks(batch, chunk_size, types) as chunks:
