@@ -4878,18 +4878,19 @@ $$;
 comment on function mlops.gb_in_namespace(text, text, float8, float8) is
   'GrowthBook inNamespace(unit, [namespace, start, end]): true when the unit''s v1 namespace hash falls in the range.';
 
--- GrowthBook's getBucketRanges: variant i covers [cumulative_i, cumulative_i + coverage * weight_i),
--- computed with the same float8 operations in the same order as the SDK.
-create or replace function mlops.gb_bucket_ranges(weights float8[], coverage float8 default 1)
-returns table (variant integer, range_start float8, range_end float8)
+-- GrowthBook's getBucketRanges as one sorted array {start0, end0, start1, end1, ...}: variant i
+-- covers [cumulative_i, cumulative_i + coverage * weight_i), computed with the same float8
+-- operations in the same order as the SDK. Ranges never overlap, so width_bucket(n, thresholds)
+-- finds n's slot directly: odd slot 2i + 1 is variant i, even slots are the coverage gaps (the
+-- SDK's first-range-wins choice). One plain array, no set-returning call: assign() runs it per new unit.
+create or replace function mlops._gb_thresholds(weights float8[], coverage float8 default 1) returns float8[]
 language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
 as $$
 declare
   cumulative float8 := 0;
   w float8;
-  s float8;
-  i integer := 0;
   total float8 := 0;
+  thresholds float8[] := '{}';
 begin
   if weights is null or pg_catalog.cardinality(weights) = 0 then
     raise exception using errcode = '22023', message = 'weights must be a non-empty array';
@@ -4906,13 +4907,24 @@ begin
     weights := pg_catalog.array_fill(1::float8 / pg_catalog.cardinality(weights), array[pg_catalog.cardinality(weights)]);
   end if;
   foreach w in array weights loop
-    s := cumulative;
+    thresholds := thresholds || array[cumulative, cumulative + coverage * w];
     cumulative := cumulative + w;
-    variant := i; range_start := s; range_end := s + coverage * w;
-    return next;
-    i := i + 1;
   end loop;
+  return thresholds;
 end
+$$;
+comment on function mlops._gb_thresholds(float8[], float8) is
+  'Private: GrowthBook getBucketRanges(weights, coverage) as {start0, end0, start1, end1, ...} for width_bucket.';
+
+-- GrowthBook's getBucketRanges: one row per variant of mlops._gb_thresholds.
+create or replace function mlops.gb_bucket_ranges(weights float8[], coverage float8 default 1)
+returns table (variant integer, range_start float8, range_end float8)
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select (i - 1) / 2, t.t[i], t.t[i + 1]
+    from (select mlops._gb_thresholds(weights, coverage) as t) t,
+         pg_catalog.generate_series(1, pg_catalog.cardinality(t.t), 2) i
+   order by i
 $$;
 comment on function mlops.gb_bucket_ranges(float8[], float8) is
   'GrowthBook getBucketRanges(weights, coverage): one [range_start, range_end) per variant (0-based).';
@@ -5351,6 +5363,9 @@ declare
   r record;
   e mlops.experiments;
   n float8;
+  weights float8[];
+  names text[];
+  slot integer;
   pos integer;
   name text;
 begin
@@ -5377,15 +5392,14 @@ begin
     return null;
   end if;
   n := mlops.gb_hash(e.seed, unit_id, 2);
-  select v.position, v.name into pos, name
-    from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
-                                  where x.experiment_id = e.id), e.coverage) b
-    join mlops.experiment_variants v on v.experiment_id = e.id and v.position = b.variant
-   where n >= b.range_start and n < b.range_end
-   order by b.variant limit 1;
-  if pos is null then
+  select pg_catalog.array_agg(v.weight order by v.position), pg_catalog.array_agg(v.name order by v.position)
+    into weights, names from mlops.experiment_variants v where v.experiment_id = e.id;
+  slot := pg_catalog.width_bucket(n, mlops._gb_thresholds(weights, e.coverage));
+  if slot % 2 = 0 then  -- a gap left by coverage
     return null;
   end if;
+  pos := (slot - 1) / 2;
+  name := names[pos + 1];
   insert into mlops.experiment_assignments (experiment_id, unit_id, variant) values (e.id, unit_id, pos)
   on conflict do nothing;
   if not found then  -- a concurrent first exposure won: use what it recorded
@@ -5437,15 +5451,12 @@ begin
     -- CONFLICT) cannot collide.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
   end if;
-  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
-  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
-  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
-  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
-                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
+  -- Bucket ranges as one sorted threshold array (mlops._gb_thresholds): width_bucket finds
+  -- n's slot, odd slots are variants, even slots the gaps left by coverage.
+  select mlops._gb_thresholds(pg_catalog.array_agg(v.weight order by v.position), e.coverage),
+         pg_catalog.array_agg(v.name order by v.position)
     into thresholds, names
-    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
-                                  where v.experiment_id = e.id), e.coverage) r
-   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
+    from mlops.experiment_variants v where v.experiment_id = e.id;
   -- inNamespace: the v1 buckets k (n = k / 1000) inside [namespace_start, namespace_end) are one run
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k
@@ -9061,7 +9072,8 @@ grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.
 grant execute on function
   mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer),
   mlops._gb_hash_sql(text, integer, text, text, text, integer, integer), mlops.gb_hash(text, text, integer),
-  mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
+  mlops.gb_in_namespace(text, text, float8, float8), mlops._gb_thresholds(float8[], float8),
+  mlops.gb_bucket_ranges(float8[], float8),
   mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
   mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),
   mlops._betainc(float8, float8, float8), mlops._t_two_sided_p(float8, float8), mlops._gammq(float8, float8),

@@ -145,18 +145,19 @@ $$;
 comment on function mlops.gb_in_namespace(text, text, float8, float8) is
   'GrowthBook inNamespace(unit, [namespace, start, end]): true when the unit''s v1 namespace hash falls in the range.';
 
--- GrowthBook's getBucketRanges: variant i covers [cumulative_i, cumulative_i + coverage * weight_i),
--- computed with the same float8 operations in the same order as the SDK.
-create or replace function mlops.gb_bucket_ranges(weights float8[], coverage float8 default 1)
-returns table (variant integer, range_start float8, range_end float8)
+-- GrowthBook's getBucketRanges as one sorted array {start0, end0, start1, end1, ...}: variant i
+-- covers [cumulative_i, cumulative_i + coverage * weight_i), computed with the same float8
+-- operations in the same order as the SDK. Ranges never overlap, so width_bucket(n, thresholds)
+-- finds n's slot directly: odd slot 2i + 1 is variant i, even slots are the coverage gaps (the
+-- SDK's first-range-wins choice). One plain array, no set-returning call: assign() runs it per new unit.
+create or replace function mlops._gb_thresholds(weights float8[], coverage float8 default 1) returns float8[]
 language plpgsql immutable parallel safe set search_path = pg_catalog, pg_temp
 as $$
 declare
   cumulative float8 := 0;
   w float8;
-  s float8;
-  i integer := 0;
   total float8 := 0;
+  thresholds float8[] := '{}';
 begin
   if weights is null or pg_catalog.cardinality(weights) = 0 then
     raise exception using errcode = '22023', message = 'weights must be a non-empty array';
@@ -173,13 +174,24 @@ begin
     weights := pg_catalog.array_fill(1::float8 / pg_catalog.cardinality(weights), array[pg_catalog.cardinality(weights)]);
   end if;
   foreach w in array weights loop
-    s := cumulative;
+    thresholds := thresholds || array[cumulative, cumulative + coverage * w];
     cumulative := cumulative + w;
-    variant := i; range_start := s; range_end := s + coverage * w;
-    return next;
-    i := i + 1;
   end loop;
+  return thresholds;
 end
+$$;
+comment on function mlops._gb_thresholds(float8[], float8) is
+  'Private: GrowthBook getBucketRanges(weights, coverage) as {start0, end0, start1, end1, ...} for width_bucket.';
+
+-- GrowthBook's getBucketRanges: one row per variant of mlops._gb_thresholds.
+create or replace function mlops.gb_bucket_ranges(weights float8[], coverage float8 default 1)
+returns table (variant integer, range_start float8, range_end float8)
+language sql immutable parallel safe set search_path = pg_catalog, pg_temp
+as $$
+  select (i - 1) / 2, t.t[i], t.t[i + 1]
+    from (select mlops._gb_thresholds(weights, coverage) as t) t,
+         pg_catalog.generate_series(1, pg_catalog.cardinality(t.t), 2) i
+   order by i
 $$;
 comment on function mlops.gb_bucket_ranges(float8[], float8) is
   'GrowthBook getBucketRanges(weights, coverage): one [range_start, range_end) per variant (0-based).';

@@ -343,6 +343,9 @@ declare
   r record;
   e mlops.experiments;
   n float8;
+  weights float8[];
+  names text[];
+  slot integer;
   pos integer;
   name text;
 begin
@@ -369,15 +372,14 @@ begin
     return null;
   end if;
   n := mlops.gb_hash(e.seed, unit_id, 2);
-  select v.position, v.name into pos, name
-    from mlops.gb_bucket_ranges((select array_agg(x.weight order by x.position) from mlops.experiment_variants x
-                                  where x.experiment_id = e.id), e.coverage) b
-    join mlops.experiment_variants v on v.experiment_id = e.id and v.position = b.variant
-   where n >= b.range_start and n < b.range_end
-   order by b.variant limit 1;
-  if pos is null then
+  select pg_catalog.array_agg(v.weight order by v.position), pg_catalog.array_agg(v.name order by v.position)
+    into weights, names from mlops.experiment_variants v where v.experiment_id = e.id;
+  slot := pg_catalog.width_bucket(n, mlops._gb_thresholds(weights, e.coverage));
+  if slot % 2 = 0 then  -- a gap left by coverage
     return null;
   end if;
+  pos := (slot - 1) / 2;
+  name := names[pos + 1];
   insert into mlops.experiment_assignments (experiment_id, unit_id, variant) values (e.id, unit_id, pos)
   on conflict do nothing;
   if not found then  -- a concurrent first exposure won: use what it recorded
@@ -429,15 +431,12 @@ begin
     -- CONFLICT) cannot collide.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlops.experiment_assignments'), e.id::integer);
   end if;
-  -- Bucket ranges as one sorted threshold array {start0, end0, start1, end1, ...}: the
-  -- built-in width_bucket finds n's slot, odd slots are variants, even slots the gaps left
-  -- by coverage (ranges never overlap, so this is GrowthBook's first-range-wins choice).
-  select array_agg(x.bound order by r.variant, x.k), (select array_agg(v.name order by v.position)
-                                                      from mlops.experiment_variants v where v.experiment_id = e.id)
+  -- Bucket ranges as one sorted threshold array (mlops._gb_thresholds): width_bucket finds
+  -- n's slot, odd slots are variants, even slots the gaps left by coverage.
+  select mlops._gb_thresholds(pg_catalog.array_agg(v.weight order by v.position), e.coverage),
+         pg_catalog.array_agg(v.name order by v.position)
     into thresholds, names
-    from mlops.gb_bucket_ranges((select array_agg(v.weight order by v.position) from mlops.experiment_variants v
-                                  where v.experiment_id = e.id), e.coverage) r
-   cross join lateral (values (1, r.range_start), (2, r.range_end)) x(k, bound);
+    from mlops.experiment_variants v where v.experiment_id = e.id;
   -- inNamespace: the v1 buckets k (n = k / 1000) inside [namespace_start, namespace_end) are one run
   select coalesce(min(k), 1), coalesce(max(k), 0) into ns_lo, ns_hi
     from pg_catalog.generate_series(0, 999) k

@@ -7,7 +7,8 @@ grant select on mlops.experiments_bi, mlops.experiment_assignments_daily, mlops.
 grant execute on function
   mlops._fnv1a32(text, bigint), mlops._fnv_sql(text, text, text, integer, integer),
   mlops._gb_hash_sql(text, integer, text, text, text, integer, integer), mlops.gb_hash(text, text, integer),
-  mlops.gb_in_namespace(text, text, float8, float8), mlops.gb_bucket_ranges(float8[], float8),
+  mlops.gb_in_namespace(text, text, float8, float8), mlops._gb_thresholds(float8[], float8),
+  mlops.gb_bucket_ranges(float8[], float8),
   mlops.gb_choose_variation(float8, float8[], float8[]), mlops.gb_hash_batch(text, text[], integer),
   mlops._lgamma(float8), mlops._norm_cdf(float8), mlops._betacf(float8, float8, float8),
   mlops._betainc(float8, float8, float8), mlops._t_two_sided_p(float8, float8), mlops._gammq(float8, float8),
