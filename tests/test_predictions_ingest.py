@@ -271,13 +271,14 @@ def test_log_many_direct_path_and_its_fallbacks(dsn: str, conn: Conn) -> None:
 
 
 def test_log_many_repeat_in_a_late_chunk_loses_nothing(dsn: str, conn: Conn) -> None:
-    """The direct path COPYs all keys in key order, so chunk k carries other rows' keys: a repeat
-    found in a late chunk must undo every chunk, and the staging path then logs every new row
-    (keeping each chunk's own savepoint would have left keys whose rows were never written)."""
+    """The direct path COPYs all keys in key order, in slices that are not the row chunks' own
+    keys: a repeat found after earlier slices went in must undo them all, and the staging path
+    then logs every new row (keys left from the earlier slices would make it skip rows that were
+    never written)."""
     ids = [f"dl-{i}" for i in range(300)]
     with pgmlops.connect(dsn) as fresh:
         assert fresh.predictions.log_many(frame(ids[250:260]), progress=False) == 10
-        # in key order "dl-25x" falls in the second of three chunks of the keys, in the last of the rows
+        # in key order "dl-25x" falls in the second of three slices of the keys (in the rows, the last chunk)
         assert fresh.predictions.log_many(frame(ids, label="b"), chunk_size=100, progress=False) == 290
     assert consistent(conn, "dl-") == (300, 300, 300)
     assert conn.execute("select count(*) filter (where label = 'a'), count(*) filter (where label = 'b')"
