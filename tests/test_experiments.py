@@ -408,6 +408,11 @@ def test_assign_rejects_bad_input(conn: psycopg.Connection[Any]) -> None:
     assert sqlstate(conn, "select mlops.set_experiment_traffic('badassign', weights => '{0.2, 0.2}')") == "22023"
     assert sqlstate(conn, "select mlops.set_experiment_traffic('badassign', weights => '{1}')") == "22023"
     assert sqlstate(conn, "select mlops.gb_hash(null, 'a')") == "22004"
+    # the numpy accelerator is callable on its own (mlops_writer): it names the bad argument too
+    accel = "select mlops._gb_assign_py(%s::text, %s::text[], '{0,0.5,0.5,1}', null, 1, 0)"
+    assert sqlstate(conn, accel, ("s", ["a", None, "b"])) == "22004"
+    assert sqlstate(conn, accel, (None, ["a"])) == "22004"
+    assert conn.execute(accel, ("s", [])).fetchone() == ([],)
     assert conn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
                         " on e.id = a.experiment_id where e.name = 'badassign'").fetchone() == (0,)
 

@@ -370,8 +370,6 @@ as $$
 import numpy as np
 if seed is None or unit_ids is None or thresholds is None:
     plpy.error("seed, unit_ids and thresholds must not be NULL (argument seed)", sqlstate="22004")
-if any(u is None for u in unit_ids):
-    plpy.error("unit_ids must not contain NULL (argument unit_ids)", sqlstate="22004")
 P = np.uint32(16777619)
 BASIS = 2166136261
 
@@ -384,7 +382,11 @@ def fnv_scalar(h, data):
     return h
 
 n = len(unit_ids)
-raw = units("".join(unit_ids))
+try:  # join refuses a NULL (None) element: no separate pass over the ids
+    joined = "".join(unit_ids)
+except TypeError:
+    plpy.error("unit_ids must not contain NULL (argument unit_ids)", sqlstate="22004")
+raw = units(joined)
 buf = np.frombuffer(raw, dtype="<u2")
 lens = np.fromiter(map(len, unit_ids), dtype=np.int64, count=n)
 if int(lens.sum()) != len(buf):  # characters beyond the BMP take two code units
