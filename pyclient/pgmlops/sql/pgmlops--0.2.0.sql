@@ -5413,8 +5413,8 @@ comment on function mlops.assign(text, text) is
   'Variant of a unit (GrowthBook v2 compatible, sticky once assigned; first exposure recorded once); '
   'NULL when the unit is outside the namespace/coverage or the experiment is paused. Errors on draft/completed.';
 
--- Set-based assignment of many units in one statement: sticky lookups (hash join or index
--- probes), the GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
+-- Set-based assignment of many units: sticky lookups (hash join or index probes), the
+-- GrowthBook hash only for units without a sticky variant (unrolled FNV-1a, see
 -- mlops._gb_hash_sql), new first exposures inserted once in index order. Rows come back in
 -- input order. With pgmlops_python installed, mlops._gb_assign_py (numpy) computes every id's
 -- variant position in one call instead of the SQL hash (same results; tests check both).
@@ -5473,9 +5473,11 @@ begin
                  else 'join lateral (select a.variant from mlops.experiment_assignments a
                        where a.experiment_id = $2 and a.unit_id = x.u limit 1) a on true' end;
   accel := pg_catalog.to_regprocedure('mlops._gb_assign_py(text, text[], float8[], text, integer, integer, bigint[], integer[])');
+  -- Both paths code every id in input order into positions: the variant position p >= 0 of a
+  -- new unit, -1 when it gets none, -2 - v for a unit whose sticky variant is v. No new unit
+  -- enters unless the experiment is open.
   if accel is not null and pg_catalog.has_function_privilege(accel, 'execute') then
-    -- pgmlops_python: the sticky units of the batch, then one numpy call codes every id (new
-    -- variant position p >= 0, -1 none, -2 - v sticky variant v); no new unit enters unless open
+    -- pgmlops_python: the sticky units of the batch, then one numpy call
     if assigned > 0 then
       execute pg_catalog.format($q$
         select pg_catalog.array_agg(x.ord), pg_catalog.array_agg(a.variant)
@@ -5485,48 +5487,40 @@ begin
     execute 'select mlops._gb_assign_py($1, $2, $3, $4, $5, $6, $7, $8)' into positions
       using e.seed, unit_ids, case when open then thresholds else '{}'::float8[] end, '__' || e.namespace, ns_lo, ns_hi,
             sticky_ord, sticky_variant;
-    -- The two arrays (same length) are zipped by unnest in the select list: a ProjectSet streams
-    -- element i of both in input order, where ROWS FROM (unnest, unnest) would first copy each
-    -- into a tuplestore (0.09 s against 0.24 s per 1M ids).
-    if record then  -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
-      insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
-      select distinct on (x.u) e.id, x.u, x.p
-        from (select pg_catalog.unnest(unit_ids) collate "C" as u, pg_catalog.unnest(positions) as p) x
-       where x.p >= 0 order by x.u;
+  else
+    -- SQL path: one statement joins the sticky lookup and, for the units without a sticky
+    -- variant, the unrolled FNV-1a of mlops._gb_hash_sql over the byte lengths of the batch's ids
+    select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
+      from pg_catalog.unnest(unit_ids) u;
+    lo := least(coalesce(lo, 1), coalesce(hi, 1));
+    hi := coalesce(hi, 1);
+    fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
+      select x.u, x.ord, a.variant as sticky
+        from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
+        %s$q$, 'left ' || lookup),
+      'k', 's.sticky is null', lo, hi);
+    if e.namespace is not null then
+      fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
     end if;
-    -- no join or sort: rows come in input order
-    return query select x.u, names[case when x.p >= 0 then x.p + 1 when x.p <= -2 then -1 - x.p end]
-      from (select pg_catalog.unnest(unit_ids) as u, pg_catalog.unnest(positions) as p) x;
-    return;
+    execute pg_catalog.format($q$
+      select pg_catalog.array_agg(case when h.sticky is not null then -2 - h.sticky
+                                       when $4%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end order by h.ord)
+        from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
+      case when e.namespace is not null then ' and h.kn between $5 and $6' else '' end, fresh)
+      into positions using unit_ids, e.id, thresholds, open, ns_lo, ns_hi;
   end if;
-  -- SQL path: the unrolled FNV-1a of mlops._gb_hash_sql for the units without a sticky variant,
-  -- over the byte lengths of the batch's ids
-  select min(pg_catalog.octet_length(u)), least(max(pg_catalog.octet_length(u)), 64) into lo, hi
-    from pg_catalog.unnest(unit_ids) u;
-  lo := least(coalesce(lo, 1), coalesce(hi, 1));
-  hi := coalesce(hi, 1);
-  fresh := mlops._gb_hash_sql(e.seed, 2, pg_catalog.format($q$
-    select x.u, x.ord, a.variant as sticky
-      from (select x.u collate "C" as u, x.ord from pg_catalog.unnest($1) with ordinality x(u, ord)) x
-      %s$q$, 'left ' || lookup),
-    'k', 's.sticky is null', lo, hi);
-  if e.namespace is not null then
-    fresh := mlops._gb_hash_sql('__' || e.namespace, 1, fresh, 'kn', 's.sticky is null', lo, hi);
+  -- The two arrays (same length) are zipped by unnest in the select list: a ProjectSet streams
+  -- element i of both in input order, where ROWS FROM (unnest, unnest) would first copy each
+  -- into a tuplestore (0.09 s against 0.24 s per 1M ids).
+  if record then  -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
+    insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
+    select distinct on (x.u) e.id, x.u, x.p
+      from (select pg_catalog.unnest(unit_ids) collate "C" as u, pg_catalog.unnest(positions) as p) x
+     where x.p >= 0 order by x.u;
   end if;
-  fresh := pg_catalog.format($q$
-    select h.ord, h.u, h.sticky, case when $5%1$s and h.wb %% 2 = 1 then (h.wb - 1) / 2 else -1 end as v
-      from (select h.*, pg_catalog.width_bucket(h.k::float8 / 10000, $3) as wb from (%2$s) h offset 0) h$q$,
-    case when e.namespace is not null then ' and h.kn between $6 and $7' else '' end, fresh);
-  return query execute pg_catalog.format($q$
-    with c as %1$s (%2$s)%3$s
-    select c.u::text, $4[coalesce(c.sticky, c.v) + 1] from c order by c.ord$q$,
-    case when record then 'materialized' else 'not materialized' end,
-    fresh,
-    -- new first exposures in index order (cheap btree inserts); duplicate ids recorded once
-    case when record then ',
-    ins as (insert into mlops.experiment_assignments (experiment_id, unit_id, variant)
-            select distinct on (c.u) $2, c.u, c.v from c where c.sticky is null and c.v >= 0 order by c.u)' else '' end)
-  using unit_ids, e.id, thresholds, names, open, ns_lo, ns_hi;
+  -- no join or sort: rows come in input order
+  return query select x.u, names[case when x.p >= 0 then x.p + 1 when x.p <= -2 then -1 - x.p end]
+    from (select pg_catalog.unnest(unit_ids) as u, pg_catalog.unnest(positions) as p) x;
 end
 $$;
 comment on function mlops.assign_batch(text, text[], boolean) is
