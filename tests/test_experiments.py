@@ -275,6 +275,7 @@ def test_batch_mixes_sticky_new_and_duplicate_ids_in_input_order(pconn: psycopg.
     # a small batch against many assigned units looks them up by index probes instead of a hash join
     small = [*old[:3], "late", *new[-2:]]
     assert batch(pconn, "mixed", small) == [sdk("late", [0.9, 0.1]) if u == "late" else expected[u] for u in small]
+    assert batch(pconn, "mixed", []) == [] and batch(pconn, "mixed", [], record=False) == []
 
 
 def test_client_assign_batch_frame_matches_sql_in_input_order(pconn: psycopg.Connection[Any]) -> None:

@@ -490,6 +490,12 @@ begin
       case when e.namespace is not null then ' and h.kn between $5 and $6' else '' end, fresh)
       into positions using unit_ids, e.id, thresholds, open, ns_lo, ns_hi;
   end if;
+  if coalesce(pg_catalog.cardinality(positions), 0) <> pg_catalog.cardinality(unit_ids) then
+    -- unnest in the select list would pad the shorter array with NULLs: never record from that
+    raise exception using errcode = 'XX000',
+      message = pg_catalog.format('assign_batch coded %s of %s unit ids', pg_catalog.cardinality(positions),
+                                  pg_catalog.cardinality(unit_ids));
+  end if;
   -- The two arrays (same length) are zipped by unnest in the select list: a ProjectSet streams
   -- element i of both in input order, where ROWS FROM (unnest, unnest) would first copy each
   -- into a tuplestore (0.09 s against 0.24 s per 1M ids).
