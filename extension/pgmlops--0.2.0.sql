@@ -5249,7 +5249,9 @@ begin
   if e.status not in ('draft', 'paused') then
     raise exception using errcode = '55000',
       message = pg_catalog.format('experiment %s is %s: only draft or paused experiments can start (argument experiment)',
-                                  e.name, e.status);
+                                  e.name, e.status),
+      hint = case e.status when 'running' then 'It is already running.'
+                           else 'A concluded experiment does not restart: create a new one.' end;
   end if;
   if e.model_id is not null then
     for v in select * from mlops.experiment_variants x where x.experiment_id = e.id order by x.position loop
@@ -5257,7 +5259,8 @@ begin
       if vstatus in ('failed', 'archived') then
         raise exception using errcode = '55000',
           message = pg_catalog.format('variant %s of experiment %s serves a %s model version (argument experiment)',
-                                      v.name, e.name, vstatus);
+                                      v.name, e.name, vstatus),
+          hint = 'Point the variant''s alias at a ready version (mlops.set_alias), or create the experiment with another version.';
       end if;
     end loop;
   end if;
@@ -5281,7 +5284,9 @@ begin
   if not found then
     raise exception using errcode = '55000',
       message = pg_catalog.format('experiment %s is %s: only running experiments can pause (argument experiment)',
-                                  e.name, e.status);
+                                  e.name, e.status),
+      hint = case e.status when 'draft' then 'Start it with mlops.start_experiment.'
+                           when 'paused' then 'It is already paused.' else 'It has concluded.' end;
   end if;
   perform mlops._experiment_event(e.id, 'running', 'paused');
 end
@@ -5303,7 +5308,8 @@ begin
   perform from mlops.experiments x where x.id = e.id for update;
   if e.status = 'completed' then
     raise exception using errcode = '55000',
-      message = pg_catalog.format('experiment %s is completed (argument experiment)', e.name);
+      message = pg_catalog.format('experiment %s is completed (argument experiment)', e.name),
+      hint = 'A concluded experiment keeps the traffic it ran with: create a new experiment.';
   end if;
   if coverage is not null and (coverage = 'NaN'::float8 or coverage < 0 or coverage > 1) then
     raise exception using errcode = '22023',
@@ -5582,7 +5588,8 @@ begin
   if vid is null then
     raise exception using errcode = 'P0002',
       message = pg_catalog.format('nothing to route %L to: no running experiment variant and no champion alias (argument experiment_or_model)',
-                                  experiment_or_model);
+                                  experiment_or_model),
+      hint = 'Start an experiment on the model, or set its champion alias with mlops.set_alias.';
   end if;
   select m.name, mv.version into model, version
     from mlops.model_versions mv join mlops.models m on m.id = mv.model_id where mv.id = vid;
@@ -6005,7 +6012,8 @@ begin
   if e.status not in ('running', 'paused') then
     raise exception using errcode = '55000',
       message = pg_catalog.format('experiment %s is %s: only running or paused experiments conclude (argument experiment)',
-                                  e.name, e.status);
+                                  e.name, e.status),
+      hint = case e.status when 'draft' then 'Start it with mlops.start_experiment first.' else 'It has concluded already.' end;
   end if;
   if chosen is not null and not exists (select from mlops.experiment_variants v where v.experiment_id = e.id and v.name = chosen) then
     raise exception using errcode = '22023',

@@ -51,6 +51,13 @@ def sqlstate(conn: psycopg.Connection[Any], query: str, params: Any = None) -> s
     return str(info.value.sqlstate)
 
 
+def hint(conn: psycopg.Connection[Any], query: str) -> str:
+    """The HINT of the error the query raises (lifecycle errors say what to do next)."""
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(query)
+    return str(info.value.diag.message_hint)
+
+
 ACCEL = "mlops._gb_assign_py(text, text[], float8[], text, integer, integer, bigint[], integer[])"
 
 
@@ -338,8 +345,11 @@ def test_status_transitions(conn: psycopg.Connection[Any]) -> None:
     create(conn, "life", start=False)
     assert sqlstate(conn, "select mlops.assign('life', 'u1')") == "55000"
     assert sqlstate(conn, "select mlops.pause_experiment('life')") == "55000"
+    assert "mlops.start_experiment" in hint(conn, "select mlops.pause_experiment('life')")
+    assert "mlops.start_experiment" in hint(conn, "select mlops.assign('life', 'u1')")
     conn.execute("select mlops.start_experiment('life')")
     assert sqlstate(conn, "select mlops.start_experiment('life')") == "55000"
+    assert hint(conn, "select mlops.start_experiment('life')") == "It is already running."
     first = conn.execute("select mlops.assign('life', 'u1')").fetchone()
     assert first is not None and first[0] in ("control", "treatment")
     conn.execute("select mlops.pause_experiment('life')")
@@ -351,6 +361,10 @@ def test_status_transitions(conn: psycopg.Connection[Any]) -> None:
     assert sqlstate(conn, "select * from mlops.assign_batch('life', '{u1}')") == "55000"
     assert sqlstate(conn, "select mlops.start_experiment('life')") == "55000"
     assert sqlstate(conn, "select mlops.conclude_experiment('life')") == "55000"
+    for query in ("select mlops.start_experiment('life')", "select mlops.conclude_experiment('life')",
+                  "select mlops.pause_experiment('life')", "select mlops.assign('life', 'u1')",
+                  "select mlops.set_experiment_traffic('life', coverage => 0.5)"):
+        assert "conclude" in hint(conn, query), query
     history = conn.execute("select from_status, to_status from mlops.experiment_history h join mlops.experiments e"
                            " on e.id = h.experiment_id where e.name = 'life' order by h.id").fetchall()
     assert history == [(None, "draft"), ("draft", "running"), ("running", "paused"), ("paused", "running"),

@@ -213,10 +213,16 @@ def test_start_refuses_failed_version_and_unknown_alias(conn: psycopg.Connection
     with pytest.raises(psycopg.Error) as info:
         conn.execute("select mlops.start_experiment('gate_ab')")
     assert info.value.sqlstate == "55000" and "failed" in str(info.value.diag.message_primary)
+    assert "mlops.set_alias" in str(info.value.diag.message_hint)
     assert conn.execute("select status from mlops.experiments where name = 'gate_ab'").fetchone() == ("draft",)
     with pytest.raises(psycopg.Error) as info:
         conn.execute("select mlops.conclude_experiment('gate_ab')")
-    assert info.value.sqlstate == "55000"
+    assert info.value.sqlstate == "55000" and "mlops.start_experiment" in str(info.value.diag.message_hint)
+    # a model with no champion and no running experiment: nothing to route to, and what to do about it
+    conn.execute("select mlops.register_model('unrouted', 'classification')")
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute("select mlops.route('unrouted', 'u1')")
+    assert info.value.sqlstate == "P0002" and "champion" in str(info.value.diag.message_hint)
 
 
 def test_routed_prediction_is_logged_with_variant(client: pgmlops.Client, conn: psycopg.Connection[Any]) -> None:

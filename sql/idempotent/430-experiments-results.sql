@@ -127,7 +127,8 @@ begin
   if e.status not in ('running', 'paused') then
     raise exception using errcode = '55000',
       message = pg_catalog.format('experiment %s is %s: only running or paused experiments conclude (argument experiment)',
-                                  e.name, e.status);
+                                  e.name, e.status),
+      hint = case e.status when 'draft' then 'Start it with mlops.start_experiment first.' else 'It has concluded already.' end;
   end if;
   if chosen is not null and not exists (select from mlops.experiment_variants v where v.experiment_id = e.id and v.name = chosen) then
     raise exception using errcode = '22023',
