@@ -427,6 +427,8 @@ def test_assign_rejects_bad_input(conn: psycopg.Connection[Any]) -> None:
     accel = "select mlops._gb_assign_py(%s::text, %s::text[], '{0,0.5,0.5,1}', null, 1, 0)"
     assert sqlstate(conn, accel, ("s", ["a", None, "b"])) == "22004"
     assert sqlstate(conn, accel, (None, ["a"])) == "22004"
+    assert sqlstate(conn, accel, ("s", [["a", "b"], ["c", "d"]])) == "22023"
+    assert sqlstate(conn, "select * from mlops.assign_batch('badassign', '{{a,b},{c,d}}')") == "22023"
     assert conn.execute(accel, ("s", [])).fetchone() == ([],)
     assert conn.execute("select count(*) from mlops.experiment_assignments a join mlops.experiments e"
                         " on e.id = a.experiment_id where e.name = 'badassign'").fetchone() == (0,)

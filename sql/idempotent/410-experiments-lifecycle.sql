@@ -428,6 +428,9 @@ declare
   sticky_variant integer[];
 begin
   open := mlops._assignable(e);
+  if pg_catalog.array_ndims(unit_ids) > 1 then
+    raise exception using errcode = '22023', message = 'unit_ids must be a one-dimensional array (argument unit_ids)';
+  end if;
   if unit_ids is null or array_position(unit_ids, null) is not null or array_position(unit_ids, '') is not null then
     raise exception using errcode = '22023', message = 'unit_ids must not be NULL or contain NULL or empty ids (argument unit_ids)';
   end if;

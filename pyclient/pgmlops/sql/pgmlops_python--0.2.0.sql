@@ -382,10 +382,12 @@ def fnv_scalar(h, data):
     return h
 
 n = len(unit_ids)
-try:  # join refuses a NULL (None) element: no separate pass over the ids
+try:  # join refuses a NULL (None) element or a nested list: no separate pass over the ids
     joined = "".join(unit_ids)
 except TypeError:
-    plpy.error("unit_ids must not contain NULL (argument unit_ids)", sqlstate="22004")
+    if any(u is None for u in unit_ids):
+        plpy.error("unit_ids must not contain NULL (argument unit_ids)", sqlstate="22004")
+    plpy.error("unit_ids must be a one-dimensional array (argument unit_ids)", sqlstate="22023")
 raw = units(joined)
 buf = np.frombuffer(raw, dtype="<u2")
 lens = np.fromiter(map(len, unit_ids), dtype=np.int64, count=n)
